@@ -1,0 +1,69 @@
+"""What every command shares: settings, logging, the clock and the store, set up once per invocation."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+import typer
+from rich.console import Console
+
+from kallos import clock
+from kallos.log import configure_logging, register_secret
+from kallos.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    from kallos.store import Store
+
+console = Console(stderr=False)
+err_console = Console(stderr=True)
+
+
+def setup(now: str | None = None, **overrides: Any) -> Settings:
+    """Load settings (with CLI overrides), configure logging and pin the clock."""
+    clean = {k: v for k, v in overrides.items() if v is not None}
+    if now is not None:
+        clean["now"] = now
+    settings = load_settings(**clean)
+    register_secret(settings.api_key)
+    configure_logging(fmt=settings.log_format, level=settings.log_level, file=settings.log_file)
+    clock.set_now(settings.now)
+    return settings
+
+
+@contextmanager
+def open_settings_store(settings: Settings) -> Iterator[Store]:
+    from kallos.store import open_store
+
+    store = open_store(settings.database_url)
+    try:
+        yield store
+    finally:
+        store.close()
+
+
+def parse_coins(value: str | None) -> list[str] | None:
+    """`--coins a,b,c` -> ["a", "b", "c"] (CoinGecko ids, stripped, order kept, duplicates dropped)."""
+    if not value:
+        return None
+    seen: dict[str, None] = {}
+    for part in value.split(","):
+        part = part.strip()
+        if part:
+            seen[part] = None
+    return list(seen)
+
+
+def parse_date(value: str | None, option: str) -> dt.date | None:
+    if value is None:
+        return None
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise typer.BadParameter(f"{value!r} is not an ISO date (YYYY-MM-DD)", param_hint=option) from None
+
+
+NOW_OPTION = typer.Option(None, "--now", help="Pretend it is this UTC time (ISO 8601); overrides KALLOS_NOW.")
+DB_OPTION = typer.Option(None, "--database-url", help="Overrides KALLOS_DATABASE_URL.")

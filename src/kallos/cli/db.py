@@ -1,0 +1,39 @@
+"""`kallos db init|status`: create or upgrade the schema, show its version and row counts."""
+
+from __future__ import annotations
+
+import typer
+from rich.table import Table as RichTable
+
+from kallos.cli.common import DB_OPTION, console, open_settings_store, setup
+
+db = typer.Typer(help="Create, upgrade and inspect the database.", no_args_is_help=True)
+
+
+@db.command("init")
+def init(database_url: str | None = DB_OPTION) -> None:
+    """Create or upgrade the schema (safe to run again)."""
+    settings = setup(database_url=database_url)
+    with open_settings_store(settings) as store:
+        version = store.init()
+        console.print(f"database ready: {store.status()['url']} (schema version {version})")
+
+
+@db.command("status")
+def status(database_url: str | None = DB_OPTION) -> None:
+    """Show the backend, schema version and row counts."""
+    settings = setup(database_url=database_url)
+    with open_settings_store(settings) as store:
+        info = store.status()
+    console.print(f"backend: {info['backend']}  url: {info['url']}  schema version: {info['version']}")
+    if not info["version"]:
+        console.print("the schema is not created yet: run `kallos db init`")
+        return
+    table = RichTable("table", "rows")
+    for name, count in info["tables"].items():
+        table.add_row(name, f"{count:,}")
+    console.print(table)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(db, name="db")

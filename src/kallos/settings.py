@@ -1,0 +1,139 @@
+"""Settings from the environment and `.env` (names fixed by docs/configuration in README).
+
+Loaded once per process through :func:`get_settings`; a bad value raises :class:`~kallos.errors.ConfigError`
+naming the environment variable and the accepted values, never a pydantic traceback.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal
+
+import platformdirs
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from kallos.errors import ConfigError
+
+Plan = Literal["public", "demo", "pro"]
+PLAN_DEFAULT_RATE = {"public": 5, "demo": 30, "pro": 500}
+
+
+def default_database_url() -> str:
+    data_dir = Path(platformdirs.user_data_dir("kallos", appauthor=False))
+    return f"duckdb:///{data_dir / 'kallos.duckdb'}"
+
+
+class Settings(BaseSettings):
+    """All of Kallos' knobs. Field aliases are the environment variable names users see."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="KALLOS_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        populate_by_name=True,
+        hide_input_in_errors=True,
+    )
+
+    database_url: str = Field(default_factory=default_database_url)
+    coingecko_api_key: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("COINGECKO_API_KEY", "KALLOS_COINGECKO_API_KEY")
+    )
+    coingecko_plan: Plan = "public"
+    coingecko_base_url: str | None = None
+    rate_limit_per_minute: float | None = Field(default=None, gt=0)
+    request_timeout_seconds: float = Field(default=30.0, gt=0)
+    max_retries: int = Field(default=6, ge=0, le=50)
+    retry_after_max_seconds: float = Field(default=300.0, ge=0)
+    concurrency: int = Field(default=8, ge=1, le=256)
+    daily_close_source: Literal["chart", "markets"] | None = None
+    close_window_minutes: int = Field(default=60, ge=1, le=1440)
+    raw_archive: bool = False
+    log_format: Literal["json", "console"] = "console"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+    log_file: Path | None = None
+    signal_config: Path | None = None
+    min_coverage: float = Field(default=0.9, ge=0, le=1)
+    close_only_approx: bool = False
+    workers: int | None = Field(default=None, ge=1)
+    now: dt.datetime | None = None
+    executor: Literal["local", "dask"] = "local"
+    dask_scheduler: str | None = None
+    index_base_date: dt.date | None = None
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_level(cls, v: Any) -> Any:
+        return v.upper() if isinstance(v, str) else v
+
+    @field_validator("coingecko_plan", "log_format", "executor", "daily_close_source", mode="before")
+    @classmethod
+    def _lower(cls, v: Any) -> Any:
+        return v.lower() if isinstance(v, str) else v
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_url(cls, v: str) -> str:
+        if not (v.startswith("duckdb://") or v.startswith(("postgresql://", "postgres://", "postgresql+"))):
+            raise ValueError("must start with duckdb:/// or postgresql://")
+        return v
+
+    @field_validator("now", mode="after")
+    @classmethod
+    def _utc(cls, v: dt.datetime | None) -> dt.datetime | None:
+        if v is not None and v.tzinfo is None:
+            return v.replace(tzinfo=dt.UTC)
+        return v.astimezone(dt.UTC) if v is not None else None
+
+    @property
+    def api_key(self) -> str | None:
+        return self.coingecko_api_key.get_secret_value() if self.coingecko_api_key else None
+
+    @property
+    def effective_rate_limit(self) -> float:
+        """Requests per minute: the override, else the plan's documented default."""
+        return self.rate_limit_per_minute or float(PLAN_DEFAULT_RATE[self.coingecko_plan])
+
+    @property
+    def effective_close_source(self) -> str:
+        """decisions.md #5: exact chart closes on pro, the cheap markets sweep elsewhere."""
+        if self.daily_close_source:
+            return self.daily_close_source
+        return "chart" if self.coingecko_plan == "pro" else "markets"
+
+
+_ACCEPTED = {
+    "coingecko_plan": "public, demo, pro",
+    "log_format": "json, console",
+    "log_level": "DEBUG, INFO, WARNING, ERROR, CRITICAL",
+    "executor": "local, dask",
+    "daily_close_source": "chart, markets",
+    "database_url": "duckdb:///relative.duckdb, duckdb:////abs/path.duckdb, postgresql://user@host:port/db",
+}
+
+
+def env_name(field: str) -> str:
+    if field == "coingecko_api_key":
+        return "COINGECKO_API_KEY"
+    return f"KALLOS_{field.upper()}"
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build settings, turning pydantic's validation error into one ConfigError per bad setting."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = str(first["loc"][0]) if first["loc"] else "?"
+        name = env_name(field)
+        accepted = _ACCEPTED.get(field)
+        hint = f"; accepted values: {accepted}" if accepted else ""
+        raise ConfigError(f"invalid setting {name}: {first['msg']}{hint}", setting=name) from None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return load_settings()

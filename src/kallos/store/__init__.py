@@ -1,0 +1,31 @@
+"""Storage: one interface (:class:`Store`) over PostgreSQL (production) and DuckDB (embedded default).
+
+    store = open_store("duckdb:///kallos.duckdb")   # or "postgresql://user@host:5432/db"
+    store.init()                                    # create or upgrade the schema, idempotent
+    store.upsert("daily_market_data", frame)        # idempotent bulk upsert by (coin_id, date)
+    store.read("daily_market_data", coins=["bitcoin"], start="2024-01-01")
+"""
+
+from __future__ import annotations
+
+from kallos.errors import ConfigError
+from kallos.store.base import Store, redact_url
+from kallos.store.schema import TABLES
+
+__all__ = ["TABLES", "Store", "open_store", "redact_url"]
+
+
+def open_store(url: str, *, schema: str | None = None) -> Store:
+    """Open the store a `KALLOS_DATABASE_URL` names (`schema` selects a PostgreSQL schema, e.g. for tests)."""
+    if url.startswith("duckdb://"):
+        from kallos.store.duck import DuckDBStore
+
+        return DuckDBStore(url)
+    if url.startswith(("postgresql://", "postgres://", "postgresql+")):
+        from kallos.store.postgres import PostgresStore
+
+        return PostgresStore(url, schema=schema)
+    raise ConfigError(
+        f"unsupported database URL {redact_url(url)!r}; use duckdb:///path.duckdb or postgresql://user@host:port/db",
+        setting="KALLOS_DATABASE_URL",
+    )

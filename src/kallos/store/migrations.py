@@ -1,0 +1,88 @@
+"""Versioned migrations: an existing database upgrades in place; `kallos db init` is idempotent.
+
+Each migration runs in one transaction with its row in `schema_migrations`, so a crash leaves either the old or
+the new version, never half of one. Add a migration by appending to MIGRATIONS; never edit a released one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from kallos.log import get_logger
+from kallos.store.base import Store
+from kallos.store.schema import TABLES, create_index_sql, create_table_sql
+
+log = get_logger(__name__)
+
+MATERIALIZED_VIEWS = ("latest_market_data",)
+
+
+def _views(store: Store) -> list[str]:
+    materialized = "MATERIALIZED VIEW IF NOT EXISTS" if store.backend == "postgresql" else "OR REPLACE VIEW"
+    plain = "OR REPLACE VIEW"
+    out = [
+        f"""CREATE {plain} v_daily_market_data AS
+            SELECT c.coingecko_id, c.symbol, d.*
+            FROM daily_market_data d JOIN coins c ON c.coin_id = d.coin_id""",
+        f"""CREATE {materialized} latest_market_data AS
+            SELECT DISTINCT ON (d.coin_id) c.coingecko_id, c.symbol, d.*
+            FROM daily_market_data d JOIN coins c ON c.coin_id = d.coin_id
+            ORDER BY d.coin_id, d."date" DESC""",
+        f"""CREATE {plain} latest_snapshot AS
+            SELECT DISTINCT ON (s.coin_id) c.coingecko_id, c.symbol, s.*
+            FROM market_snapshots s JOIN coins c ON c.coin_id = s.coin_id
+            ORDER BY s.coin_id, s.fetched_at DESC""",
+        f"""CREATE {plain} quarantine AS
+            SELECT c.coingecko_id, e.*
+            FROM data_quality_events e JOIN coins c ON c.coin_id = e.coin_id
+            WHERE e.action = 'quarantined'""",
+    ]
+    if store.backend == "postgresql":
+        out.append("CREATE UNIQUE INDEX IF NOT EXISTS idx_latest_market_data_coin ON latest_market_data (coin_id)")
+    return out
+
+
+def _initial(store: Store) -> None:
+    store.execute("CREATE SEQUENCE IF NOT EXISTS coins_coin_id_seq START 1")
+    for table in TABLES.values():
+        store.execute(create_table_sql(table))
+        for sql in create_index_sql(table):
+            store.execute(sql)
+    for sql in _views(store):
+        store.execute(sql)
+
+
+MIGRATIONS: list[tuple[int, str, Callable[[Store], None]]] = [
+    (1, "initial schema", _initial),
+]
+LATEST = MIGRATIONS[-1][0]
+
+
+def current_version(store: Store) -> int:
+    exists = store.scalar(
+        "SELECT count(*) FROM information_schema.tables WHERE table_name = 'schema_migrations' "
+        "AND table_schema = current_schema()"
+    )
+    if not exists:
+        return 0
+    return int(store.scalar("SELECT coalesce(max(version), 0) FROM schema_migrations") or 0)
+
+
+def migrate(store: Store) -> int:
+    store.execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations ("
+        "version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())"
+    )
+    version = current_version(store)
+    for number, name, apply in MIGRATIONS:
+        if number <= version:
+            continue
+        with store.transaction():
+            apply(store)
+            store.execute(
+                "INSERT INTO schema_migrations (version, name) VALUES (:v, :n) ON CONFLICT (version) DO NOTHING",
+                {"v": number, "n": name},
+            )
+        log.info("schema migrated", extra={"version": number, "migration": name})
+        version = number
+    return version

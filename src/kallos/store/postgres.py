@@ -1,0 +1,159 @@
+"""The production store: PostgreSQL through psycopg 3 and a small connection pool.
+
+Bulk writes COPY an Arrow-written CSV into a temporary stage and run one `INSERT ... SELECT ... ON CONFLICT DO
+UPDATE ... WHERE ... IS DISTINCT FROM EXCLUDED ...` (unchanged rows cost no write). Staged rows are merged in key
+order so overlapping concurrent writers lock rows in the same order; a deadlock or serialization failure that
+still happens is retried.
+"""
+
+from __future__ import annotations
+
+import io
+import threading
+import time
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import psycopg
+import pyarrow as pa
+import pyarrow.csv as pacsv
+from psycopg import errors as pgerrors
+from psycopg_pool import ConnectionPool
+
+from kallos.errors import StoreError
+from kallos.store.base import Store, _wrap, named_params, redact_url
+from kallos.store.schema import Table, quote
+
+_KINDS = {1082: "date", 1184: "ts", 1114: "ts", 700: "float", 701: "float", 1700: "float", 20: "int", 21: "int", 23: "int"}
+_RETRYABLE = (pgerrors.DeadlockDetected, pgerrors.SerializationFailure)
+
+
+def conninfo_from_url(url: str) -> tuple[str, str | None]:
+    """Accept `postgresql://`, `postgres://` and `postgresql+driver://`; pull out our own `?schema=` option."""
+    parts = urlsplit(url)
+    scheme = "postgresql"
+    query = dict(parse_qsl(parts.query))
+    schema = query.pop("schema", None)
+    return urlunsplit((scheme, parts.netloc, parts.path, urlencode(query), parts.fragment)), schema
+
+
+class PostgresStore(Store):
+    backend = "postgresql"
+
+    def __init__(self, url: str, *, schema: str | None = None, max_size: int = 8) -> None:
+        super().__init__(url)
+        conninfo, url_schema = conninfo_from_url(url)
+        self.schema = schema or url_schema
+        kwargs: dict[str, Any] = {"autocommit": False}
+        if self.schema:
+            kwargs["options"] = f"-c search_path={self.schema}"
+        self._local = threading.local()
+        try:
+            self._pool = ConnectionPool(conninfo, min_size=1, max_size=max_size, kwargs=kwargs, open=False)
+            self._pool.open(wait=True, timeout=10)
+        except Exception as exc:  # noqa: BLE001 - connection problems of any kind get one clear message
+            raise StoreError(
+                f"cannot connect to PostgreSQL at {redact_url(url)}: {str(exc).splitlines()[0] if str(exc) else exc}",
+            ) from None
+
+    @contextmanager
+    def _conn(self) -> Iterator[psycopg.Connection]:
+        tx = getattr(self._local, "tx", None)
+        if tx is not None:
+            yield tx
+            return
+        with self._pool.connection() as conn:
+            yield conn
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        if getattr(self._local, "tx", None) is not None:
+            yield
+            return
+        with self._pool.connection() as conn, conn.transaction():  # outer block: inner writes become savepoints
+            self._local.tx = conn
+            try:
+                yield
+            finally:
+                self._local.tx = None
+
+    def _fetch(self, sql: str, params: Mapping[str, Any] | None) -> tuple[list[str], list[str], list[tuple]]:
+        with self._conn() as conn, conn.cursor() as cur:
+            cur.execute(named_params(sql, "pyformat") if params else sql, dict(params or {}) or None)
+            desc = cur.description or []
+            rows = cur.fetchall() if desc else []
+            return [d.name for d in desc], [_KINDS.get(d.type_code, "other") for d in desc], rows
+
+    def execute(self, sql: str, params: Mapping[str, Any] | None = None) -> int:
+        with _wrap(None), self._conn() as conn, conn.cursor() as cur:
+            cur.execute(named_params(sql, "pyformat") if params else sql, dict(params or {}) or None)
+            return max(cur.rowcount, 0)
+
+    def _write(self, fn) -> int:  # type: ignore[no-untyped-def]
+        if getattr(self._local, "tx", None) is not None:
+            with self._local.tx.transaction():
+                return fn(self._local.tx)
+        for attempt in range(8):
+            try:
+                with self._pool.connection() as conn, conn.transaction():
+                    return fn(conn)
+            except _RETRYABLE:
+                if attempt == 7:
+                    raise
+                time.sleep(0.02 * 2**attempt)
+        raise AssertionError("unreachable")
+
+    def _stage(self, conn: psycopg.Connection, table: Table, data: pa.Table) -> str:
+        name = f"_stage_{uuid.uuid4().hex[:12]}"
+        cols = ", ".join(f"{quote(c)} {table.column(c).type}" for c in data.column_names)
+        with conn.cursor() as cur:
+            cur.execute(f"CREATE TEMP TABLE {name} ({cols})")
+            buf = io.BytesIO()
+            pacsv.write_csv(data, buf, pacsv.WriteOptions(include_header=False, batch_size=65536))
+            names = ", ".join(quote(c) for c in data.column_names)
+            with cur.copy(f"COPY {name} ({names}) FROM STDIN (FORMAT CSV)") as copy:
+                view = buf.getbuffer()
+                step = 1 << 20
+                for start in range(0, len(view), step):
+                    copy.write(view[start : start + step])
+        return name
+
+    def _merge(self, table: Table, data: pa.Table, preserve: Sequence[str]) -> int:
+        def run(conn: psycopg.Connection) -> int:
+            stage = self._stage(conn, table, data)
+            with conn.cursor() as cur:
+                cur.execute(self.merge_sql(table, stage, data.column_names, preserve))
+                n = max(cur.rowcount, 0)
+                cur.execute(f"DROP TABLE {stage}")
+            return n
+
+        return self._write(run)
+
+    def _replace(self, table: Table, data: pa.Table, where: Mapping[str, Any]) -> int:
+        def run(conn: psycopg.Connection) -> int:
+            with conn.cursor() as cur:
+                params = {f"w_{k}": v for k, v in where.items()}
+                sql = self.delete_sql(table, where)
+                cur.execute(named_params(sql, "pyformat") if params else sql, params or None)
+            if data.num_rows == 0:
+                return 0
+            stage = self._stage(conn, table, data)
+            cols = ", ".join(quote(c) for c in data.column_names)
+            with conn.cursor() as cur:
+                cur.execute(f"INSERT INTO {table.name} ({cols}) SELECT {cols} FROM {stage}")
+                cur.execute(f"DROP TABLE {stage}")
+            return data.num_rows
+
+        return self._write(run)
+
+    def refresh_views(self) -> None:
+        from kallos.store.migrations import MATERIALIZED_VIEWS
+
+        for view in MATERIALIZED_VIEWS:
+            self.execute(f"REFRESH MATERIALIZED VIEW CONCURRENTLY {view}")
+
+    def close(self) -> None:
+        self._pool.close()

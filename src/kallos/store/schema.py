@@ -1,0 +1,391 @@
+"""The one schema definition, rendered to DDL for PostgreSQL and DuckDB.
+
+Tables keep the seed's names and columns (docs/data-model.md). Prices, caps, volumes and indicators are DOUBLE
+PRECISION (the seed's NUMERIC(20,8) loses 1e-10 prices and overflows on 1e12 caps). Daily facts are keyed by
+(coin_id, date) with no surrogate id and no foreign key: the write path checks coins while staging, which makes
+bulk loads about 2.5x faster on PostgreSQL (docs/benchmarks.md).
+
+In frames, `coin_id` is always the CoinGecko id string; the store maps it to the integer `coins.coin_id`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+# Column types are written once in PostgreSQL spelling; DuckDB accepts the same names.
+DOUBLE = "DOUBLE PRECISION"
+BIGINT = "BIGINT"
+INTEGER = "INTEGER"
+SMALLINT = "SMALLINT"
+TEXT = "TEXT"
+DATE = "DATE"
+TS = "TIMESTAMPTZ"
+BOOL = "BOOLEAN"
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    type: str
+    nullable: bool = True
+    default: str | None = None
+
+
+@dataclass(frozen=True)
+class Table:
+    name: str
+    columns: tuple[Column, ...]
+    key: tuple[str, ...]
+    coin_keyed: bool = True
+    """`coin_id` is the CoinGecko id in frames and the integer surrogate in the database."""
+    date_column: str | None = "date"
+    indexes: tuple[tuple[str, ...], ...] = ()
+    audit: tuple[str, ...] = field(default=())
+    """Columns the database fills (defaults) that upserts never compare or overwrite from frames."""
+    primary_key: tuple[str, ...] | None = None
+    """Defaults to `key`; differs only for `coins` (surrogate PK, upserts by the unique CoinGecko id)."""
+
+    @property
+    def column_names(self) -> list[str]:
+        return [c.name for c in self.columns]
+
+    def column(self, name: str) -> Column:
+        for c in self.columns:
+            if c.name == name:
+                return c
+        raise KeyError(name)
+
+    @property
+    def value_columns(self) -> list[str]:
+        return [c.name for c in self.columns if c.name not in self.key and c.name not in self.audit]
+
+
+def _cols(*specs: tuple) -> tuple[Column, ...]:
+    return tuple(Column(*s) for s in specs)
+
+
+# The indicator contract (shared/docs/indicators.md), in its order: one column each.
+INDICATOR_COLUMNS: tuple[str, ...] = (
+    "ema_10", "ema_50", "sma_20", "sma_50", "sma_200", "rsi_14",
+    "macd_line", "macd_signal", "macd_histogram",
+    "plus_di_14", "minus_di_14", "adx_14", "adxr_14", "atr_14", "natr_14",
+    "bb_upper", "bb_mid", "bb_lower", "bb_width",
+    "kc_upper", "kc_mid", "kc_lower",
+    "stoch_k", "stoch_d", "willr_14", "cci_20", "roc_10", "kst", "kst_signal",
+    "mfi_14", "cmf_20", "obv", "ui_14", "chop_14", "realized_vol_30",
+)
+COMPOSITE_COLUMNS: tuple[str, ...] = (
+    "ema_diff", "rsi_deviation", "stoch_diff", "di_diff", "price_bb_diff",
+    "macd_diff", "price_roc_30", "volume_roc_7", "volatility_ratio", "trend_quality",
+)
+
+_AUDIT = (("updated_at", TS, True, "now()"),)
+
+COINS = Table(
+    "coins",
+    _cols(
+        ("coin_id", BIGINT, False, "nextval('coins_coin_id_seq')"),
+        ("coingecko_id", TEXT, False),
+        ("symbol", TEXT, False),
+        ("name", TEXT, False),
+        ("category", TEXT),
+        ("genesis_date", DATE),
+        ("description", TEXT),
+        ("status", TEXT, True),  # active | inactive (delisted coins are kept, never deleted)
+        ("platforms", TEXT),  # JSON object {platform: contract address}
+        ("hashing_algorithm", TEXT),
+        ("links", TEXT),  # JSON
+        ("community_data", TEXT),  # JSON, NULL where CoinGecko no longer supplies it
+        ("developer_data", TEXT),  # JSON
+        ("market_cap_rank", INTEGER),
+        ("first_seen", TS),
+        ("last_seen", TS),
+        ("details_updated_at", TS),
+        ("created_at", TS, True, "now()"),
+        ("updated_at", TS, True, "now()"),
+    ),
+    key=("coingecko_id",),
+    primary_key=("coin_id",),
+    coin_keyed=False,
+    date_column=None,
+    indexes=(("symbol",), ("category",), ("status",)),
+    audit=("coin_id", "created_at", "updated_at"),
+)
+
+COIN_CATEGORIES = Table(
+    "coin_categories",
+    _cols(
+        ("coin_id", BIGINT, False),
+        ("category_id", TEXT, False),
+        ("name", TEXT),
+        ("first_seen", TS),
+        ("last_seen", TS),
+    ),
+    key=("coin_id", "category_id"),
+    date_column=None,
+    indexes=(("category_id",),),
+)
+
+DAILY_MARKET_DATA = Table(
+    "daily_market_data",
+    _cols(
+        ("coin_id", BIGINT, False),
+        ("date", DATE, False),
+        ("open", DOUBLE),  # NULL where no real candle exists: never invented from the close
+        ("high", DOUBLE),
+        ("low", DOUBLE),
+        ("close", DOUBLE, False),
+        ("volume", DOUBLE),
+        ("market_cap", DOUBLE),  # NULL = unknown (CoinGecko's 0 is stored as NULL)
+        ("ohlc_source", TEXT),  # 'candles' (CoinGecko ohlc), 'exchange', or NULL (close only)
+        ("close_source", TEXT),  # 'chart' | 'markets' | 'csv'
+        ("snapped_at", TS),  # the real timestamp of the close
+        *_AUDIT,
+    ),
+    key=("coin_id", "date"),
+    indexes=(("date",),),
+    audit=("updated_at",),
+)
+
+MARKET_SNAPSHOTS = Table(
+    "market_snapshots",
+    _cols(
+        ("coin_id", BIGINT, False),
+        ("fetched_at", TS, False),
+        ("price", DOUBLE),
+        ("market_cap", DOUBLE),
+        ("volume", DOUBLE),
+        ("source", TEXT),
+    ),
+    key=("coin_id", "fetched_at"),
+    date_column="fetched_at",
+)
+
+DAILY_TECHNICAL_INDICATORS = Table(
+    "daily_technical_indicators",
+    _cols(
+        ("coin_id", BIGINT, False),
+        ("date", DATE, False),
+        ("ohlc_source", TEXT),  # 'candles' | 'close_only_approx' | NULL (high/low indicators absent)
+        *((name, DOUBLE) for name in INDICATOR_COLUMNS + COMPOSITE_COLUMNS),
+        *_AUDIT,
+    ),
+    key=("coin_id", "date"),
+    indexes=(("date",),),
+    audit=("updated_at",),
+)
+
+TRADING_SIGNALS = Table(
+    "trading_signals",
+    _cols(
+        ("coin_id", BIGINT, False),
+        ("date", DATE, False),
+        ("signal", TEXT, False),  # rule id, or 'composite'
+        ("direction", SMALLINT),  # +1 / -1 (composite: sign of the score)
+        ("strength", DOUBLE),  # [0, 1]
+        ("composite_score", DOUBLE),  # [-1, 1], composite rows only
+        ("action", TEXT),  # buy | sell | hold, composite rows only
+        ("config_hash", TEXT, False),
+        ("run_id", TEXT),
+        *_AUDIT,
+    ),
+    key=("coin_id", "date", "signal"),
+    indexes=(("date",), ("signal", "date")),
+    audit=("updated_at",),
+)
+
+INDEX_MONTHLY_CONSTITUENTS = Table(
+    "index_monthly_constituents",
+    _cols(
+        ("year", INTEGER, False),
+        ("month", INTEGER, False),
+        ("coin_id", BIGINT, False),
+        ("selection_date", DATE, False),
+        ("rank", INTEGER, False),
+        ("market_cap", DOUBLE, False),
+        ("weight", DOUBLE, False),
+        ("run_id", TEXT),
+        *_AUDIT,
+    ),
+    key=("year", "month", "coin_id"),
+    date_column="selection_date",
+    audit=("updated_at",),
+)
+
+DAILY_INDEX_VALUES = Table(
+    "daily_index_values",
+    _cols(
+        ("date", DATE, False),
+        ("index_value", DOUBLE, False),
+        ("daily_return", DOUBLE, False),
+        ("net_index_value", DOUBLE),  # after transaction costs, when the option is on
+        ("net_daily_return", DOUBLE),
+        ("run_id", TEXT),
+        *_AUDIT,
+    ),
+    key=("date",),
+    coin_keyed=False,
+    audit=("updated_at",),
+)
+
+INDEX_TURNOVER = Table(
+    "index_turnover",
+    _cols(
+        ("selection_date", DATE, False),
+        ("turnover", DOUBLE, False),
+        ("run_id", TEXT),
+        *_AUDIT,
+    ),
+    key=("selection_date",),
+    coin_keyed=False,
+    date_column="selection_date",
+    audit=("updated_at",),
+)
+
+DATA_QUALITY_EVENTS = Table(
+    "data_quality_events",
+    _cols(
+        ("coin_id", BIGINT, False),
+        ("date", DATE, False),
+        ("source", TEXT, False),  # endpoint or file the row came from
+        ("field", TEXT, False),  # column concerned ('row' for the whole row)
+        ("reason", TEXT, False),  # reason code, e.g. non_positive_close
+        ("action", TEXT, False),  # quarantined | nulled | floored | deduplicated | flagged
+        ("raw", TEXT),  # the raw row as JSON
+        ("detail", TEXT),
+        ("run_id", TEXT),
+        ("detected_at", TS, True, "now()"),
+    ),
+    key=("coin_id", "date", "source", "field", "reason"),
+    indexes=(("action", "reason"),),
+    audit=("detected_at",),
+)
+
+INGESTION_WATERMARKS = Table(
+    "ingestion_watermarks",
+    _cols(
+        ("coin_id", BIGINT, False),
+        ("series", TEXT, False),  # market_chart | ohlc | details | indicators | signals ...
+        ("first_date", DATE),
+        ("last_date", DATE),  # stored through this day (final days only)
+        ("dirty_from", DATE),  # earliest date changed since downstream last computed (decisions.md #33)
+        ("missing_dates", TEXT),  # JSON list of days confirmed missing at the source or quarantined
+        ("state", TEXT),  # JSON: series-specific resumable state
+        *_AUDIT,
+    ),
+    key=("coin_id", "series"),
+    date_column=None,
+    audit=("updated_at",),
+)
+
+PIPELINE_RUNS = Table(
+    "pipeline_runs",
+    _cols(
+        ("run_id", TEXT, False),
+        ("command", TEXT, False),
+        ("started_at", TS, False),
+        ("finished_at", TS),
+        ("status", TEXT, False),  # running | success | partial | failed | skipped
+        ("counts", TEXT),  # JSON
+        ("error", TEXT),
+        ("host", TEXT),
+        ("version", TEXT),
+    ),
+    key=("run_id",),
+    coin_keyed=False,
+    date_column="started_at",
+)
+
+PIPELINE_STEPS = Table(
+    "pipeline_steps",
+    _cols(
+        ("run_id", TEXT, False),
+        ("step", TEXT, False),
+        ("started_at", TS, False),
+        ("finished_at", TS),
+        ("status", TEXT, False),
+        ("counts", TEXT),
+        ("error", TEXT),
+    ),
+    key=("run_id", "step"),
+    coin_keyed=False,
+    date_column="started_at",
+)
+
+RAW_RESPONSES = Table(
+    "raw_responses",
+    _cols(
+        ("response_id", TEXT, False),  # sha256 of endpoint + params + fetched_at
+        ("endpoint", TEXT, False),
+        ("params", TEXT),  # JSON, never the API key
+        ("status", INTEGER),
+        ("fetched_at", TS, False),
+        ("body", TEXT),
+        ("schema_drift", TEXT),  # fields that differ from the known schema
+    ),
+    key=("response_id",),
+    coin_keyed=False,
+    date_column="fetched_at",
+)
+
+KV_STATE = Table(
+    "kallos_state",
+    _cols(("key", TEXT, False), ("value", TEXT), *_AUDIT),
+    key=("key",),
+    coin_keyed=False,
+    date_column=None,
+    audit=("updated_at",),
+)
+
+TABLES: dict[str, Table] = {
+    t.name: t
+    for t in (
+        COINS,
+        COIN_CATEGORIES,
+        DAILY_MARKET_DATA,
+        MARKET_SNAPSHOTS,
+        DAILY_TECHNICAL_INDICATORS,
+        TRADING_SIGNALS,
+        INDEX_MONTHLY_CONSTITUENTS,
+        DAILY_INDEX_VALUES,
+        INDEX_TURNOVER,
+        DATA_QUALITY_EVENTS,
+        INGESTION_WATERMARKS,
+        PIPELINE_RUNS,
+        PIPELINE_STEPS,
+        RAW_RESPONSES,
+        KV_STATE,
+    )
+}
+
+
+def create_table_sql(table: Table) -> str:
+    parts = []
+    for c in table.columns:
+        spec = f"{quote(c.name)} {c.type}"
+        if not c.nullable:
+            spec += " NOT NULL"
+        if c.default:
+            spec += f" DEFAULT {c.default}"
+        parts.append(spec)
+    pk = table.primary_key or table.key
+    parts.append(f"PRIMARY KEY ({', '.join(quote(k) for k in pk)})")
+    if pk != table.key:
+        parts.append(f"UNIQUE ({', '.join(quote(k) for k in table.key)})")
+    body = ",\n    ".join(parts)
+    return f"CREATE TABLE IF NOT EXISTS {table.name} (\n    {body}\n)"
+
+
+def create_index_sql(table: Table) -> list[str]:
+    out = []
+    for cols in table.indexes:
+        name = f"idx_{table.name}_{'_'.join(cols)}"
+        out.append(f"CREATE INDEX IF NOT EXISTS {name} ON {table.name} ({', '.join(quote(c) for c in cols)})")
+    return out
+
+
+_RESERVED = {"date", "open", "close", "high", "low", "key", "value", "signal", "rank", "month", "year", "field"}
+
+
+def quote(name: str) -> str:
+    return f'"{name}"' if name in _RESERVED else name

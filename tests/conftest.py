@@ -1,0 +1,109 @@
+"""Shared fixtures: stores on both backends, the shared real-data folder, a clean environment."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from kallos import clock
+from kallos.store import Store, open_store
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = (REPO / ".." / "shared" / "data").resolve()
+PG_URL = os.environ.get("KALLOS_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+def shared_data(*parts: str) -> Path:
+    """A path under ../shared/data, or skip the test with the reason when it is absent."""
+    path = SHARED_DATA.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"real data not available at {path} (it lives in ../shared/data beside the repository)")
+    return path
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
+    """Tests never read the developer's settings, .env file or data directory."""
+    for name in list(os.environ):
+        if name.startswith("KALLOS_") and name != "KALLOS_TEST_PG_URL" or name == "COINGECKO_API_KEY":
+            monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("KALLOS_DATABASE_URL", f"duckdb:///{tmp_path / 'default.duckdb'}")
+    monkeypatch.chdir(tmp_path)
+    from kallos.settings import get_settings
+
+    get_settings.cache_clear()
+    yield
+    clock.set_now(None)
+    get_settings.cache_clear()
+
+
+def _pg_available() -> str | None:
+    try:
+        with psycopg.connect(PG_URL, connect_timeout=3):
+            return None
+    except psycopg.Error as exc:
+        return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> str:
+    problem = _pg_available()
+    if problem:
+        message = (
+            f"PostgreSQL not reachable at {PG_URL} ({problem}); start it, or point KALLOS_TEST_PG_URL at a server"
+        )
+        if IN_CI:
+            pytest.fail(message + " -- required when CI=true")
+        pytest.skip(message)
+    return PG_URL
+
+
+@pytest.fixture
+def pg_schema(pg_url: str) -> Iterator[str]:
+    """A fresh PostgreSQL schema for one test, dropped afterwards."""
+    name = f"kt_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {name}")
+    try:
+        yield name
+    finally:
+        with psycopg.connect(pg_url, autocommit=True) as conn:
+            conn.execute(f"DROP SCHEMA IF EXISTS {name} CASCADE")
+
+
+@pytest.fixture
+def pg_store(pg_url: str, pg_schema: str) -> Iterator[Store]:
+    store = open_store(pg_url, schema=pg_schema)
+    store.init()
+    try:
+        yield store
+    finally:
+        store.close()
+
+
+@pytest.fixture
+def duck_store(tmp_path: Path) -> Iterator[Store]:
+    store = open_store(f"duckdb:///{tmp_path / 'kallos.duckdb'}")
+    store.init()
+    try:
+        yield store
+    finally:
+        store.close()
+
+
+@pytest.fixture(params=["duckdb", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def store(request: pytest.FixtureRequest) -> Store:
+    """The same test on both backends."""
+    return request.getfixturevalue("duck_store" if request.param == "duckdb" else "pg_store")
+
+
+@pytest.fixture
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A database URL for CLI tests (DuckDB file in tmp_path)."""
+    return f"duckdb:///{tmp_path / 'cli.duckdb'}"
