@@ -259,10 +259,11 @@ class Store(ABC):
 
     def _map_coins(self, t: Table, ids: pd.Series) -> pd.Series:
         mapping = self.coin_map()
-        missing = set(ids.unique()) - mapping.keys()
+        unique = set(ids.unique())
+        missing = unique - mapping.keys()
         if missing:
             mapping = self.coin_map(refresh=True)
-            missing = set(ids.unique()) - mapping.keys()
+            missing = unique - mapping.keys()
         if missing:
             shown = sorted(map(str, missing))
             raise UnknownCoinError(
@@ -271,7 +272,9 @@ class Store(ABC):
                 table=t.name,
                 coins=shown[:50],
             )
-        return ids.map(mapping).astype("int64")
+        known = pd.Index(list(mapping))
+        surrogate = np.fromiter(mapping.values(), dtype="int64", count=len(mapping))
+        return pd.Series(surrogate[known.get_indexer(ids)], index=ids.index)
 
     # ---- SQL text shared by both backends -------------------------------------------------------------------
     @staticmethod
@@ -339,8 +342,11 @@ def _convert(t: Table, name: str, s: pd.Series, frame: pd.DataFrame) -> pd.Serie
         elif kind == BOOL:
             out = s.astype("boolean")
             bad = pd.Series(False, index=s.index)
-        else:
+        elif s.dtype == object:
             out = s.map(_as_text, na_action="ignore").astype(object).where(s.notna(), None)
+            bad = pd.Series(False, index=s.index)
+        else:
+            out = s.astype("string") if not pd.api.types.is_string_dtype(s) else s
             bad = pd.Series(False, index=s.index)
     except (TypeError, ValueError) as exc:
         raise StoreWriteError(f"column {name} cannot be read as {kind}: {exc}", table=t.name, column=name) from None
@@ -361,7 +367,9 @@ def _to_dates(s: pd.Series) -> pd.Series:
     out = pd.to_datetime(s, errors="coerce")
     if getattr(out.dt, "tz", None) is not None:
         out = out.dt.tz_convert("UTC").dt.tz_localize(None)
-    off = out.notna() & (out != out.dt.normalize())
+    out = out.astype("datetime64[ns]")
+    ns = out.to_numpy().view("int64")
+    off = pd.Series(out.notna().to_numpy() & (ns % 86_400_000_000_000 != 0), index=out.index)
     if off.any():
         i = int(np.flatnonzero(off.to_numpy())[0])
         raise ValueError(f"{s.iloc[i]!r} is not a calendar date (has a time of day)")

@@ -19,6 +19,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import psycopg
 import pyarrow as pa
+import pyarrow.compute  # noqa: F401 - pa.compute
 import pyarrow.csv as pacsv
 from psycopg import errors as pgerrors
 from psycopg_pool import ConnectionPool
@@ -52,6 +53,7 @@ class PostgresStore(Store):
             kwargs["options"] = f"-c search_path={self.schema}"
         self._local = threading.local()
         try:
+            psycopg.connect(conninfo, connect_timeout=10, **kwargs).close()  # fail fast with the driver's reason
             self._pool = ConnectionPool(conninfo, min_size=1, max_size=max_size, kwargs=kwargs, open=False)
             self._pool.open(wait=True, timeout=10)
         except Exception as exc:  # noqa: BLE001 - connection problems of any kind get one clear message
@@ -106,23 +108,47 @@ class PostgresStore(Store):
                 time.sleep(0.02 * 2**attempt)
         raise AssertionError("unreachable")
 
+    @staticmethod
+    def _copy(conn: psycopg.Connection, target: str, data: pa.Table) -> None:
+        """Stream `data` into `target` as CSV written by Arrow (exact float round-trip, NULL vs '' kept apart)."""
+        names = ", ".join(quote(c) for c in data.column_names)
+        with conn.cursor() as cur, cur.copy(f"COPY {target} ({names}) FROM STDIN (FORMAT CSV)") as copy:
+            for batch in data.to_batches(max_chunksize=100_000):
+                buf = io.BytesIO()
+                pacsv.write_csv(batch, buf, pacsv.WriteOptions(include_header=False))
+                copy.write(buf.getbuffer())
+
     def _stage(self, conn: psycopg.Connection, table: Table, data: pa.Table) -> str:
         name = f"_stage_{uuid.uuid4().hex[:12]}"
         cols = ", ".join(f"{quote(c)} {table.column(c).type}" for c in data.column_names)
-        with conn.cursor() as cur:
-            cur.execute(f"CREATE TEMP TABLE {name} ({cols})")
-            buf = io.BytesIO()
-            pacsv.write_csv(data, buf, pacsv.WriteOptions(include_header=False, batch_size=65536))
-            names = ", ".join(quote(c) for c in data.column_names)
-            with cur.copy(f"COPY {name} ({names}) FROM STDIN (FORMAT CSV)") as copy:
-                view = buf.getbuffer()
-                step = 1 << 20
-                for start in range(0, len(view), step):
-                    copy.write(view[start : start + step])
+        conn.execute(f"CREATE TEMP TABLE {name} ({cols})")
+        self._copy(conn, name, data)
         return name
+
+    @staticmethod
+    def _nothing_stored(conn: psycopg.Connection, table: Table, data: pa.Table) -> bool:
+        """True when no stored row can share a key with a (coin_id, date)-keyed batch: a pure insert."""
+        if table.key != ("coin_id", "date"):
+            return False
+        coins = pa.compute.unique(data.column("coin_id")).to_pylist()
+        lo, hi = pa.compute.min_max(data.column("date")).values()
+        row = conn.execute(
+            f'SELECT EXISTS (SELECT 1 FROM {table.name} WHERE coin_id = ANY(%s) AND "date" BETWEEN %s AND %s)',
+            (coins, lo.as_py(), hi.as_py()),
+        ).fetchone()
+        return not (row and row[0])
 
     def _merge(self, table: Table, data: pa.Table, preserve: Sequence[str]) -> int:
         def run(conn: psycopg.Connection) -> int:
+            if self._nothing_stored(conn, table, data):
+                # Fresh history (a backfill of new coins): COPY straight into the table, 2-3x faster than the merge.
+                # A concurrent writer may insert the same keys meanwhile: then fall back to the merge below.
+                try:
+                    with conn.transaction():
+                        self._copy(conn, table.name, data)
+                    return data.num_rows
+                except pgerrors.UniqueViolation:
+                    pass
             stage = self._stage(conn, table, data)
             with conn.cursor() as cur:
                 cur.execute(self.merge_sql(table, stage, data.column_names, preserve))

@@ -143,7 +143,6 @@ DAILY_MARKET_DATA = Table(
         *_AUDIT,
     ),
     key=("coin_id", "date"),
-    indexes=(("date",),),
     audit=("updated_at",),
 )
 
@@ -171,7 +170,6 @@ DAILY_TECHNICAL_INDICATORS = Table(
         *_AUDIT,
     ),
     key=("coin_id", "date"),
-    indexes=(("date",),),
     audit=("updated_at",),
 )
 
