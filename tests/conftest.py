@@ -88,6 +88,17 @@ def pg_store(pg_url: str, pg_schema: str) -> Iterator[Store]:
 
 
 @pytest.fixture
+def pg_partitioned_store(pg_url: str, pg_schema: str) -> Iterator[Store]:
+    """PostgreSQL with the daily fact tables range-partitioned by year (the scale-out layout)."""
+    store = open_store(pg_url, schema=pg_schema)
+    store.init(partitioned=True)
+    try:
+        yield store
+    finally:
+        store.close()
+
+
+@pytest.fixture
 def duck_store(tmp_path: Path) -> Iterator[Store]:
     store = open_store(f"duckdb:///{tmp_path / 'kallos.duckdb'}")
     store.init()
@@ -103,7 +114,16 @@ def store(request: pytest.FixtureRequest) -> Store:
     return request.getfixturevalue("duck_store" if request.param == "duckdb" else "pg_store")
 
 
-@pytest.fixture
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """A database URL for CLI tests (DuckDB file in tmp_path)."""
-    return f"duckdb:///{tmp_path / 'cli.duckdb'}"
+@pytest.fixture(
+    params=[
+        "duckdb",
+        pytest.param("postgresql", marks=pytest.mark.postgres),
+        pytest.param("postgresql-partitioned", marks=pytest.mark.postgres),
+    ]
+)
+def any_layout_store(request: pytest.FixtureRequest) -> Store:
+    """Both backends plus PostgreSQL's partitioned layout: for the store contract itself."""
+    names = {"duckdb": "duck_store", "postgresql": "pg_store", "postgresql-partitioned": "pg_partitioned_store"}
+    return request.getfixturevalue(names[request.param])
+
+

@@ -63,6 +63,7 @@ class Settings(BaseSettings):
     executor: Literal["local", "dask"] = "local"
     dask_scheduler: str | None = None
     index_base_date: dt.date | None = None
+    pg_partition_by_year: bool = False
 
     @field_validator("log_level", mode="before")
     @classmethod

@@ -1,4 +1,4 @@
-"""The store contract, run unchanged against DuckDB and the real PostgreSQL server."""
+"""The store contract, run unchanged against DuckDB and the real PostgreSQL server (plain and partitioned)."""
 
 from __future__ import annotations
 
@@ -31,6 +31,11 @@ def bars(coin: str, start: str, n: int, price: float = 100.0) -> pd.DataFrame:
             "close_source": "chart",
         }
     )
+
+
+@pytest.fixture
+def store(any_layout_store: Store) -> Store:
+    return any_layout_store
 
 
 @pytest.fixture
@@ -254,3 +259,21 @@ def test_status_counts_rows(seeded: Store) -> None:
     seeded.upsert("daily_market_data", bars("bitcoin", "2024-01-01", 7))
     info = seeded.status()
     assert info["tables"]["daily_market_data"] == 7 and info["tables"]["coins"] == 3
+
+
+@pytest.mark.postgres
+def test_partitioned_layout_spreads_rows_over_years(pg_partitioned_store: Store) -> None:
+    store = pg_partitioned_store
+    store.upsert("coins", coins_frame("bitcoin"))
+    store.upsert("daily_market_data", bars("bitcoin", "2021-12-30", 5))
+    store.upsert("daily_market_data", bars("bitcoin", "1999-01-01", 2))  # before the yearly partitions
+    assert store.status()["partitioned"]
+    parts = store.query(
+        "SELECT tableoid::regclass::text AS part, count(*) AS n FROM daily_market_data GROUP BY 1 ORDER BY 1"
+    )
+    assert dict(zip(parts["part"], parts["n"], strict=True)) == {
+        "daily_market_data_default": 2,
+        "daily_market_data_y2021": 2,
+        "daily_market_data_y2022": 3,
+    }
+    assert store.upsert("daily_market_data", bars("bitcoin", "2021-12-30", 5)) == 0

@@ -11,12 +11,22 @@ db = typer.Typer(help="Create, upgrade and inspect the database.", no_args_is_he
 
 
 @db.command("init")
-def init(database_url: str | None = DB_OPTION) -> None:
+def init(
+    database_url: str | None = DB_OPTION,
+    partition_by_year: bool = typer.Option(
+        None,
+        "--partition-by-year/--no-partition-by-year",
+        help="PostgreSQL: range-partition the daily fact tables by year (when first created). "
+        "Default: KALLOS_PG_PARTITION_BY_YEAR.",
+    ),
+) -> None:
     """Create or upgrade the schema (safe to run again)."""
-    settings = setup(database_url=database_url)
+    settings = setup(database_url=database_url, pg_partition_by_year=partition_by_year)
     with open_settings_store(settings) as store:
-        version = store.init()
-        console.print(f"database ready: {store.status()['url']} (schema version {version})")
+        version = store.init(partitioned=settings.pg_partition_by_year)
+        info = store.status()
+        layout = ", daily facts partitioned by year" if info["partitioned"] else ""
+        console.print(f"database ready: {info['url']} (schema version {version}{layout})")
 
 
 @db.command("status")
@@ -25,7 +35,8 @@ def status(database_url: str | None = DB_OPTION) -> None:
     settings = setup(database_url=database_url)
     with open_settings_store(settings) as store:
         info = store.status()
-    console.print(f"backend: {info['backend']}  url: {info['url']}  schema version: {info['version']}")
+    layout = "  layout: partitioned by year" if info.get("partitioned") else ""
+    console.print(f"backend: {info['backend']}  url: {info['url']}  schema version: {info['version']}{layout}")
     if not info["version"]:
         console.print("the schema is not created yet: run `kallos db init`")
         return

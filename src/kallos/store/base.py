@@ -108,11 +108,13 @@ class Store(ABC):
         """Refresh materialized views (PostgreSQL); a no-op where views are computed on read."""
 
     # ---- public API -------------------------------------------------------------------------------------
-    def init(self) -> int:
-        """Create or upgrade the schema in place (idempotent); return the schema version."""
+    def init(self, *, partitioned: bool = False) -> int:
+        """Create or upgrade the schema in place (idempotent); return the schema version.
+
+        `partitioned=True` (PostgreSQL) creates the daily fact tables range-partitioned by year."""
         from kallos.store.migrations import migrate
 
-        return migrate(self)
+        return migrate(self, partitioned=partitioned)
 
     def query(self, sql: str, params: Mapping[str, Any] | None = None) -> pd.DataFrame:
         names, kinds, rows = self._fetch(sql, params)
@@ -214,7 +216,16 @@ class Store(ABC):
         if version:
             for name in TABLES:
                 counts[name] = int(self.scalar(f"SELECT count(*) FROM {name}") or 0)
-        return {"backend": self.backend, "url": redact_url(self.url), "version": version, "tables": counts}
+        from kallos.store.migrations import is_partitioned
+
+        partitioned = bool(version) and is_partitioned(self)
+        return {
+            "backend": self.backend,
+            "url": redact_url(self.url),
+            "version": version,
+            "partitioned": partitioned,
+            "tables": counts,
+        }
 
     # ---- frame preparation --------------------------------------------------------------------------------
     def _prepare(self, t: Table, frame: pd.DataFrame, *, for_replace: bool) -> pa.Table:

@@ -10,7 +10,8 @@ from collections.abc import Callable
 
 from kallos.log import get_logger
 from kallos.store.base import Store
-from kallos.store.schema import TABLES, create_index_sql, create_table_sql
+from kallos import clock
+from kallos.store.schema import TABLES, create_index_sql, create_table_sql, year_partitions_sql
 
 log = get_logger(__name__)
 
@@ -42,17 +43,24 @@ def _views(store: Store) -> list[str]:
     return out
 
 
-def _initial(store: Store) -> None:
+FIRST_PARTITION_YEAR = 2009  # Bitcoin's genesis; earlier or much later dates land in the DEFAULT partition
+
+
+def _initial(store: Store, partitioned: bool) -> None:
     store.execute("CREATE SEQUENCE IF NOT EXISTS coins_coin_id_seq START 1")
     for table in TABLES.values():
-        store.execute(create_table_sql(table))
+        split = partitioned and table.partitionable
+        store.execute(create_table_sql(table, partitioned=split))
+        if split:
+            for sql in year_partitions_sql(table, FIRST_PARTITION_YEAR, clock.today().year + 5):
+                store.execute(sql)
         for sql in create_index_sql(table):
             store.execute(sql)
     for sql in _views(store):
         store.execute(sql)
 
 
-MIGRATIONS: list[tuple[int, str, Callable[[Store], None]]] = [
+MIGRATIONS: list[tuple[int, str, Callable[[Store, bool], None]]] = [
     (1, "initial schema", _initial),
 ]
 LATEST = MIGRATIONS[-1][0]
@@ -68,7 +76,25 @@ def current_version(store: Store) -> int:
     return int(store.scalar("SELECT coalesce(max(version), 0) FROM schema_migrations") or 0)
 
 
-def migrate(store: Store) -> int:
+def is_partitioned(store: Store, table: str = "daily_market_data") -> bool:
+    if store.backend != "postgresql":
+        return False
+    return bool(
+        store.scalar(
+            "SELECT count(*) FROM pg_partitioned_table p JOIN pg_class c ON c.oid = p.partrelid "
+            "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relname = :t AND n.nspname = current_schema()",
+            {"t": table},
+        )
+    )
+
+
+def migrate(store: Store, *, partitioned: bool = False) -> int:
+    """Apply pending migrations. `partitioned` (PostgreSQL only) range-partitions the daily fact tables by year
+    when they are created; an existing layout is kept as it is."""
+    if partitioned and store.backend != "postgresql":
+        from kallos.errors import ConfigError
+
+        raise ConfigError("partitioning by year is a PostgreSQL option", setting="KALLOS_PG_PARTITION_BY_YEAR")
     store.execute(
         "CREATE TABLE IF NOT EXISTS schema_migrations ("
         "version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())"
@@ -78,7 +104,7 @@ def migrate(store: Store) -> int:
         if number <= version:
             continue
         with store.transaction():
-            apply(store)
+            apply(store, partitioned)
             store.execute(
                 "INSERT INTO schema_migrations (version, name) VALUES (:v, :n) ON CONFLICT (version) DO NOTHING",
                 {"v": number, "n": name},

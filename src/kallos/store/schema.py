@@ -44,6 +44,8 @@ class Table:
     """Columns the database fills (defaults) that upserts never compare or overwrite from frames."""
     primary_key: tuple[str, ...] | None = None
     """Defaults to `key`; differs only for `coins` (surrogate PK, upserts by the unique CoinGecko id)."""
+    partitionable: bool = False
+    """A daily fact table that PostgreSQL may range-partition by year on `date` (docs/scaling.md)."""
 
     @property
     def column_names(self) -> list[str]:
@@ -144,6 +146,7 @@ DAILY_MARKET_DATA = Table(
     ),
     key=("coin_id", "date"),
     audit=("updated_at",),
+    partitionable=True,
 )
 
 MARKET_SNAPSHOTS = Table(
@@ -171,6 +174,7 @@ DAILY_TECHNICAL_INDICATORS = Table(
     ),
     key=("coin_id", "date"),
     audit=("updated_at",),
+    partitionable=True,
 )
 
 TRADING_SIGNALS = Table(
@@ -190,6 +194,7 @@ TRADING_SIGNALS = Table(
     key=("coin_id", "date", "signal"),
     indexes=(("date",), ("signal", "date")),
     audit=("updated_at",),
+    partitionable=True,
 )
 
 INDEX_MONTHLY_CONSTITUENTS = Table(
@@ -357,7 +362,7 @@ TABLES: dict[str, Table] = {
 }
 
 
-def create_table_sql(table: Table) -> str:
+def create_table_sql(table: Table, *, partitioned: bool = False) -> str:
     parts = []
     for c in table.columns:
         spec = f"{quote(c.name)} {c.type}"
@@ -371,7 +376,19 @@ def create_table_sql(table: Table) -> str:
     if pk != table.key:
         parts.append(f"UNIQUE ({', '.join(quote(k) for k in table.key)})")
     body = ",\n    ".join(parts)
-    return f"CREATE TABLE IF NOT EXISTS {table.name} (\n    {body}\n)"
+    tail = ' PARTITION BY RANGE ("date")' if partitioned and table.partitionable else ""
+    return f"CREATE TABLE IF NOT EXISTS {table.name} (\n    {body}\n){tail}"
+
+
+def year_partitions_sql(table: Table, first_year: int, last_year: int) -> list[str]:
+    """One partition per calendar year plus a DEFAULT partition, so no date can fall outside the layout."""
+    out = [
+        f"CREATE TABLE IF NOT EXISTS {table.name}_y{y} PARTITION OF {table.name} "
+        f"FOR VALUES FROM ('{y}-01-01') TO ('{y + 1}-01-01')"
+        for y in range(first_year, last_year + 1)
+    ]
+    out.append(f"CREATE TABLE IF NOT EXISTS {table.name}_default PARTITION OF {table.name} DEFAULT")
+    return out
 
 
 def create_index_sql(table: Table) -> list[str]:
