@@ -34,6 +34,7 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None
         if name.startswith("KALLOS_") and name != "KALLOS_TEST_PG_URL" or name == "COINGECKO_API_KEY":
             monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("KALLOS_DATABASE_URL", f"duckdb:///{tmp_path / 'default.duckdb'}")
+    monkeypatch.setenv("KALLOS_RATE_LIMIT_DIR", str(tmp_path / "ratelimit"))
     monkeypatch.chdir(tmp_path)
     from kallos.settings import get_settings
 

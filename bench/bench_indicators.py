@@ -1,0 +1,244 @@
+"""Indicator engine benchmark (docs/benchmarks.md, section "Indicators"); not a test, never run by pytest.
+
+    .venv/bin/python bench/bench_indicators.py [--coins 2000] [--days 3000] [--repeat 1]
+        [--pandas-ta-python /path/to/python3.12]
+
+Compares, for the same outputs (every contract column plus the composites, as [coins x days] arrays):
+- baseline: a loop over coins on one core, TA-Lib's columns each with its own TA-Lib call and the rest
+  with the same NumPy formulas (decisions.md #26);
+- the engine (`kallos.indicators.compute_panel`) on 1 worker and on 2 worker processes (forked; each writes
+  its coins into a shared output block, as the pipeline step's workers each return their own coins);
+- pandas-ta under a Python >= 3.12 interpreter that has it, else "not measured".
+Wall and CPU seconds are both printed: on a shared machine the CPU ratio is the steadier single-core figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import mmap
+import multiprocessing as mp
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+import numpy as np
+import talib
+
+from kallos.indicators import kernels as k
+from kallos.indicators.contract import OUTPUT_COLUMNS
+from kallos.indicators.engine import CHUNK_COINS, compute_panel, tune_allocator
+
+
+def make_panel(coins: int, days: int, seed: int = 42) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    walk = np.exp(np.cumsum(rng.normal(0, 0.05, (coins, days)), axis=1))
+    close = 10 ** rng.uniform(-4, 4, (coins, 1)) * walk
+    spread = np.abs(rng.normal(0, 0.03, (coins, days))) + 1e-4
+    high = close * (1 + spread * rng.uniform(0.2, 1, (coins, days)))
+    low = close * (1 - spread * rng.uniform(0.2, 1, (coins, days)))
+    volume = rng.lognormal(12, 2, (coins, days))
+    volume[rng.random((coins, days)) < 0.01] = 0.0
+    return {"close": close, "high": high, "low": low, "volume": volume}
+
+
+def talib_columns(h: np.ndarray, lo: np.ndarray, c: np.ndarray, v: np.ndarray) -> dict[str, np.ndarray]:
+    """Every TA-Lib column of the contract, each with its own TA-Lib call (what "looping TA-Lib" means)."""
+    cols = {
+        "ema_10": talib.EMA(c, 10),
+        "ema_50": talib.EMA(c, 50),
+        "sma_20": talib.SMA(c, 20),
+        "sma_50": talib.SMA(c, 50),
+        "sma_200": talib.SMA(c, 200),
+        "rsi_14": talib.RSI(c, 14),
+        "roc_10": talib.ROC(c, 10),
+        "obv": talib.OBV(c, v),
+        "plus_di_14": talib.PLUS_DI(h, lo, c, 14),
+        "minus_di_14": talib.MINUS_DI(h, lo, c, 14),
+        "adx_14": talib.ADX(h, lo, c, 14),
+        "adxr_14": talib.ADXR(h, lo, c, 14),
+        "atr_14": talib.ATR(h, lo, c, 14),
+        "natr_14": talib.NATR(h, lo, c, 14),
+        "willr_14": talib.WILLR(h, lo, c, 14),
+        "cci_20": talib.CCI(h, lo, c, 20),
+        "mfi_14": talib.MFI(h, lo, c, v, 14),
+    }
+    cols["macd_line"], cols["macd_signal"], cols["macd_histogram"] = talib.MACD(c, 12, 26, 9)
+    cols["bb_upper"], cols["bb_mid"], cols["bb_lower"] = talib.BBANDS(c, 20, 2.0, 2.0, 0)
+    ema20, atr10 = talib.EMA(c, 20), talib.ATR(h, lo, c, 10)
+    cols["kc_upper"], cols["kc_mid"], cols["kc_lower"] = ema20 + 2 * atr10, ema20, ema20 - 2 * atr10
+    cols["stoch_k"], cols["stoch_d"] = talib.STOCH(h, lo, c, 14, 3, 0, 3, 0)
+    return cols
+
+
+def baseline(p: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Per coin: TA-Lib for its columns, the engine's NumPy formulas on a one-row panel for the rest."""
+    n_coins, n_days = p["close"].shape
+    out = {name: np.empty((n_coins, n_days)) for name in OUTPUT_COLUMNS}
+    for i in range(n_coins):
+        c, h, lo, v = p["close"][i], p["high"][i], p["low"][i], p["volume"][i]
+        row = {name: values[None, :] for name, values in talib_columns(h, lo, c, v).items()}
+        c2, h2, l2, v2 = c[None, :], h[None, :], lo[None, :], v[None, :]
+        row["kst"], row["kst_signal"] = k.kst(c2)
+        row["ui_14"] = k.ulcer_index(c2)
+        row["realized_vol_30"] = k.realized_vol(c2)
+        row["bb_width"] = k.bb_width(row["bb_upper"], row["bb_mid"], row["bb_lower"])
+        row["cmf_20"] = k.cmf(h2, l2, c2, v2)
+        row["chop_14"] = k.choppiness(h2, l2, c2)
+        row.update(k.close_composites(c2, v2, row))
+        row.update(k.high_low_composites(row))
+        for name in OUTPUT_COLUMNS:
+            out[name][i] = row[name][0]
+    return out
+
+
+def engine_rows(p: dict[str, np.ndarray], lo: int, hi: int, out: dict[str, np.ndarray]) -> None:
+    n_days = p["close"].shape[1]
+    for a in range(lo, hi, CHUNK_COINS):
+        b = min(a + CHUNK_COINS, hi)
+        res = compute_panel(
+            p["close"][a:b], p["volume"][a:b], p["high"][a:b], p["low"][a:b], np.full(b - a, n_days)
+        )
+        for name in OUTPUT_COLUMNS:
+            out[name][a:b] = res[name]
+
+
+def shared_outputs(n_coins: int, n_days: int) -> tuple[mmap.mmap, dict[str, np.ndarray]]:
+    """One anonymous shared mapping holding every output column, written by forked workers."""
+    size = n_coins * n_days * 8
+    block = mmap.mmap(-1, size * len(OUTPUT_COLUMNS))
+    arrays = {
+        name: np.frombuffer(block, dtype="float64", count=n_coins * n_days, offset=i * size).reshape(
+            n_coins, n_days
+        )
+        for i, name in enumerate(OUTPUT_COLUMNS)
+    }
+    return block, arrays
+
+
+def engine(p: dict[str, np.ndarray], workers: int) -> dict[str, np.ndarray]:
+    n_coins, n_days = p["close"].shape
+    if workers == 1:
+        out = {name: np.empty((n_coins, n_days)) for name in OUTPUT_COLUMNS}
+        engine_rows(p, 0, n_coins, out)
+        return out
+    _, out = shared_outputs(n_coins, n_days)
+    bounds = np.linspace(0, n_coins, workers + 1).astype(int)
+    ctx = mp.get_context("fork")
+    procs = [
+        ctx.Process(target=engine_rows, args=(p, int(a), int(b), out))
+        for a, b in zip(bounds[:-1], bounds[1:], strict=True)
+    ]
+    for proc in procs:
+        proc.start()
+    for proc in procs:
+        proc.join()
+        if proc.exitcode != 0:
+            raise RuntimeError(f"worker failed with exit code {proc.exitcode}")
+    return out
+
+
+def timed(fn, *args, repeat: int = 1):  # noqa: ANN001, ANN202
+    """Best wall time of `repeat` runs, with the CPU time (this process and its children) of that run."""
+    best, cpu, result = float("inf"), 0.0, None
+    for _ in range(repeat):
+        result = None
+        t0, c0 = time.perf_counter(), os.times()
+        result = fn(*args)
+        wall, c1 = time.perf_counter() - t0, os.times()
+        if wall < best:
+            best = wall
+            cpu = (c1.user - c0.user) + (c1.system - c0.system)
+            cpu += (c1.children_user - c0.children_user) + (c1.children_system - c0.children_system)
+    return best, cpu, result
+
+
+PANDAS_TA_SCRIPT = r"""
+import sys, time, numpy as np, pandas as pd, pandas_ta as ta
+coins, days = int(sys.argv[1]), int(sys.argv[2])
+rng = np.random.default_rng(42)
+c = 100 * np.exp(np.cumsum(rng.normal(0, 0.05, days)))
+h, l, v = c * 1.02, c * 0.98, rng.lognormal(12, 2, days)
+df = pd.DataFrame({"open": c, "high": h, "low": l, "close": c, "volume": v})
+def one(d):
+    d.ta.ema(length=10, append=True); d.ta.ema(length=50, append=True); d.ta.sma(length=20, append=True)
+    d.ta.sma(length=50, append=True); d.ta.sma(length=200, append=True); d.ta.rsi(length=14, append=True)
+    d.ta.macd(append=True); d.ta.adx(length=14, append=True); d.ta.atr(length=14, append=True)
+    d.ta.natr(length=14, append=True); d.ta.bbands(length=20, append=True); d.ta.kc(length=20, append=True)
+    d.ta.stoch(append=True); d.ta.willr(length=14, append=True); d.ta.cci(length=20, append=True)
+    d.ta.roc(length=10, append=True); d.ta.kst(append=True); d.ta.mfi(length=14, append=True)
+    d.ta.cmf(length=20, append=True); d.ta.obv(append=True); d.ta.ui(length=14, append=True)
+    d.ta.chop(length=14, append=True)
+one(df.copy())  # numba compilation outside the timing
+t = time.perf_counter()
+for _ in range(coins):
+    one(df.copy())
+print(time.perf_counter() - t)
+"""
+
+
+def pandas_ta_seconds(coins: int, days: int, python: str | None) -> tuple[float | None, str]:
+    """pandas-ta needs Python >= 3.12: time it in such an interpreter (given, or found on PATH)."""
+    candidates = [python] if python else [shutil.which(exe) for exe in ("python3.13", "python3.12")]
+    for path in filter(None, candidates):
+        probe = subprocess.run([path, "-c", "import pandas_ta"], capture_output=True, text=True)
+        if probe.returncode != 0:
+            continue
+        sample = max(1, coins // 20)  # time a sample of coins and scale: pandas-ta is slow
+        res = subprocess.run(
+            [path, "-c", PANDAS_TA_SCRIPT, str(sample), str(days)], capture_output=True, text=True
+        )
+        if res.returncode == 0:
+            return float(
+                res.stdout.strip().splitlines()[-1]
+            ) * coins / sample, f"{path}, {sample} coins scaled"
+        return None, f"not measured (pandas-ta failed: {res.stderr.strip().splitlines()[-1:]})"
+    return None, "not measured (no Python >= 3.12 interpreter with pandas-ta installed)"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    ap.add_argument("--coins", type=int, default=2000)
+    ap.add_argument("--days", type=int, default=3000)
+    ap.add_argument("--repeat", type=int, default=1)
+    ap.add_argument(
+        "--pandas-ta-python",
+        default=os.environ.get("KALLOS_BENCH_PANDAS_TA_PYTHON"),
+        help="A Python >= 3.12 with pandas-ta installed (default: python3.13/python3.12 on PATH).",
+    )
+    args = ap.parse_args()
+    tuned = tune_allocator()  # before anything runs, so the baseline gets the same allocator
+    p = make_panel(args.coins, args.days)
+    print(
+        f"panel: {args.coins} coins x {args.days} days, {len(OUTPUT_COLUMNS)} output columns, "
+        f"{os.cpu_count()} CPUs, "
+        f"Python {sys.version.split()[0]}, TA-Lib {talib.__version__}, allocator tuned: {tuned}, "
+        f"load average {os.getloadavg()[0]:.1f}"
+    )
+    t_base, cpu_base, ref = timed(baseline, p, repeat=args.repeat)
+    print(
+        f"baseline (TA-Lib loop + same NumPy formulas, 1 core): {t_base:7.2f} s wall, {cpu_base:7.2f} s CPU"
+    )
+    t1, cpu1, out1 = timed(engine, p, 1, repeat=args.repeat)
+    print(
+        f"engine, 1 worker:                                     {t1:7.2f} s wall, {cpu1:7.2f} s CPU;"
+        f" ratio {t_base / t1:5.2f}x wall, {cpu_base / cpu1:5.2f}x CPU"
+    )
+    for name in OUTPUT_COLUMNS:  # the same outputs (MFI: window sums vs TA-Lib running sums)
+        np.testing.assert_allclose(out1[name], ref[name], rtol=1e-7, atol=1e-7, equal_nan=True, err_msg=name)
+    del out1
+    t2, cpu2, _ = timed(engine, p, 2, repeat=args.repeat)
+    print(
+        f"engine, 2 workers:                                    {t2:7.2f} s wall, {cpu2:7.2f} s CPU;"
+        f" ratio {t_base / t2:5.2f}x wall"
+    )
+    t_pta, how = pandas_ta_seconds(args.coins, args.days, args.pandas_ta_python)
+    if t_pta is None:
+        print(f"pandas-ta: {how}")
+    else:
+        print(f"pandas-ta ({how}): {t_pta:8.2f} s; engine, 2 workers, is {t_pta / t2:5.1f}x faster")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,129 @@
+"""`kallos indicators compute|file`: the step over the store, and the pure engine over a researcher's file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import typer
+
+from kallos.cli.common import (
+    DB_OPTION,
+    NOW_OPTION,
+    console,
+    err_console,
+    open_settings_store,
+    parse_coins,
+    setup,
+)
+from kallos.errors import InputError, PartialFailure
+
+indicators = typer.Typer(help="Technical indicators (docs/indicators.md).", no_args_is_help=True)
+
+_FORMATS = (".csv", ".parquet")
+
+
+@indicators.command("compute")
+def compute(
+    coins: str | None = typer.Option(None, "--coins", help="Comma-separated CoinGecko ids (default: all)."),
+    full: bool = typer.Option(False, "--full", help="Recompute every coin from its first bar."),
+    workers: int | None = typer.Option(
+        None, "--workers", min=1, help="Worker processes (default: KALLOS_WORKERS, else CPU count - 1)."
+    ),
+    min_coverage: float | None = typer.Option(
+        None,
+        "--min-coverage",
+        min=0.0,
+        max=1.0,
+        help="Coverage a coin needs (default: KALLOS_MIN_COVERAGE, 0.9).",
+    ),
+    close_only_approx: bool | None = typer.Option(
+        None,
+        "--close-only-approx/--no-close-only-approx",
+        help="Approximate high/low for close-only bars (rows then say ohlc_source=close_only_approx).",
+    ),
+    now: str | None = NOW_OPTION,
+    database_url: str | None = DB_OPTION,
+) -> None:
+    """Compute indicators for coins with enough history and upsert daily_technical_indicators."""
+    from kallos.indicators.step import compute_step
+
+    settings = setup(
+        now=now,
+        database_url=database_url,
+        min_coverage=min_coverage,
+        close_only_approx=close_only_approx,
+        workers=workers,
+    )
+    with open_settings_store(settings) as store:
+        store.init()
+        counts = compute_step(store, settings, coins=parse_coins(coins), full=full)
+    console.print(
+        f"indicators: {counts['full'] + counts['incremental']} coin(s) computed ({counts['full']} full, "
+        f"{counts['incremental']} incremental), {counts['up_to_date']} up to date, "
+        f"{counts['below_coverage']} below coverage; {counts['rows_written']} rows written"
+    )
+    if counts["unknown_coins"]:
+        err_console.print(f"no stored bars for: {', '.join(counts['unknown_coins'])}")
+    if counts["failures"]:
+        for coin, reason in counts["failures"].items():
+            err_console.print(f"{coin}: {reason}")
+        raise PartialFailure(
+            f"indicators failed for {len(counts['failures'])} coin(s)", failures=counts["failures"]
+        )
+
+
+def read_bars(path: Path) -> pd.DataFrame:
+    suffix = path.suffix.lower()
+    if suffix not in _FORMATS:
+        raise InputError("the input file must end in .csv or .parquet", file=str(path))
+    if not path.is_file():
+        raise InputError("input file not found", file=str(path))
+    try:
+        return pd.read_csv(path) if suffix == ".csv" else pd.read_parquet(path)
+    except (OSError, ValueError) as exc:
+        raise InputError(f"cannot read the input file: {exc}", file=str(path)) from None
+
+
+def write_frame(frame: pd.DataFrame, path: Path) -> None:
+    suffix = path.suffix.lower()
+    if suffix not in _FORMATS:
+        raise InputError("the output file must end in .csv or .parquet", file=str(path))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if suffix == ".csv":
+        frame.to_csv(path, index=False, date_format="%Y-%m-%d")
+    else:
+        frame.to_parquet(path, index=False)
+
+
+@indicators.command("file")
+def file(
+    source: Path = typer.Argument(
+        ..., help="Bars: date, open, high, low, close, volume [, coin_id] (.csv/.parquet)."
+    ),
+    output: Path = typer.Option(
+        ..., "-o", "--output", help="Where to write the indicators (.csv or .parquet)."
+    ),
+    close_only_approx: bool = typer.Option(
+        False, "--close-only-approx", help="Approximate high/low where a bar has none."
+    ),
+) -> None:
+    """Compute every indicator for a researcher's own bar file (no database involved)."""
+    from kallos.indicators import compute_indicators
+
+    setup()
+    if output.suffix.lower() not in _FORMATS:
+        raise InputError("the output file must end in .csv or .parquet", file=str(output))
+    bars = read_bars(source)
+    try:
+        result = compute_indicators(bars, close_only_approx=close_only_approx)
+    except InputError as exc:
+        exc.context.setdefault("file", str(source))
+        raise
+    write_frame(result, output)
+    coins = result["coin_id"].nunique() if "coin_id" in result.columns else 1
+    console.print(f"indicators: {len(result)} rows for {coins} coin(s) written to {output}")
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(indicators, name="indicators")

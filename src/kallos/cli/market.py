@@ -1,0 +1,163 @@
+"""`kallos market backfill|update|gaps` and `kallos plan backfill` (docs/ingestion.md)."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import typer
+from rich.console import Console
+from rich.table import Table as RichTable
+
+from kallos.cli.coins import COINS_OPTION, TOP_OPTION, finish, run_step
+from kallos.cli.common import (
+    DB_OPTION,
+    NOW_OPTION,
+    console,
+    open_settings_store,
+    parse_coins,
+    parse_date,
+    setup,
+)
+
+market = typer.Typer(help="Daily market data: backfill, daily update, coverage.", no_args_is_help=True)
+plan_app = typer.Typer(help="Dry runs: what a command costs on the configured plan.", no_args_is_help=True)
+
+SINCE_OPTION = typer.Option(None, "--since", help="First day to load (YYYY-MM-DD); default: all history.")
+INACTIVE_OPTION = typer.Option(
+    False, "--include-inactive", help="Also backfill delisted coins (no survivorship)."
+)
+PROGRESS_OPTION = typer.Option(
+    None, "--progress/--no-progress", help="Progress bar (default: on a terminal)."
+)
+
+
+@market.command("backfill")
+def backfill_cmd(
+    coins: str | None = COINS_OPTION,
+    top: int | None = TOP_OPTION,
+    since: str | None = SINCE_OPTION,
+    include_inactive: bool = INACTIVE_OPTION,
+    progress: bool | None = PROGRESS_OPTION,
+    database_url: str | None = DB_OPTION,
+    now: str | None = NOW_OPTION,
+) -> None:
+    """Load daily close, market cap and volume (and candles on paid plans), resuming from the watermarks."""
+    from kallos.ingest.backfill import backfill
+
+    if coins and top:
+        raise typer.BadParameter("give either --coins or --top", param_hint="--coins")
+    since_d = parse_date(since, "--since")
+    settings = setup(now=now, database_url=database_url)
+    result = run_step(
+        backfill,
+        settings,
+        coins=parse_coins(coins),
+        top=top,
+        since=since_d,
+        include_inactive=include_inactive,
+        progress=sys.stderr.isatty() if progress is None else progress,
+    )
+    finish(result, "backfill")
+
+
+@market.command("update")
+def update_cmd(
+    progress: bool | None = PROGRESS_OPTION,
+    database_url: str | None = DB_OPTION,
+    now: str | None = NOW_OPTION,
+) -> None:
+    """Refresh every tracked coin from /coins/markets; fill the gaps the watermarks show."""
+    from kallos.ingest.update import daily_update
+
+    settings = setup(now=now, database_url=database_url)
+    result = run_step(daily_update, settings, progress=sys.stderr.isatty() if progress is None else progress)
+    finish(result, "update")
+
+
+@market.command("gaps")
+def gaps_cmd(
+    coins: str | None = COINS_OPTION,
+    only_gaps: bool = typer.Option(False, "--only-gaps", help="Only coins with holes or behind."),
+    as_json: bool = typer.Option(False, "--json", help="JSON lines instead of a table."),
+    database_url: str | None = DB_OPTION,
+    now: str | None = NOW_OPTION,
+) -> None:
+    """Coverage per coin: stored span, rows, days missing at the source, holes to re-fetch, days behind."""
+    from kallos import clock
+    from kallos.ingest.coverage import coverage_report
+
+    settings = setup(now=now, database_url=database_url)
+    with open_settings_store(settings) as store:
+        store.init()
+        report = coverage_report(store, last_final=clock.last_final_day(), coins=parse_coins(coins))
+    if only_gaps:
+        report = report[(report["holes"] > 0) | (report["behind_days"].fillna(0) > 0)]
+    if as_json:
+        for row in report.to_dict("records"):
+            console.print_json(json.dumps(row, default=str))
+        return
+    headers = {
+        "checked_through": "checked",
+        "confirmed_missing": "missing",
+        "span_days": "span",
+        "behind_days": "behind",
+    }
+    table = RichTable(*(headers.get(c, c) for c in report.columns), box=None, pad_edge=False)
+    for row in report.itertuples(index=False):
+        table.add_row(*("-" if v is None or v != v else str(v) for v in row))
+    Console(width=max(console.width, 150)).print(table)  # a report: never squeeze it to 80 columns
+    console.print(f"{len(report)} coin(s); {int((report['holes'] > 0).sum())} with holes to re-fetch")
+
+
+@plan_app.command("backfill")
+def plan_backfill(
+    coins: str | None = COINS_OPTION,
+    top: int | None = TOP_OPTION,
+    since: str | None = SINCE_OPTION,
+    include_inactive: bool = INACTIVE_OPTION,
+    as_json: bool = typer.Option(False, "--json", help="Print the estimate as JSON."),
+    database_url: str | None = DB_OPTION,
+    now: str | None = NOW_OPTION,
+) -> None:
+    """How many calls and credits a backfill costs on the configured plan, and how long it takes (no API
+    call).
+    """
+    from kallos import clock
+    from kallos.ingest.coverage import estimate_backfill
+
+    if coins and top:
+        raise typer.BadParameter("give either --coins or --top", param_hint="--coins")
+    since_d = parse_date(since, "--since")
+    settings = setup(now=now, database_url=database_url)
+    with open_settings_store(settings) as store:
+        store.init()
+        est = estimate_backfill(
+            store,
+            settings,
+            now=clock.utcnow(),
+            last_final=clock.last_final_day(),
+            coins=parse_coins(coins),
+            top=top,
+            since=since_d,
+            include_inactive=include_inactive,
+        )
+    if as_json:
+        console.print_json(json.dumps(est))
+        return
+    console.print(
+        f"plan {est['plan']}: {est['coins_to_fetch']} of {est['coins']} coin(s) to fetch, "
+        f"{est['calls']:,} call(s), {est['credits']:,} credit(s), about {est['minutes']:.1f} min "
+        f"at {est['rate_per_minute']:g} calls/min"
+    )
+    for endpoint, n in est["by_endpoint"].items():
+        console.print(f"  {endpoint}: {n:,}")
+    if est["clamped"]:
+        console.print(
+            f"  {est['clamped']} coin(s) limited to the past {est['history_days']} days on this plan"
+        )
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(market, name="market")
+    app.add_typer(plan_app, name="plan")

@@ -1,0 +1,336 @@
+"""`kallos run | status | demo | export`: the daily pipeline, its ledger, the offline demo and exports.
+
+Exit codes (docs/operations.md): 0 success, 3 partial failure, 4 failure, 5 another run holds the lock.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import typer
+from rich import box
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table as RichTable
+
+from kallos.cli.common import DB_OPTION, NOW_OPTION, console, err_console, parse_date, setup
+from kallos.errors import LockHeldError, PartialFailure, StepFailed, StoreBusyError
+from kallos.pipeline.runner import RunSummary, StepResult, step_figures
+
+DEMO_DIR = Path("kallos-demo")
+DEMO_DIR_OPTION = typer.Option(DEMO_DIR, "--output-dir", "-o", help="Where the database and report go.")
+_STYLE = {"success": "green", "partial": "yellow", "failed": "red", "skipped": "dim", "running": "cyan"}
+
+
+def _styled(status: str) -> str:
+    return f"[{_STYLE.get(status, 'white')}]{status}[/]"
+
+
+def _nested_live_supported() -> bool:
+    """Rich allows a live display inside another only in recent versions (the backfill shows its own bar)."""
+    from rich.live import Live
+
+    return hasattr(Live(), "_nested")
+
+
+class LineReporter:
+    """One line per step (cron logs read well); with `bar=True` also a progress bar over the steps."""
+
+    def __init__(self, total: int, bar: bool = False) -> None:
+        self.progress: Progress | None = None
+        self.console = console
+        if bar and _nested_live_supported():
+            # stderr, like the backfill's own coin bar: one console, so rich nests the two live displays
+            self.console = err_console
+            self.progress = Progress(
+                TextColumn("[bold]{task.description}"),
+                BarColumn(),
+                TextColumn("{task.completed}/{task.total} steps"),
+                TimeElapsedColumn(), console=console, transient=False,
+            )  # fmt: skip
+            self.task = self.progress.add_task("pipeline", total=total)
+
+    def __enter__(self) -> LineReporter:
+        if self.progress is not None:
+            self.progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+
+    def step_started(self, name: str) -> None:
+        if self.progress is not None:
+            self.progress.update(self.task, description=f"pipeline: {name}")
+        else:
+            self.console.print(f"[bold]>[/] {name} ...")
+
+    def step_finished(self, result: StepResult) -> None:
+        fig = step_figures(result.counts)
+        note = result.error or result.counts.get("reason") or ""
+        pad = " " * max(0, 8 - len(result.status))
+        line = (
+            f"  {_styled(result.status)}{pad} {result.name:<11} {result.duration_seconds:7.2f} s"
+            f"  {fig['rows_written']:>9,} rows"
+        )
+        if note:
+            line += f"  [dim]{str(note)[:160]}[/]"
+        self.console.print(line)
+        if self.progress is not None:
+            self.progress.advance(self.task)
+
+
+def print_summary(summary: RunSummary) -> None:
+    table = RichTable(
+        title=f"run {summary.run_id}: {_styled(summary.status)}", title_justify="left", box=box.SIMPLE_HEAD
+    )
+    # Short headings: the table fits an 80-column terminal or log (quarantined rows, API calls, failed coins).
+    for col in ("step", "status", "sec", "rows", "quarant.", "calls", "credits", "failed"):
+        table.add_column(col, justify="left" if col in ("step", "status") else "right", no_wrap=True)
+    for s in summary.steps:
+        fig = step_figures(s.counts)
+        table.add_row(
+            s.name, _styled(s.status), f"{s.duration_seconds:.2f}", f"{fig['rows_written']:,}",
+            f"{fig['rows_quarantined']:,}", f"{int(s.counts.get('api_calls', 0) or 0):,}",
+            f"{int(s.counts.get('api_credits', 0) or 0):,}", f"{len(s.failed):,}",
+        )  # fmt: skip
+    console.print(table)
+    t = summary.totals()
+    console.print(
+        f"coins updated {t['coins_updated']:,} · rows written {t['rows_written']:,} · rows quarantined "
+        f"{t['rows_quarantined']:,} · API calls {t['api_calls']:,} · credits {t['api_credits']:,} · "
+        f"{t['duration_seconds']:.1f} s"
+    )
+
+
+def _raise_for(summary: RunSummary) -> None:
+    """Turn the run's status into the documented exit code (main() maps the error)."""
+    if summary.status == "partial":
+        failures: dict[str, str] = {}
+        for s in summary.steps:
+            failures.update({f"{s.name}:{k}": v for k, v in s.failed.items()})
+            if s.status == "failed":
+                failures[s.name] = s.error or "failed"
+        bad = [s.name for s in summary.steps if s.status in ("partial", "failed")]
+        raise PartialFailure(
+            f"run {summary.run_id} finished with failures in: {', '.join(bad)}", failures=failures
+        )
+    if summary.status == "failed":
+        bad = "; ".join(f"{s.name}: {s.error}" for s in summary.steps if s.status == "failed")
+        raise StepFailed(f"run {summary.run_id} failed: {bad}", run_id=summary.run_id)
+
+
+def run(
+    full: bool = typer.Option(
+        False, "--full", help="Recompute indicators and signals from each coin's first bar."
+    ),
+    force: bool = typer.Option(
+        False, "--force", help="Run the universe sync and the index build even if not due."
+    ),
+    database_url: str | None = DB_OPTION,
+    now: str | None = NOW_OPTION,
+) -> None:
+    """The daily workflow: universe (weekly), details (stale), market data, indicators, signals, index (month
+    ends)."""
+    from kallos.pipeline.run import STEP_NAMES, RunOptions, run_pipeline
+
+    settings = setup(now=now, database_url=database_url)
+    with LineReporter(len(STEP_NAMES)) as reporter:
+        summary = run_pipeline(settings, RunOptions(mode="daily", full=full, force=force), reporter=reporter)
+    print_summary(summary)
+    _raise_for(summary)
+
+
+def _open_for_reading(settings: Any) -> Any:
+    """Open the store; on a DuckDB file held by a running pipeline, say so (decisions.md #13) and exit 5."""
+    from kallos.pipeline.lock import is_locked
+    from kallos.store import open_store
+
+    try:
+        store = open_store(settings.database_url)
+    except StoreBusyError as exc:
+        if is_locked(settings.database_url):
+            raise LockHeldError(
+                "the store is busy: a kallos run is writing to it (an embedded DuckDB file allows "
+                "one process at a "
+                "time); try again when the run finishes, or use PostgreSQL to watch runs live",
+                path=exc.context.get("path"),
+            ) from None
+        raise
+    store.init()
+    return store
+
+
+def _when(value: Any) -> str:
+    if value is None or (not isinstance(value, str) and pd.isna(value)):
+        return "-"
+    ts = pd.Timestamp(value)
+    if ts.tzinfo is not None:
+        return ts.strftime("%Y-%m-%d %H:%M:%S")
+    return ts.strftime("%Y-%m-%d")
+
+
+def status(
+    limit: int = typer.Option(10, "--limit", "-n", min=1, help="How many runs to show."),
+    as_json: bool = typer.Option(False, "--json", help="Print the status as JSON."),
+    database_url: str | None = DB_OPTION,
+    now: str | None = NOW_OPTION,
+) -> None:
+    """The last runs, the freshness of each table and the coverage of the market data."""
+    from kallos.pipeline.status import counts_of, status_report
+
+    settings = setup(now=now, database_url=database_url)
+    store = _open_for_reading(settings)
+    try:
+        rep = status_report(store, min_coverage=settings.min_coverage, limit=limit)
+    finally:
+        store.close()
+    if as_json:
+        out = {
+            "runs": json.loads(rep.runs.to_json(orient="records", date_format="iso")),
+            "last_run_steps": json.loads(rep.last_run_steps.to_json(orient="records", date_format="iso"))
+            if len(rep.last_run_steps) else [],
+            "freshness": json.loads(rep.freshness.to_json(orient="records", date_format="iso")),
+            "coverage": rep.coverage,
+        }  # fmt: skip
+        typer.echo(json.dumps(out, default=str, indent=2))
+        return
+    runs = RichTable(title="last runs", title_justify="left")
+    for col in ("run", "command", "started (UTC)", "seconds", "status", "rows", "error"):
+        runs.add_column(col)
+    for r in rep.runs.itertuples(index=False):
+        c = counts_of(r.counts)
+        secs = (
+            (pd.Timestamp(r.finished_at) - pd.Timestamp(r.started_at)).total_seconds()
+            if pd.notna(r.finished_at)
+            else None
+        )
+        runs.add_row(
+            str(r.run_id), str(r.command), _when(r.started_at), f"{secs:.1f}" if secs is not None else "-",
+            _styled(str(r.status)), f"{c.get('rows_written', 0):,}" if c else "-",
+            (str(r.error)[:80] if isinstance(r.error, str) else ""),
+        )  # fmt: skip
+    if rep.runs.empty:
+        console.print("no runs recorded yet: `kallos run` (or `kallos demo` to try everything offline)")
+    else:
+        console.print(runs)
+    if len(rep.last_run_steps):
+        steps = RichTable(title=f"steps of {rep.runs['run_id'].iloc[0]}", title_justify="left")
+        for col in ("step", "status", "seconds", "rows", "error"):
+            steps.add_column(col)
+        for s in rep.last_run_steps.itertuples(index=False):
+            c = counts_of(s.counts)
+            secs = c.get("duration_seconds")
+            steps.add_row(
+                str(s.step), _styled(str(s.status)), f"{secs:.2f}" if isinstance(secs, (int, float)) else "-",
+                f"{step_figures(c)['rows_written']:,}",
+                (str(s.error)[:80] if isinstance(s.error, str) else ""),
+            )  # fmt: skip
+        console.print(steps)
+    fresh = RichTable(title="freshness", title_justify="left")
+    for col in ("table", "rows", "latest", "age (days)"):
+        fresh.add_column(col)
+    for f in rep.freshness.itertuples(index=False):
+        age = "-" if f.age_days is None or pd.isna(f.age_days) else str(int(f.age_days))
+        fresh.add_row(str(f.table), f"{int(f.rows):,}", _when(f.latest), age)
+    console.print(fresh)
+    cov = rep.coverage
+    mean = f"{cov['mean_coverage']:.1%}" if cov["mean_coverage"] is not None else "-"
+    console.print(
+        f"coverage: {cov['coins']:,} coins ({cov['active_coins']:,} active), "
+        f"{cov['coins_with_market_data']:,} with "
+        f"market data ({cov['first_date'] or '-'} .. {cov['last_date'] or '-'}), "
+        f"{cov['coins_meeting_min_coverage']:,} at or above KALLOS_MIN_COVERAGE={cov['min_coverage']:.0%}, "
+        f"mean {mean}; {cov['coins_with_indicators']:,} with indicators"
+    )
+
+
+def demo(
+    output_dir: Path = DEMO_DIR_OPTION,
+    coins: int = typer.Option(50, "--coins", min=3, hidden=True, help="Simulated coins (tests use fewer)."),
+    start: str = typer.Option("2018-01-01", "--start", hidden=True, help="First simulated day."),
+    end: str = typer.Option("2025-06-30", "--end", hidden=True, help="Last simulated day."),
+    seed: int = typer.Option(7, "--seed", hidden=True),
+) -> None:
+    """Try everything offline: a fake CoinGecko, a simulated market, the whole pipeline, an HTML report."""
+    from kallos.pipeline.demo import DemoMarket, run_demo
+    from kallos.pipeline.run import BACKFILL_STEP_NAMES
+
+    parse_date(start, "--start"), parse_date(end, "--end")
+    # The demo builds its own settings (its database, the fake server, its clock); here only logging is set
+    # up,
+    # quieter than usual so the progress bars and the summary stay readable (KALLOS_LOG_LEVEL still wins).
+    overrides = {} if os.environ.get("KALLOS_LOG_LEVEL") else {"log_level": "WARNING"}
+    setup(**overrides)
+    market = DemoMarket(seed=seed, n_coins=coins, start=start, end=end)
+    console.print(
+        f"[bold]Kallos demo[/]: fake CoinGecko (pro plan) on 127.0.0.1 serving a simulated market of "
+        f"{coins} coins "
+        f"({start} .. {end}); database and report in {output_dir}/"
+    )
+    with LineReporter(len(BACKFILL_STEP_NAMES), bar=True) as reporter:
+        result = run_demo(output_dir, market=market, reporter=reporter, progress=True)
+    print_summary(result.summary)
+    if result.metrics:
+        table = RichTable(title="index metrics", title_justify="left")
+        table.add_column("metric")
+        table.add_column("value", justify="right")
+        pct = {"total_return", "annualized_return", "volatility", "max_drawdown", "avg_monthly_turnover"}
+        for key, value in result.metrics.items():
+            if isinstance(value, float):
+                shown = f"{value:.2%}" if key in pct else f"{value:.3f}"
+            else:
+                shown = str(value) if value is not None else "-"
+            table.add_row(key.replace("_", " "), shown)
+        console.print(table)
+    else:
+        err_console.print("[yellow]the index was not built[/yellow] (see the index step above)")
+    console.print(f"report: [bold]{result.report.resolve()}[/]")
+    console.print(
+        f"database: {result.database_url}  (try: KALLOS_DATABASE_URL={result.database_url} kallos status)"
+    )
+    _raise_for(result.summary)
+
+
+def export(
+    table: str = typer.Argument(..., help="Table name, e.g. daily_market_data, daily_technical_indicators."),
+    fmt: str = typer.Option("parquet", "--format", "-f", help="parquet or csv."),
+    since: str | None = typer.Option(None, "--since", help="Only rows on or after this date (YYYY-MM-DD)."),
+    output: str | None = typer.Option(
+        None, "--output", "-o", help="File to write (default <table>.<format>; - = stdout, CSV)."
+    ),
+    database_url: str | None = DB_OPTION,
+    now: str | None = NOW_OPTION,
+) -> None:
+    """Export one table for downstream research (coin ids as CoinGecko ids)."""
+    from kallos.pipeline.export import FORMATS, export_table
+    from kallos.store.schema import TABLES
+
+    fmt = fmt.lower()
+    if fmt not in FORMATS:
+        raise typer.BadParameter("use parquet or csv", param_hint="--format")
+    if table not in TABLES:
+        raise typer.BadParameter(f"unknown table; tables: {', '.join(sorted(TABLES))}", param_hint="TABLE")
+    since_d = parse_date(since, "--since")
+    if since_d is not None and not TABLES[table].date_column:
+        raise typer.BadParameter(f"table {table} has no date column to filter on", param_hint="--since")
+    if output == "-" and fmt != "csv":
+        raise typer.BadParameter("only CSV can go to stdout", param_hint="--output")
+    settings = setup(now=now, database_url=database_url)
+    store = _open_for_reading(settings)
+    try:
+        out = export_table(store, table, fmt=fmt, since=since_d, output=output)
+    finally:
+        store.close()
+    if out["path"] != "-":
+        err_console.print(f"wrote {out['rows']:,} rows of {table} to {out['path']} ({fmt})")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("run")(run)
+    app.command("status")(status)
+    app.command("demo")(demo)
+    app.command("export")(export)

@@ -1,0 +1,142 @@
+"""`kallos signals generate|evaluate`: trading signals from the stored indicators, and how they did."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import typer
+from rich.table import Table as RichTable
+
+from kallos.cli.common import (
+    DB_OPTION,
+    NOW_OPTION,
+    console,
+    open_settings_store,
+    parse_coins,
+    parse_date,
+    setup,
+)
+from kallos.errors import InputError
+
+CONFIG_OPTION = typer.Option(
+    None, "--config", help="A signal_generation.json; overrides KALLOS_SIGNAL_CONFIG.", dir_okay=False
+)
+OUTPUT_OPTION = typer.Option(None, "--output", help="Also write the report to FILE.csv or FILE.parquet.")
+
+signals = typer.Typer(help="Trading signals from the stored indicators.", no_args_is_help=True)
+
+
+@signals.command("generate")
+def generate(
+    coins: str | None = typer.Option(None, "--coins", help="Comma-separated CoinGecko ids (default: all)."),
+    full: bool = typer.Option(False, "--full", help="Recompute every day, replacing the stored rows."),
+    config: Path | None = CONFIG_OPTION,
+    now: str | None = NOW_OPTION,
+    database_url: str | None = DB_OPTION,
+) -> None:
+    """Compute rule and composite signals for new (or changed) days and store them."""
+    from kallos.signals.step import generate_step, resolve_config
+
+    settings = setup(now=now, database_url=database_url)
+    cfg = resolve_config(settings, config)  # a bad file fails before the database is opened
+    with open_settings_store(settings) as store:
+        store.init()
+        counts = generate_step(store, settings, coins=parse_coins(coins), full=full, config=cfg)
+    c = counts
+    console.print(
+        f"signals: {c['coins']} coin(s) computed ({c['full']} full, {c['incremental']} incremental), "
+        f"{c['up_to_date']} up to date; {c['rule_rows']} rule rows, {c['composite_rows']} composite "
+        f"rows written (config {c['config_hash']})"
+    )
+    if counts.get("no_indicators"):
+        console.print(f"{counts['no_indicators']} requested coin(s) have no stored indicators")
+
+
+def _fmt(value: object, pct: bool = False) -> str:
+    if value is None or (isinstance(value, float) and pd.isna(value)):
+        return "-"
+    if pct:
+        return f"{float(value):+.2%}" if not isinstance(value, str) else value
+    return f"{value}"
+
+
+def render_report(report: pd.DataFrame) -> RichTable:
+    table = RichTable(title="Signal evaluation (forward returns over calendar days)")
+    for name, justify in (
+        ("signal", "left"),
+        ("dir", "right"),
+        ("h", "right"),
+        ("n", "right"),
+        ("hit rate", "right"),
+        ("mean", "right"),
+        ("median", "right"),
+        ("coin mean", "right"),
+        ("coin hit", "right"),
+        ("excess", "right"),
+    ):
+        table.add_column(name, justify=justify, no_wrap=name == "signal")  # type: ignore[arg-type]
+    for r in report.itertuples(index=False):
+        table.add_row(
+            str(r.signal),
+            f"{int(r.direction):+d}",
+            f"{int(r.horizon)}d",
+            f"{int(r.count)}",
+            "-" if pd.isna(r.hit_rate) else f"{r.hit_rate:.1%}",
+            _fmt(r.mean_return, True),
+            _fmt(r.median_return, True),
+            _fmt(r.base_mean_return, True),
+            "-" if pd.isna(r.base_hit_rate) else f"{r.base_hit_rate:.1%}",
+            _fmt(r.excess_mean_return, True),
+        )
+    return table
+
+
+def write_report(report: pd.DataFrame, path: Path) -> None:
+    suffix = path.suffix.lower()
+    if suffix not in (".csv", ".parquet"):
+        raise InputError("the report file must end in .csv or .parquet", file=str(path))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if suffix == ".csv":
+        report.to_csv(path, index=False)
+    else:
+        report.to_parquet(path, index=False)
+
+
+@signals.command("evaluate")
+def evaluate(
+    horizons: str = typer.Option(
+        "1,7,30", "--horizons", help="Forward horizons in calendar days, e.g. 1,7,30."
+    ),
+    output: Path | None = OUTPUT_OPTION,
+    coins: str | None = typer.Option(None, "--coins", help="Comma-separated CoinGecko ids (default: all)."),
+    start: str | None = typer.Option(None, "--start", help="First signal day evaluated (YYYY-MM-DD)."),
+    end: str | None = typer.Option(None, "--end", help="Last signal day evaluated (YYYY-MM-DD)."),
+    now: str | None = NOW_OPTION,
+    database_url: str | None = DB_OPTION,
+) -> None:
+    """Count, hit rate, mean and median forward return of each stored signal, next to its coins' average."""
+    from kallos.signals.evaluation import parse_horizons
+    from kallos.signals.step import evaluate_step
+
+    hs = parse_horizons(horizons)
+    if output is not None and output.suffix.lower() not in (".csv", ".parquet"):
+        raise InputError("the report file must end in .csv or .parquet", file=str(output))
+    settings = setup(now=now, database_url=database_url)
+    with open_settings_store(settings) as store:
+        store.init()
+        report = evaluate_step(
+            store,
+            hs,
+            coins=parse_coins(coins),
+            start=parse_date(start, "--start"),
+            end=parse_date(end, "--end"),
+        )
+    console.print(render_report(report))
+    if output is not None:
+        write_report(report, output)
+        console.print(f"report written to {output}")
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(signals, name="signals")

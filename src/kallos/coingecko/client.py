@@ -1,0 +1,667 @@
+"""The async CoinGecko client: one connection pool, one shared rate limiter, typed answers.
+
+    async with CoinGeckoClient.from_settings(settings) as cg:
+        rows = await cg.coins_markets(pages=2)
+        chart = await cg.market_chart_range("bitcoin", start, end, interval="daily")
+        cg.stats.as_dict()   # calls, retries, rate_limited, credits... for the run ledger
+
+Retries happen only for 408, 429, 5xx, timeouts, connection errors and malformed JSON, with exponential
+backoff and jitter; a Retry-After is honoured whatever its size up to ``retry_after_max_seconds``, past which
+the call fails with :class:`RetryBudgetExceeded`. Everything else fails at once with the typed error of
+:mod:`kallos.coingecko.errors`. The API key travels in a header only and is registered with the log redactor.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import functools
+import json
+import math
+import random
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import quote
+
+import httpx
+from pydantic import ValidationError
+
+import kallos
+from kallos.clock import utcnow
+from kallos.coingecko import plans
+from kallos.coingecko.errors import ResponseShapeError, error_for_response
+from kallos.coingecko.models import (
+    Candle,
+    Category,
+    CoinDetail,
+    CoinListItem,
+    KeyInfo,
+    MarketChart,
+    MarketRow,
+    Ping,
+    parse_ohlc,
+    to_utc_datetime,
+)
+from kallos.coingecko.ratelimit import RateLimiter
+from kallos.errors import (
+    AuthError,
+    BadRequestError,
+    CoinGeckoError,
+    ConfigError,
+    RateLimitedError,
+    RetryBudgetExceeded,
+    TransientAPIError,
+)
+from kallos.log import get_logger, redact, register_secret
+
+log = get_logger(__name__)
+T = TypeVar("T")
+FAKE_NOW_HEADER = "x-fake-now"
+ResponseSink = Callable[[str, dict[str, Any], int, bytes, dt.datetime], None]
+"""Called with (endpoint, params, status, body, fetched_at) for every answered request (raw archive)."""
+
+
+@dataclass
+class ClientStats:
+    """Per-run counts for the run ledger and dry-run estimates."""
+
+    calls: int = 0
+    """HTTP requests sent (every attempt, including retries)."""
+    retries: int = 0
+    rate_limited: int = 0
+    """429 answers received."""
+    credits: int = 0
+    """Credits consumed: successful (HTTP 200) calls."""
+    failures: int = 0
+    """Calls that ended in an error after retries (or at once)."""
+    timeouts: int = 0
+    limiter_wait_seconds: float = 0.0
+    retry_wait_seconds: float = 0.0
+    by_endpoint: Counter[str] = field(default_factory=Counter)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "calls": self.calls,
+            "retries": self.retries,
+            "rate_limited": self.rate_limited,
+            "credits": self.credits,
+            "failures": self.failures,
+            "timeouts": self.timeouts,
+            "limiter_wait_seconds": round(self.limiter_wait_seconds, 3),
+            "retry_wait_seconds": round(self.retry_wait_seconds, 3),
+            "by_endpoint": dict(self.by_endpoint),
+        }
+
+
+class CoinGeckoClient:
+    def __init__(
+        self,
+        *,
+        plan: str = "public",
+        api_key: str | None = None,
+        base_url: str | None = None,
+        rate_limit_per_minute: float | None = None,
+        timeout: float = 30.0,
+        max_retries: int = 6,
+        retry_after_max_seconds: float = 300.0,
+        concurrency: int = 8,
+        vs_currency: str = "usd",
+        share_rate_limit: bool = True,
+        ratelimit_dir: Path | None = None,
+        backoff_base_seconds: float = 0.5,
+        backoff_max_seconds: float = 30.0,
+        no_retry_after_wait_seconds: float = 60.0,
+        guard_seconds: float = 0.5,
+        on_response: ResponseSink | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.plan = plans.get_plan(plan)
+        if self.plan.key_header and not api_key:
+            raise ConfigError(
+                f"KALLOS_COINGECKO_PLAN={plan} needs an API key: set COINGECKO_API_KEY (or use "
+                "KALLOS_COINGECKO_PLAN=public for keyless access)",
+                setting="COINGECKO_API_KEY",
+            )
+        if api_key and not self.plan.key_header:
+            log.warning(
+                "COINGECKO_API_KEY is set but KALLOS_COINGECKO_PLAN=public sends no key; set "
+                "KALLOS_COINGECKO_PLAN=demo or pro to use it"
+            )
+        register_secret(api_key)
+        self._api_key = api_key if self.plan.key_header else None
+        self.base_url = plans.base_url(plan, base_url)
+        if "x_cg_" in self.base_url.lower():
+            raise ConfigError(
+                "KALLOS_COINGECKO_BASE_URL must not carry the API key; it is sent as a header",
+                setting="KALLOS_COINGECKO_BASE_URL",
+            )
+        self._rate_from_key = rate_limit_per_minute is None and self.plan.paid
+        self._rate_known = not self._rate_from_key
+        rate = (
+            float(rate_limit_per_minute)
+            if rate_limit_per_minute is not None
+            else self.plan.default_rate_per_minute
+        )
+        if share_rate_limit:
+            self.limiter = RateLimiter.shared(
+                rate,
+                host=self.base_url,
+                api_key=self._api_key,
+                state_dir=ratelimit_dir,
+                guard_seconds=guard_seconds,
+            )
+        else:
+            self.limiter = RateLimiter(rate, guard_seconds=guard_seconds)
+        self.timeout = timeout
+        self.max_retries = max_retries
+        self.retry_after_max_seconds = retry_after_max_seconds
+        self.concurrency = concurrency
+        self.vs_currency = vs_currency
+        self.backoff_base_seconds = backoff_base_seconds
+        self.backoff_max_seconds = backoff_max_seconds
+        self.no_retry_after_wait_seconds = no_retry_after_wait_seconds
+        self.on_response = on_response
+        self.stats = ClientStats()
+        self.server_now: dt.datetime | None = None
+        """The fake server's clock (`X-Fake-Now`, decisions.md #36) as last seen; None on the real API."""
+        self.key_info_cache: KeyInfo | None = None
+        self._transport = transport
+        self._http: httpx.AsyncClient | None = None
+        self._sem: asyncio.Semaphore | None = None
+        self._rate_lock: asyncio.Lock | None = None
+        self._random = random.Random()
+
+    @classmethod
+    def from_settings(cls, settings: Any, **overrides: Any) -> CoinGeckoClient:
+        kwargs: dict[str, Any] = {
+            "plan": settings.coingecko_plan,
+            "api_key": settings.api_key,
+            "base_url": settings.coingecko_base_url,
+            "rate_limit_per_minute": settings.rate_limit_per_minute,
+            "timeout": settings.request_timeout_seconds,
+            "max_retries": settings.max_retries,
+            "retry_after_max_seconds": settings.retry_after_max_seconds,
+            "concurrency": settings.concurrency,
+        }
+        kwargs.update(overrides)
+        return cls(**kwargs)
+
+    # --- lifecycle ------------------------------------------------------------------------------------------
+
+    async def __aenter__(self) -> CoinGeckoClient:
+        await self.open()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def open(self) -> None:
+        if self._http is not None:
+            return
+        headers = {"accept": "application/json", "user-agent": f"kallos/{kallos.__version__} (+httpx)"}
+        headers.update(self.plan.headers(self._api_key))
+        self._http = httpx.AsyncClient(
+            base_url=self.base_url,
+            headers=headers,
+            timeout=httpx.Timeout(self.timeout),
+            limits=httpx.Limits(max_connections=self.concurrency, max_keepalive_connections=self.concurrency),
+            transport=self._transport,
+            follow_redirects=False,
+        )
+        self._sem = asyncio.Semaphore(self.concurrency)
+        self._rate_lock = asyncio.Lock()
+
+    async def aclose(self) -> None:
+        if self._http is not None:
+            await self._http.aclose()
+            self._http = None
+
+    @property
+    def rate_limit_per_minute(self) -> float:
+        return self.limiter.rate_per_minute
+
+    # --- endpoints ------------------------------------------------------------------------------------------
+
+    async def ping(self) -> Ping:
+        data = await self._get("/ping", "/ping")
+        return self._parse("/ping", None, lambda: Ping.model_validate(data))
+
+    async def key_info(self) -> KeyInfo:
+        """`/key` (pro only): the plan's rate limit and monthly credits."""
+        if not self.plan.paid:
+            raise AuthError(
+                f"/key is a pro-only endpoint (KALLOS_COINGECKO_PLAN={self.plan.name})", endpoint="/key"
+            )
+        data = await self._get("/key", "/key")
+        info = self._parse("/key", None, lambda: KeyInfo.model_validate(data))
+        self.key_info_cache = info
+        if self._rate_from_key and info.rate_limit:
+            self._rate_known = True
+            if info.rate_limit != self.limiter.rate_per_minute:
+                self.limiter.set_rate(info.rate_limit)
+                log.info("rate limit from /key: %g requests/min", info.rate_limit, extra={"plan": info.plan})
+        return info
+
+    async def coins_list(self, include_platform: bool = True, status: str = "active") -> list[CoinListItem]:
+        """All coins (`status`: active, inactive or all), each marked with ``active``."""
+        if status not in ("active", "inactive", "all"):
+            raise BadRequestError(
+                f"status must be active, inactive or all, not {status!r}", endpoint="/coins/list"
+            )
+        statuses = ("active", "inactive") if status == "all" else (status,)
+        out: list[CoinListItem] = []
+        seen: set[str] = set()
+        for st in statuses:
+            params = {"include_platform": _bool(include_platform), "status": st}
+            data = await self._get("/coins/list", "/coins/list", params)
+            rows = self._parse("/coins/list", None, functools.partial(_coin_items, data, st == "active"))
+            for row in rows:
+                if row.id not in seen:
+                    seen.add(row.id)
+                    out.append(row)
+        return out
+
+    async def coins_markets(
+        self,
+        ids: Sequence[str] | None = None,
+        category: str | None = None,
+        per_page: int = plans.MARKETS_MAX_PER_PAGE,
+        pages: int | None = None,
+        *,
+        vs_currency: str | None = None,
+        order: str = "market_cap_desc",
+        price_change_percentage: Sequence[str] | None = None,
+    ) -> list[MarketRow]:
+        """Market rows, paginated at `per_page`, de-duplicated by id across pages (ranks shift between pages).
+
+        Without `pages`, pages are fetched until a short page. With `ids`, ids go in groups of `per_page`.
+        """
+        plans.markets_pages(1, per_page)  # validates per_page
+        base: dict[str, Any] = {
+            "vs_currency": vs_currency or self.vs_currency,
+            "order": order,
+            "per_page": per_page,
+        }
+        if category:
+            base["category"] = category
+        if price_change_percentage:
+            base["price_change_percentage"] = ",".join(price_change_percentage)
+        seen: set[str] = set()
+        out: list[MarketRow] = []
+
+        def add(rows: Iterable[MarketRow]) -> None:
+            for row in rows:
+                if row.id not in seen:
+                    seen.add(row.id)
+                    out.append(row)
+
+        if ids is not None and not category:
+            unique = list(dict.fromkeys(i for i in ids if i))
+            for start in range(0, len(unique), per_page):
+                group = unique[start : start + per_page]
+                add(await self._markets_page({**base, "ids": ",".join(group), "page": 1}))
+            return out
+        page = 1
+        while pages is None or page <= pages:
+            rows = await self._markets_page({**base, "page": page})
+            add(rows)
+            if len(rows) < per_page:
+                break
+            page += 1
+        return out
+
+    async def _markets_page(self, params: dict[str, Any]) -> list[MarketRow]:
+        data = await self._get("/coins/markets", "/coins/markets", params)
+        return self._parse("/coins/markets", None, lambda: [MarketRow.model_validate(r) for r in _list(data)])
+
+    async def coin(
+        self,
+        coin_id: str,
+        *,
+        market_data: bool = True,
+        community_data: bool = False,
+        developer_data: bool = False,
+    ) -> CoinDetail:
+        """`/coins/{id}` with localization and tickers off (their payload is tens of KB and unused)."""
+        params = {
+            "localization": "false",
+            "tickers": "false",
+            "market_data": _bool(market_data),
+            "community_data": _bool(community_data),
+            "developer_data": _bool(developer_data),
+            "sparkline": "false",
+        }
+        data = await self._get("/coins/{id}", f"/coins/{_seg(coin_id)}", params, coin_id=coin_id)
+        return self._parse("/coins/{id}", coin_id, lambda: CoinDetail.model_validate(data))
+
+    async def market_chart(
+        self,
+        coin_id: str,
+        days: int | float | str,
+        *,
+        vs_currency: str | None = None,
+        interval: str | None = None,
+        precision: str | None = None,
+    ) -> MarketChart:
+        params: dict[str, Any] = {"vs_currency": vs_currency or self.vs_currency, "days": _days(days)}
+        if interval:
+            plans.market_chart_granularity(days, interval)
+            params["interval"] = interval
+        if precision:
+            params["precision"] = precision
+        endpoint = "/coins/{id}/market_chart"
+        data = await self._get(endpoint, f"/coins/{_seg(coin_id)}/market_chart", params, coin_id=coin_id)
+        return self._parse(endpoint, coin_id, lambda: MarketChart.model_validate(data))
+
+    async def market_chart_range(
+        self,
+        coin_id: str,
+        start: dt.datetime | dt.date,
+        end: dt.datetime | dt.date,
+        *,
+        vs_currency: str | None = None,
+        interval: str | None = None,
+        precision: str | None = None,
+    ) -> MarketChart:
+        """Points in [start, end] (a date means 00:00 UTC); ``interval="daily"`` for daily short spans."""
+        frm, to = _unix(start), _unix(end)
+        if frm >= to:
+            raise BadRequestError(
+                "market_chart/range: start must be before end",
+                endpoint="/coins/{id}/market_chart/range",
+                coin_id=coin_id,
+            )
+        params: dict[str, Any] = {"vs_currency": vs_currency or self.vs_currency, "from": frm, "to": to}
+        if interval:
+            plans.market_chart_granularity(1, interval)
+            params["interval"] = interval
+        if precision:
+            params["precision"] = precision
+        endpoint = "/coins/{id}/market_chart/range"
+        data = await self._get(
+            endpoint, f"/coins/{_seg(coin_id)}/market_chart/range", params, coin_id=coin_id
+        )
+        return self._parse(endpoint, coin_id, lambda: MarketChart.model_validate(data))
+
+    async def ohlc(
+        self, coin_id: str, days: int | str, *, vs_currency: str | None = None, interval: str | None = None
+    ) -> list[Candle]:
+        """Candles keyed by their close time; `days` in 1/7/14/30/90/180/365/max (checked before the call)."""
+        key = plans.check_ohlc_days(days, interval)
+        params: dict[str, Any] = {"vs_currency": vs_currency or self.vs_currency, "days": key}
+        if interval:
+            params["interval"] = interval
+        endpoint = "/coins/{id}/ohlc"
+        data = await self._get(endpoint, f"/coins/{_seg(coin_id)}/ohlc", params, coin_id=coin_id)
+        return self._parse(endpoint, coin_id, lambda: parse_ohlc(data))
+
+    async def ohlc_range(
+        self,
+        coin_id: str,
+        start: dt.datetime | dt.date,
+        end: dt.datetime | dt.date,
+        interval: str = "daily",
+        *,
+        vs_currency: str | None = None,
+    ) -> list[Candle]:
+        """Paid plans only; at most 180 days (daily) or 31 days (hourly) per call — see plans.chunk_range."""
+        plans.check_ohlc_range(self.plan.name, plans.to_utc(start), plans.to_utc(end), interval)
+        params = {
+            "vs_currency": vs_currency or self.vs_currency,
+            "from": _unix(start),
+            "to": _unix(end),
+            "interval": interval,
+        }
+        endpoint = "/coins/{id}/ohlc/range"
+        data = await self._get(endpoint, f"/coins/{_seg(coin_id)}/ohlc/range", params, coin_id=coin_id)
+        return self._parse(endpoint, coin_id, lambda: parse_ohlc(data))
+
+    async def categories(self, order: str | None = None) -> list[Category]:
+        params = {"order": order} if order else None
+        data = await self._get("/coins/categories", "/coins/categories", params)
+        return self._parse(
+            "/coins/categories", None, lambda: [Category.model_validate(r) for r in _list(data)]
+        )
+
+    # --- transport ------------------------------------------------------------------------------------------
+
+    async def _ensure_rate(self) -> None:
+        """On pro without a configured rate, read the plan's rate from `/key` once (before other calls)."""
+        if self._rate_known:
+            return
+        assert self._rate_lock is not None
+        async with self._rate_lock:
+            if self._rate_known:
+                return
+            self._rate_known = True  # one attempt only, whatever happens
+            try:
+                await self.key_info()
+            except (AuthError, RetryBudgetExceeded):
+                raise
+            except CoinGeckoError as exc:
+                log.warning(
+                    "could not read the pro rate limit from /key (%s); using %g/min",
+                    exc,
+                    self.limiter.rate_per_minute,
+                )
+
+    async def _get(
+        self, endpoint: str, path: str, params: dict[str, Any] | None = None, *, coin_id: str | None = None
+    ) -> Any:
+        """GET with rate limiting and retries; returns the decoded JSON of a 200 answer."""
+        if self._http is None:
+            await self.open()
+        assert self._http is not None and self._sem is not None
+        if endpoint != "/key":
+            await self._ensure_rate()
+        params = {k: v for k, v in (params or {}).items() if v is not None}
+        attempt = 0
+        while True:
+            attempt += 1
+            error: CoinGeckoError
+            async with self._sem:
+                self.stats.limiter_wait_seconds += await self.limiter.acquire()
+                self.stats.calls += 1
+                self.stats.by_endpoint[endpoint] += 1
+                started = time.perf_counter()
+                try:
+                    response = await self._http.get(path, params=params)
+                    body = response.content
+                except httpx.TimeoutException as exc:
+                    self.stats.timeouts += 1
+                    error = TransientAPIError(
+                        f"CoinGecko did not answer within {self.timeout:g} s ({type(exc).__name__}); "
+                        "transient, retried",
+                        endpoint=endpoint,
+                        coin_id=coin_id,
+                    )
+                    response = None
+                except httpx.TransportError as exc:
+                    error = TransientAPIError(
+                        f"connection to CoinGecko failed ({type(exc).__name__}: "
+                        f"{redact(str(exc)) or 'no detail'}); "
+                        "transient, retried",
+                        endpoint=endpoint,
+                        coin_id=coin_id,
+                    )
+                    response = None
+            if response is not None:
+                fetched_at = self._note_server_clock(response)
+                log.debug(
+                    "GET %s -> %s",
+                    endpoint,
+                    response.status_code,
+                    extra={
+                        "endpoint": endpoint,
+                        "status": response.status_code,
+                        "coin_id": coin_id,
+                        "duration_seconds": round(time.perf_counter() - started, 4),
+                    },
+                )
+                if self.on_response is not None:
+                    self.on_response(endpoint, dict(params), response.status_code, body, fetched_at)
+                if response.status_code == 200:
+                    try:
+                        data = json.loads(body)
+                    except ValueError as exc:
+                        detail = (
+                            f"{exc.msg}, char {exc.pos}"
+                            if isinstance(exc, json.JSONDecodeError)
+                            else str(exc)
+                        )
+                        error = TransientAPIError(
+                            f"CoinGecko sent malformed or truncated JSON ({len(body)} bytes; {detail}); "
+                            "retried",
+                            endpoint=endpoint,
+                            status=200,
+                            coin_id=coin_id,
+                        )
+                    else:
+                        self.stats.credits += plans.credits_for(200)
+                        return data
+                else:
+                    error = error_for_response(
+                        response.status_code,
+                        body,
+                        headers=response.headers,
+                        endpoint=endpoint,
+                        coin_id=coin_id,
+                        plan=self.plan.name,
+                    )
+                    if isinstance(error, RateLimitedError):
+                        self.stats.rate_limited += 1
+            if not isinstance(error, TransientAPIError):
+                self.stats.failures += 1
+                raise error
+            wait = self._retry_wait(error, attempt)
+            if attempt > self.max_retries:
+                self.stats.failures += 1
+                raise RetryBudgetExceeded(
+                    f"CoinGecko call failed after {attempt} attempts "
+                    f"(KALLOS_MAX_RETRIES={self.max_retries}); "
+                    f"last error: {error.message}",
+                    endpoint=endpoint,
+                    status=error.status,
+                    error_code=error.error_code,
+                    coin_id=coin_id,
+                    attempts=attempt,
+                ) from error
+            self.stats.retries += 1
+            self.stats.retry_wait_seconds += wait
+            log.warning(
+                "retrying %s after %s (attempt %d/%d) in %.2f s",
+                endpoint,
+                _what(error),
+                attempt,
+                self.max_retries + 1,
+                wait,
+                extra={
+                    "endpoint": endpoint,
+                    "status": error.status,
+                    "attempt": attempt,
+                    "wait_seconds": round(wait, 3),
+                    "coin_id": coin_id,
+                    "error_code": error.error_code,
+                    "reason": error.message,
+                },
+            )
+            await asyncio.sleep(wait)
+
+    def _retry_wait(self, error: TransientAPIError, attempt: int) -> float:
+        """Seconds before the next attempt; raises RetryBudgetExceeded when the server asks for too long."""
+        if isinstance(error, RateLimitedError):
+            asked = error.retry_after
+            wait = asked if asked is not None else self.no_retry_after_wait_seconds
+            if wait > self.retry_after_max_seconds:
+                self.stats.failures += 1
+                source = (
+                    f"Retry-After: {asked:g} s"
+                    if asked is not None
+                    else f"no Retry-After, default {wait:g} s"
+                )
+                raise RetryBudgetExceeded(
+                    f"CoinGecko asked to wait longer than allowed ({source} > KALLOS_RETRY_AFTER_MAX_SECONDS="
+                    f"{self.retry_after_max_seconds:g}); run again later or raise the ceiling",
+                    endpoint=error.endpoint,
+                    status=error.status,
+                    coin_id=error.coin_id,
+                    retry_after=asked,
+                ) from error
+            # Every caller of this key waits, not only this one: the bucket is shared.
+            self.limiter.penalize(wait)
+            return wait
+        ceiling = min(self.backoff_max_seconds, self.backoff_base_seconds * 2 ** (attempt - 1))
+        return ceiling / 2 + self._random.uniform(0, ceiling / 2)
+
+    def _note_server_clock(self, response: httpx.Response) -> dt.datetime:
+        value = response.headers.get(FAKE_NOW_HEADER)
+        if value:
+            try:
+                self.server_now = to_utc_datetime(value)
+            except ValueError:
+                log.debug("unreadable %s header: %r", FAKE_NOW_HEADER, value)
+        return utcnow()
+
+    def _parse(self, endpoint: str, coin_id: str | None, build: Callable[[], T]) -> T:
+        try:
+            return build()
+        except (ValidationError, ValueError, TypeError, KeyError, AttributeError) as exc:
+            self.stats.failures += 1
+            raise ResponseShapeError(
+                f"CoinGecko answered {endpoint} with an unexpected shape: {_short_error(exc)}",
+                endpoint=endpoint,
+                status=200,
+                coin_id=coin_id,
+            ) from exc
+
+
+def _coin_items(data: Any, active: bool) -> list[CoinListItem]:
+    return [CoinListItem.model_validate({**row, "active": active}) for row in _list(data)]
+
+
+def _what(error: CoinGeckoError) -> str:
+    if error.status == 200:
+        return "malformed JSON"
+    if error.status is not None:
+        return f"HTTP {error.status}"
+    return "timeout" if "did not answer" in error.message else "connection error"
+
+
+def _bool(value: bool) -> str:
+    return "true" if value else "false"
+
+
+def _seg(coin_id: str) -> str:
+    if not coin_id or "/" in coin_id:
+        raise BadRequestError(f"invalid coin id {coin_id!r}", coin_id=coin_id)
+    return quote(coin_id, safe="")
+
+
+def _days(days: int | float | str) -> str:
+    if str(days) == "max":
+        return "max"
+    value = float(days)
+    if not value > 0 or math.isinf(value):
+        raise BadRequestError(
+            f"days must be positive or 'max', not {days!r}", endpoint="/coins/{id}/market_chart"
+        )
+    return str(int(value)) if value.is_integer() else repr(value)
+
+
+def _unix(value: dt.datetime | dt.date) -> int:
+    return int(plans.to_utc(value).timestamp())
+
+
+def _list(data: Any) -> list[Any]:
+    if not isinstance(data, list):
+        raise TypeError(f"expected a JSON array, got {type(data).__name__}")
+    return data
+
+
+def _short_error(exc: BaseException) -> str:
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return text[:300]

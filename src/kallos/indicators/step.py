@@ -1,0 +1,316 @@
+"""The pipeline step: read bars from the store, compute what is new per coin in worker processes, upsert.
+
+Per coin (decisions.md #33): the `ingestion_watermarks` row (coin, 'indicators') holds the last computed
+bar (`last_date`) and the earliest market-data date changed since (`dirty_from`, set by ingestion). A change
+before `last_date`, a bar count that no longer matches the stored rows (a hole filled by a writer that did
+not set `dirty_from`), a switch of the close-only option, or `--full` recomputes the coin from its first
+bar. Otherwise only the new bars are written, computed from the last RECOMPUTE_HISTORY_BARS bars before them
+(see contract.py for why that is exact to far below 1e-12); OBV, a running total from the first bar, is
+continued from its stored value. Workers are processes that return frames; only the parent touches the
+store (decisions.md #13).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections import deque
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from kallos.errors import DataValidationError
+from kallos.indicators.contract import OUTPUT_COLUMNS, RECOMPUTE_HISTORY_BARS
+from kallos.indicators.engine import compute_indicators
+from kallos.log import get_logger
+from kallos.scale.executor import get_executor
+
+if TYPE_CHECKING:
+    from kallos.settings import Settings
+    from kallos.store import Store
+
+__all__ = ["coverage_table", "compute_step", "default_workers"]
+
+log = get_logger(__name__)
+
+SERIES = "indicators"
+BATCH_COINS = 100
+_BAR_COLUMNS = ["date", "open", "high", "low", "close", "volume"]
+
+
+def default_workers() -> int:
+    """CPU count - 1 (at least 1): one core stays free for the parent, which reads and writes the store."""
+    return max(1, (os.cpu_count() or 2) - 1)
+
+
+def coverage_table(store: Store) -> pd.DataFrame:
+    """Per coin: first and last bar, and coverage as decisions.md #22 defines it (KALLOS_MIN_COVERAGE).
+
+    Coverage = stored rows / calendar days over the last min(365, days since the first bar) days ending at the
+    coin's last bar.
+    """
+    frame = store.query(
+        """
+        WITH s AS (
+            SELECT coin_id, MIN(date) AS first_date, MAX(date) AS last_date, COUNT(*) AS n_all
+            FROM daily_market_data GROUP BY coin_id
+        )
+        SELECT c.coingecko_id AS coin_id, s.first_date, s.last_date, s.n_all,
+               (SELECT COUNT(*) FROM daily_market_data d
+                 WHERE d.coin_id = s.coin_id AND d.date > s.last_date - 365) AS n_recent
+        FROM s JOIN coins c ON c.coin_id = s.coin_id
+        ORDER BY c.coingecko_id
+        """
+    )
+    if frame.empty:
+        return frame.assign(window_days=pd.Series(dtype="int64"), coverage=pd.Series(dtype="float64"))
+    span = (pd.to_datetime(frame["last_date"]) - pd.to_datetime(frame["first_date"])).dt.days + 1
+    window = np.minimum(span.to_numpy(), 365)
+    rows = np.where(span.to_numpy() <= 365, frame["n_all"].to_numpy(), frame["n_recent"].to_numpy())
+    return frame.assign(window_days=window, coverage=rows / window)
+
+
+@dataclass
+class _Plan:
+    coin_id: str
+    mode: str  # "full" | "incremental"
+    last_done: pd.Timestamp | None
+    write_from: pd.Timestamp | None  # incremental: first date to write
+
+
+def _plan(
+    stats: pd.DataFrame, marks: pd.DataFrame, done: pd.DataFrame, *, full: bool, approx: bool
+) -> tuple[list[_Plan], int]:
+    marks = marks.set_index("coin_id") if not marks.empty else marks
+    done = done.set_index("coin_id") if not done.empty else done
+    plans, up_to_date = [], 0
+    for row in stats.itertuples(index=False):
+        coin = row.coin_id
+        last_bar = pd.Timestamp(row.last_date)
+        mark = marks.loc[coin] if coin in marks.index else None
+        last_done = dirty = None
+        same_option = True
+        if mark is not None and pd.notna(mark["last_date"]):
+            last_done = pd.Timestamp(mark["last_date"])
+            dirty = pd.Timestamp(mark["dirty_from"]) if pd.notna(mark["dirty_from"]) else None
+            state = json.loads(mark["state"]) if isinstance(mark["state"], str) and mark["state"] else {}
+            same_option = bool(state.get("close_only_approx", False)) == approx
+        elif coin in done.index:
+            last_done = pd.Timestamp(done.loc[coin, "last_date"])
+        if full or last_done is None or not same_option or (dirty is not None and dirty < last_done):
+            plans.append(_Plan(coin, "full", last_done, None))
+        elif last_done >= last_bar and (dirty is None or dirty > last_bar):
+            if coin in done.index and int(done.loc[coin, "n"]) != int(row.n_all):
+                # More bars than stored rows: a hole was filled by a writer that did not set dirty_from.
+                plans.append(_Plan(coin, "full", last_done, None))
+            else:
+                up_to_date += 1
+        else:
+            start = last_done + pd.Timedelta(days=1)
+            if dirty is not None and dirty <= last_done:
+                start = dirty
+            plans.append(_Plan(coin, "incremental", last_done, start))
+    return plans, up_to_date
+
+
+def _compute_batch(bars: pd.DataFrame, approx: bool) -> tuple[pd.DataFrame, dict[str, str]]:
+    """Worker: indicators for a batch of coins; a coin whose bars or results are invalid fails alone."""
+    try:
+        return compute_indicators(bars, close_only_approx=approx), {}
+    except DataValidationError:
+        frames, failures = [], {}
+        for coin, group in bars.groupby("coin_id", sort=False):
+            try:
+                frames.append(compute_indicators(group, close_only_approx=approx))
+            except DataValidationError as exc:
+                failures[str(coin)] = str(exc)
+        return (pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()), failures
+
+
+def _chunks(items: Sequence[_Plan], size: int) -> Iterator[list[_Plan]]:
+    for i in range(0, len(items), size):
+        yield list(items[i : i + size])
+
+
+@dataclass
+class _Job:
+    bars: pd.DataFrame
+    write_from: dict[str, pd.Timestamp]  # coin -> first date written (absent: all rows)
+    obv_offset: dict[str, float]  # coin -> stored OBV at the tail's first bar minus that bar's volume
+    last_bar: dict[str, tuple[pd.Timestamp, pd.Timestamp]]  # coin -> (first bar, last bar)
+    modes: dict[str, str]
+
+
+def _prepare(store: Store, plans: list[_Plan], done: pd.DataFrame) -> _Job:
+    """Read one batch's bars and cut each incremental coin's tail (with its history) out of them."""
+    coins = [p.coin_id for p in plans]
+    bars = store.read("daily_market_data", coins=coins, columns=["coin_id", *_BAR_COLUMNS])
+    done_n = done.set_index("coin_id")["n"] if not done.empty else pd.Series(dtype="int64")
+    parts, write_from, anchors, modes, spans = [], {}, {}, {}, {}
+    groups = dict(tuple(bars.groupby("coin_id", sort=False)))
+    for plan in plans:
+        g = groups.get(plan.coin_id)
+        if g is None or g.empty:
+            continue
+        dates = g["date"].to_numpy()
+        spans[plan.coin_id] = (pd.Timestamp(dates[0]), pd.Timestamp(dates[-1]))
+        mode = plan.mode
+        if mode == "incremental":
+            # A hole filled without dirty_from: the bars up to last_done no longer match the stored rows.
+            n_before = int(np.searchsorted(dates, np.datetime64(plan.last_done), side="right"))
+            if int(done_n.get(plan.coin_id, -1)) != n_before:
+                mode = "full"
+        if mode == "incremental":
+            first_new = int(np.searchsorted(dates, np.datetime64(plan.write_from), side="left"))
+            candle = (g["high"].notna() & g["low"].notna()).to_numpy()
+            candle_pos = np.flatnonzero(candle[:first_new])
+            start = max(0, first_new - RECOMPUTE_HISTORY_BARS)
+            if len(candle_pos) > RECOMPUTE_HISTORY_BARS:
+                start = min(start, int(candle_pos[-RECOMPUTE_HISTORY_BARS]))
+            else:
+                start = 0
+            write_from[plan.coin_id] = plan.write_from
+            if start > 0:
+                anchors[plan.coin_id] = (pd.Timestamp(dates[start]), float(g["volume"].iloc[start]))
+            g = g.iloc[start:]
+        modes[plan.coin_id] = mode
+        parts.append(g)
+    offsets: dict[str, float] = {}
+    if anchors:
+        first = min(a for a, _ in anchors.values())
+        stored = store.read(
+            "daily_technical_indicators", coins=list(anchors), start=first, columns=["date", "obv"]
+        )
+        stored = stored.set_index(["coin_id", "date"])["obv"]
+        for coin, (day, volume) in anchors.items():
+            key = (coin, day)
+            if key in stored.index and pd.notna(stored.loc[key]):
+                offsets[coin] = float(stored.loc[key]) - volume
+            else:  # no stored OBV to continue from: recompute this coin from its first bar
+                modes[coin] = "full"
+                write_from.pop(coin, None)
+                parts = [p for p in parts if p["coin_id"].iloc[0] != coin]
+                parts.append(groups[coin])
+    frame = pd.concat(parts, ignore_index=True) if parts else bars.iloc[0:0]
+    return _Job(frame, write_from, offsets, spans, modes)
+
+
+def _finish(job: _Job, result: pd.DataFrame) -> pd.DataFrame:
+    """Keep only the rows to write and continue OBV from its stored value."""
+    if result.empty:
+        return result
+    keep = np.ones(len(result), dtype=bool)
+    coin_col = result["coin_id"].to_numpy()
+    for coin, start in job.write_from.items():
+        keep &= ~((coin_col == coin) & (result["date"].to_numpy() < np.datetime64(start)))
+    result = result.loc[keep].reset_index(drop=True)
+    if job.obv_offset:
+        offset = result["coin_id"].map(job.obv_offset).fillna(0.0).to_numpy()
+        result["obv"] = result["obv"].to_numpy() + offset
+    return result
+
+
+def compute_step(
+    store: Store,
+    settings: Settings | None = None,
+    coins: Sequence[str] | None = None,
+    full: bool = False,
+    *,
+    workers: int | None = None,
+    min_coverage: float | None = None,
+    close_only_approx: bool | None = None,
+    batch_coins: int = BATCH_COINS,
+) -> dict[str, Any]:
+    """Compute and upsert `daily_technical_indicators`; return counts (failures maps coin -> reason)."""
+    if settings is None:
+        from kallos.settings import get_settings
+
+        settings = get_settings()
+    approx = settings.close_only_approx if close_only_approx is None else close_only_approx
+    threshold = settings.min_coverage if min_coverage is None else min_coverage
+    n_workers = workers or settings.workers or default_workers()
+    started = time.monotonic()
+
+    stats = coverage_table(store)
+    counts: dict[str, Any] = {
+        "coins": 0, "below_coverage": 0, "up_to_date": 0, "full": 0, "incremental": 0,
+        "rows_written": 0, "failed": 0, "failures": {}, "unknown_coins": [],
+        "close_only_approx": approx, "workers": n_workers,
+    }  # fmt: skip
+    if coins is not None:
+        wanted = list(dict.fromkeys(coins))
+        counts["unknown_coins"] = sorted(set(wanted) - set(stats["coin_id"]))
+        stats = stats[stats["coin_id"].isin(wanted)]
+    counts["coins"] = len(stats)
+    eligible = stats[stats["coverage"] >= threshold]
+    counts["below_coverage"] = len(stats) - len(eligible)
+    if eligible.empty:
+        return counts
+
+    ids = list(eligible["coin_id"])
+    marks = store.read("ingestion_watermarks", coins=ids)
+    marks = marks[marks["series"] == SERIES]
+    done = store.query(
+        "SELECT c.coingecko_id AS coin_id, COUNT(*) AS n, MAX(t.date) AS last_date "
+        "FROM daily_technical_indicators t JOIN coins c ON c.coin_id = t.coin_id GROUP BY c.coingecko_id"
+    )
+    done = done[done["coin_id"].isin(ids)]
+    plans, counts["up_to_date"] = _plan(eligible, marks, done, full=full, approx=approx)
+    batches = list(_chunks(plans, batch_coins))
+    if not batches:
+        return counts
+
+    def write(job: _Job, result: pd.DataFrame, failures: dict[str, str]) -> None:
+        counts["failures"].update(failures)
+        rows = _finish(job, result)
+        written_coins = [c for c in job.modes if c not in failures]
+        marks_frame = pd.DataFrame(
+            {
+                "coin_id": written_coins,
+                "series": SERIES,
+                "first_date": [job.last_bar[c][0] for c in written_coins],
+                "last_date": [job.last_bar[c][1] for c in written_coins],
+                "dirty_from": pd.Series([None] * len(written_coins), dtype="object"),
+                "state": json.dumps({"close_only_approx": approx}),
+            }
+        )
+        with store.transaction():
+            if not rows.empty:
+                store.upsert(
+                    "daily_technical_indicators", rows[["coin_id", "date", "ohlc_source", *OUTPUT_COLUMNS]]
+                )
+            if written_coins:
+                store.upsert("ingestion_watermarks", marks_frame)
+        counts["rows_written"] += len(rows)
+        for coin in written_coins:
+            counts[job.modes[coin]] += 1
+
+    # The executor (KALLOS_EXECUTOR: local processes or Dask) computes; this process reads and writes.
+    jobs: deque[_Job] = deque()
+
+    def bars_of_batches() -> Iterator[pd.DataFrame]:
+        for batch in batches:
+            jobs.append(_prepare(store, batch, done))
+            yield jobs[-1].bars
+
+    with get_executor(settings, workers=n_workers, preload=["kallos.indicators.engine"]) as executor:
+        for result, failures in executor.map_batches(_compute_batch, bars_of_batches(), approx):
+            write(jobs.popleft(), result, failures)
+
+    counts["failed"] = len(counts["failures"])
+    log.info(
+        "indicators computed",
+        extra={
+            "coins": counts["coins"],
+            "full": counts["full"],
+            "incremental": counts["incremental"],
+            "rows": counts["rows_written"],
+            "failed": counts["failed"],
+            "duration_seconds": round(time.monotonic() - started, 3),
+        },
+    )
+    return counts

@@ -1,0 +1,126 @@
+"""`kallos market backfill`: daily close, market cap and volume (and candles on paid plans) per coin.
+
+A coin's run starts where its watermark stopped (or at `since`, or at the first day CoinGecko has), re-fetches
+the
+holes found in its stored history, and writes everything of the coin in one transaction: killed at any point
+and
+run again, each day is stored exactly once and the database converges to the one a clean run gives.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from kallos import clock
+from kallos.coingecko import plans
+from kallos.ingest.archive import attach_archive
+from kallos.ingest.market import Window, fetch_history, find_holes, plan_window
+from kallos.ingest.runner import RunCounts, run_per_coin
+from kallos.ingest.select import select_coins
+from kallos.ingest.state import CHART, OHLC, CoinWrite, coins_with_holes, read_watermarks, stablecoins
+from kallos.log import get_logger
+from kallos.store import Store
+
+log = get_logger("kallos.ingest.backfill")
+
+
+def plan_name(client: Any, settings: Any) -> str:
+    plan = getattr(client, "plan", None)
+    return str(getattr(plan, "name", None) or settings.coingecko_plan)
+
+
+async def backfill(
+    store: Store,
+    client: Any,
+    settings: Any,
+    coins: Sequence[str] | None = None,
+    top: int | None = None,
+    since: dt.date | None = None,
+    include_inactive: bool = False,
+    progress: bool = False,
+    candles: bool | None = None,
+) -> dict[str, Any]:
+    """Backfill the chosen coins; returns the step counts (see :class:`~kallos.ingest.runner.RunCounts`).
+
+    `candles=None` fetches daily candles where the plan serves them (`ohlc/range` on paid plans); True
+    also asks
+    free plans' `/ohlc` (last 30 days, 4-hour candles combined into days); False keeps bars close-only.
+    """
+    started = time.perf_counter()
+    counts = RunCounts()
+    calls0 = client.stats.calls
+    archive = attach_archive(store, client, settings)
+    now = clock.utcnow()
+    last_final = clock.last_final_day(now)
+    plan = plan_name(client, settings)
+    want_candles = plans.get_plan(plan).paid if candles is None else candles
+    ids, unknown = await select_coins(store, client, coins=coins, top=top, include_inactive=include_inactive)
+    for u in unknown:
+        counts.failed[u] = "not in the coins table (run `kallos coins sync` first)"
+    chart_wms = read_watermarks(store, CHART)
+    ohlc_wms = read_watermarks(store, OHLC)
+    with_holes = coins_with_holes(store, chart_wms)
+    stable = stablecoins(store)
+    clamped: list[str] = []
+
+    async def job(coin: str) -> CoinWrite | None:
+        wm = chart_wms.get(coin)
+        hole_days = find_holes(store, coin, wm) if coin in with_holes else []
+        window = plan_window(
+            coin, wm, plan=plan, now=now, last_final=last_final, since=since, hole_days=hole_days
+        )
+        if window is None:
+            return None
+        if window.clamped_from is not None:
+            clamped.append(coin)
+        return await fetch_history(
+            store,
+            client,
+            window,
+            plan=plan,
+            now=now,
+            candles=want_candles,
+            stablecoin=coin in stable,
+            chart_wm=wm,
+            ohlc_wm=ohlc_wms.get(coin),
+        )
+
+    batch = max(1, settings.concurrency * 4)
+    await run_per_coin(
+        store,
+        ids,
+        job,
+        counts,
+        batch_size=batch,
+        progress=progress,
+        label="backfill",
+        after_batch=archive.flush,
+    )
+    if clamped:
+        log.warning(
+            "the %s plan only serves the past %d days: history of %d coin(s) clamped "
+            "(older days not fetched; "
+            "a paid plan can backfill them later)",
+            plan,
+            plans.DEMO_HISTORY_DAYS,
+            len(clamped),
+            extra={"coins_clamped": len(clamped), "plan": plan},
+        )
+    counts.api_calls = client.stats.calls - calls0
+    counts.extra.update({"clamped": len(clamped), "up_to_date": counts.skipped})
+    result = counts.as_dict()
+    log.info(
+        "backfill finished",
+        extra={
+            **{k: v for k, v in result.items() if k != "failed"},
+            "failed": len(counts.failed),
+            "duration_seconds": round(time.perf_counter() - started, 4),
+        },
+    )
+    return result
+
+
+__all__ = ["Window", "backfill"]

@@ -1,0 +1,190 @@
+"""Run one async job per coin in bounded batches, write each coin as it is validated, count everything.
+
+Batches keep memory bounded (only one batch of coins' frames is alive at a time) while the client's limiter
+and
+semaphore keep the calls inside the rate budget. Writes happen in this process and thread, one coin per
+transaction (DuckDB is single-process, decisions.md #13). One coin's failure is recorded and the others go on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from kallos.errors import InputError, KallosError
+from kallos.ingest.state import CoinWrite, write_coins
+from kallos.log import get_logger
+from kallos.store import Store
+
+log = get_logger("kallos.ingest")
+
+
+@dataclass
+class RunCounts:
+    """The counts every ingestion step returns (the pipeline's step result)."""
+
+    coins: int = 0
+    rows_written: int = 0
+    rows_quarantined: int = 0
+    events: int = 0
+    api_calls: int = 0
+    failed: dict[str, str] = field(default_factory=dict)
+    skipped: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self, *, status: str | None = None) -> dict[str, Any]:
+        if status is None:
+            status = "partial" if self.failed else "success"
+        out: dict[str, Any] = {
+            "coins": self.coins,
+            "rows_written": self.rows_written,
+            "rows_quarantined": self.rows_quarantined,
+            "events": self.events,
+            "api_calls": self.api_calls,
+            "failed": dict(self.failed),
+            "status": status,
+        }
+        out.update(self.extra)
+        return out
+
+
+def quarantined(w: CoinWrite) -> int:
+    if w.events.empty:
+        return 0
+    return int((w.events["action"] == "quarantined").sum())
+
+
+async def run_per_coin(
+    store: Store,
+    coins: Sequence[str],
+    job: Callable[[str], Awaitable[CoinWrite | None]],
+    counts: RunCounts,
+    *,
+    batch_size: int = 32,
+    progress: bool = False,
+    label: str = "coins",
+    run_id: str | None = None,
+    after_batch: Callable[[], Awaitable[Any]] | None = None,
+    write_every: int = 8,
+    write_seconds: float = 1.0,
+) -> None:
+    """Fetch `coins` in batches with `job`, write each result, fill `counts` (failures in counts.failed)."""
+    bar = _progress(progress, label, len(coins))
+    try:
+        for start in range(0, len(coins), batch_size):
+            batch = list(coins[start : start + batch_size])
+            started = {c: time.perf_counter() for c in batch}
+            tasks = {asyncio.ensure_future(_tagged(c, job)) for c in batch}
+            pending: list[CoinWrite] = []
+            last_write = time.monotonic()
+            try:
+                # Coins are written as they arrive, whole coins only, a few per transaction (at least every
+                # `write_seconds`): a killed run keeps every coin written so far, and the per-write overhead
+                # is shared by several coins.
+                for next_done in asyncio.as_completed(tasks):
+                    coin, result = await next_done
+                    if isinstance(result, CoinWrite):
+                        pending.append(result)
+                    else:
+                        _handle(coin, result, counts, started[coin])
+                    due = pending and time.monotonic() - last_write >= write_seconds
+                    if len(pending) >= write_every or due:
+                        _write(store, pending, counts, started, run_id)
+                        pending = []
+                        last_write = time.monotonic()
+                    if bar is not None:
+                        bar[0].advance(bar[1])
+                _write(store, pending, counts, started, run_id)
+            finally:
+                for t in tasks:
+                    t.cancel()
+            if after_batch is not None:
+                await after_batch()
+    finally:
+        if bar is not None:
+            bar[0].stop()
+
+
+async def _tagged(coin: str, job: Callable[[str], Awaitable[CoinWrite | None]]) -> tuple[str, Any]:
+    try:
+        return coin, await job(coin)
+    except Exception as exc:  # noqa: BLE001 - handed to _handle, which decides what is a per-coin failure
+        return coin, exc
+
+
+def _handle(coin: str, result: Any, counts: RunCounts, started: float) -> None:
+    """A coin that produced nothing to write: up to date (None) or failed (an exception)."""
+    if isinstance(result, BaseException):
+        if not isinstance(result, KallosError | ValueError | KeyError):
+            raise result
+        counts.failed[coin] = str(result)
+        log.warning(
+            "coin failed: %s",
+            result,
+            extra={"coin_id": coin, "duration_seconds": round(time.perf_counter() - started, 4)},
+        )
+        return
+    counts.coins += 1
+    counts.skipped += 1
+
+
+def _write(
+    store: Store, writes: list[CoinWrite], counts: RunCounts, started: dict[str, float], run_id: str | None
+) -> None:
+    if not writes:
+        return
+    try:
+        done = write_coins(store, writes, run_id=run_id)
+    except KallosError as exc:
+        for w in writes:
+            counts.failed[w.coin_id] = str(exc)
+        log.warning(
+            "write failed for %d coin(s): %s", len(writes), exc, extra={"coins": [w.coin_id for w in writes]}
+        )
+        return
+    for w in writes:
+        rows, n_events = done[w.coin_id]
+        q = quarantined(w)
+        counts.coins += 1
+        counts.rows_written += rows
+        counts.rows_quarantined += q
+        counts.events += n_events
+        log.info(
+            "coin stored",
+            extra={
+                "coin_id": w.coin_id,
+                "rows_fetched": len(w.bars) + q,
+                "rows_written": rows,
+                "rows_quarantined": q,
+                "events": n_events,
+                "duration_seconds": round(time.perf_counter() - started[w.coin_id], 4),
+            },
+        )
+
+
+def _progress(enabled: bool, label: str, total: int) -> tuple[Any, Any] | None:
+    if not enabled or total == 0:
+        return None
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from kallos.cli.common import err_console
+
+    if not err_console.is_terminal:
+        return None
+    p = Progress(
+        TextColumn(f"[bold]{label}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=err_console,
+    )
+    p.start()
+    return p, p.add_task(label, total=total)
+
+
+def require(condition: bool, message: str, **context: Any) -> None:
+    if not condition:
+        raise InputError(message, **context)

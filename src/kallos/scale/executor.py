@@ -1,0 +1,222 @@
+"""Where the per-batch compute of the indicator and signal steps runs: in this process, a local process
+pool, or a Dask cluster (`KALLOS_EXECUTOR=local|dask`, `KALLOS_DASK_SCHEDULER=tcp://host:8786`).
+
+The steps stay the only readers and writers of the store (docs/scaling.md explains why): they cut the coin
+universe into batches, hand each batch's frame to :meth:`Executor.map_batches` together with a top-level
+(picklable) pure function, and upsert what comes back, batch by batch, in the order the batches were given.
+At most ``2 x workers`` batches are in flight at once: memory is bounded by the batch size, not the universe.
+
+    with get_executor(settings) as ex:
+        for result in ex.map_batches(compute, frames_generator, approx):
+            write(result)
+
+With `executor=dask` and no scheduler address, a `distributed.LocalCluster` is started for the run and closed
+afterwards; with an address, the executor connects to that cluster and leaves it running.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from itertools import islice
+from types import TracebackType
+from typing import Any, Protocol, TypeVar
+
+from kallos.errors import ConfigError
+from kallos.log import get_logger
+
+log = get_logger(__name__)
+
+__all__ = ["DaskExecutor", "Executor", "LocalExecutor", "default_workers", "get_executor"]
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+CONNECT_TIMEOUT_SECONDS = 30
+
+
+def default_workers() -> int:
+    """CPU count - 1 (at least 1): one core stays free for the parent, which reads and writes the store."""
+    return max(1, (os.cpu_count() or 2) - 1)
+
+
+class Executor(Protocol):
+    name: str
+
+    @property
+    def workers(self) -> int: ...
+
+    def map_batches(self, fn: Callable[..., R], batches: Iterable[Any], *args: Any) -> Iterator[R]: ...
+
+    def close(self) -> None: ...
+
+    def __enter__(self) -> Executor: ...
+
+    def __exit__(self, *exc: object) -> None: ...
+
+
+class _Base:
+    name = "base"
+
+    def __enter__(self) -> Any:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:  # pragma: no cover - overridden
+        pass
+
+
+class LocalExecutor(_Base):
+    """One machine: in this process for one worker (or a single batch), else a `forkserver` process pool.
+
+    The pool is created on the first call that needs it and reused until :meth:`close`.
+    """
+
+    name = "local"
+
+    def __init__(self, workers: int | None = None, *, preload: Sequence[str] = ()) -> None:
+        self._workers = max(1, workers or default_workers())
+        self._preload = list(preload)
+        self._pool: ProcessPoolExecutor | None = None
+
+    @property
+    def workers(self) -> int:
+        return self._workers
+
+    def _get_pool(self) -> ProcessPoolExecutor:
+        if self._pool is None:
+            ctx = multiprocessing.get_context("forkserver")
+            if self._preload:
+                ctx.set_forkserver_preload(self._preload)
+            self._pool = ProcessPoolExecutor(max_workers=self._workers, mp_context=ctx)
+        return self._pool
+
+    def map_batches(self, fn: Callable[..., R], batches: Iterable[Any], *args: Any) -> Iterator[R]:
+        it = iter(batches)
+        head = list(islice(it, 2))
+        if self._workers <= 1 or len(head) <= 1:
+            for batch in head:
+                yield fn(batch, *args)
+            for batch in it:
+                yield fn(batch, *args)
+            return
+        pool = self._get_pool()
+        pending: deque[Future[R]] = deque()
+        for batch in _chain(head, it):
+            pending.append(pool.submit(fn, batch, *args))
+            while len(pending) >= 2 * self._workers:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+
+class DaskExecutor(_Base):
+    """A Dask cluster: the one at `address`, or a LocalCluster of `workers` processes started for this run.
+
+    Each batch is scattered to a worker and the function submitted on it (so large frames do not travel inside
+    the task graph); results come back to this process in submission order.
+    """
+
+    name = "dask"
+
+    def __init__(
+        self,
+        address: str | None = None,
+        *,
+        workers: int | None = None,
+        connect_timeout: float = CONNECT_TIMEOUT_SECONDS,
+    ) -> None:
+        try:
+            from distributed import Client, LocalCluster
+        except ImportError as exc:  # pragma: no cover - the scale extra is part of the test extra
+            raise ConfigError(
+                "KALLOS_EXECUTOR=dask needs Dask: pip install 'kallos[scale]'", setting="KALLOS_EXECUTOR"
+            ) from exc
+        self.address = address
+        self._cluster: Any = None
+        if address:
+            try:
+                self._client = Client(address, timeout=connect_timeout, set_as_default=False)
+            except (OSError, TimeoutError) as exc:
+                raise ConfigError(
+                    f"cannot reach the Dask scheduler at {address}: {exc}", setting="KALLOS_DASK_SCHEDULER"
+                ) from exc
+        else:
+            self._cluster = LocalCluster(
+                n_workers=workers or default_workers(),
+                threads_per_worker=1,
+                processes=True,
+                dashboard_address=":0",
+            )
+            self._client = Client(self._cluster, set_as_default=False)
+        log.info(
+            "dask executor ready",
+            extra={
+                "scheduler": self._client.scheduler.address,
+                "workers": self.workers,
+                "started": not address,
+            },
+        )
+
+    @property
+    def client(self) -> Any:
+        return self._client
+
+    @property
+    def workers(self) -> int:
+        """Worker threads of the cluster (at least 1, so a cluster still starting gets work queued)."""
+        return max(1, sum(self._client.nthreads().values()))
+
+    def map_batches(self, fn: Callable[..., R], batches: Iterable[Any], *args: Any) -> Iterator[R]:
+        window = 2 * self.workers
+        pending: deque[Any] = deque()
+        try:
+            for batch in batches:
+                data = self._client.scatter(batch, hash=False)
+                pending.append(self._client.submit(fn, data, *args, pure=False))
+                while len(pending) >= window:
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
+        finally:
+            for fut in pending:
+                fut.cancel()
+
+    def close(self) -> None:
+        self._client.close()
+        if self._cluster is not None:
+            self._cluster.close()
+            self._cluster = None
+
+
+def _chain(head: list[T], rest: Iterator[T]) -> Iterator[T]:
+    yield from head
+    yield from rest
+
+
+def get_executor(
+    settings: Any = None, *, workers: int | None = None, preload: Sequence[str] = ()
+) -> LocalExecutor | DaskExecutor:
+    """The executor the settings name (`executor`, `dask_scheduler`, `workers`); close it (or use `with`).
+
+    `workers` overrides the setting; for a remote Dask cluster the cluster's own size applies.
+    """
+    kind = getattr(settings, "executor", "local") if settings is not None else "local"
+    n = workers or (getattr(settings, "workers", None) if settings is not None else None)
+    if kind == "local":
+        return LocalExecutor(n, preload=preload)
+    if kind == "dask":
+        return DaskExecutor(getattr(settings, "dask_scheduler", None), workers=n)
+    raise ConfigError(f"unknown executor {kind!r}; accepted values: local, dask", setting="KALLOS_EXECUTOR")

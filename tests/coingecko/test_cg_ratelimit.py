@@ -1,0 +1,131 @@
+"""The capacity-1 bucket: never more than R slots in any 60 s window, shared through its state file."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from pathlib import Path
+
+import pytest
+
+from kallos.coingecko.ratelimit import RateLimiter, bucket_id
+from kallos.errors import ConfigError
+
+
+class FakeTime:
+    """Virtual time: sleepers wake in order of their deadlines, the clock jumping to each deadline."""
+
+    def __init__(self) -> None:
+        self.now = 1_000_000.0
+        self._sleepers: list[tuple[float, int, asyncio.Future[None]]] = []
+        self._seq = 0
+
+    def clock(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._seq += 1
+        self._sleepers.append((self.now + max(seconds, 0.0), self._seq, fut))
+        await fut
+
+    async def drive(self, task: asyncio.Future[object]) -> None:
+        """Advance time whenever every coroutine is asleep, until `task` is done."""
+        while not task.done():
+            for _ in range(20):
+                await asyncio.sleep(0)
+            if self._sleepers:
+                self._sleepers.sort()
+                deadline, _, fut = self._sleepers.pop(0)
+                self.now = max(self.now, deadline)
+                fut.set_result(None)
+
+
+def _max_in_window(times: list[float], window: float) -> int:
+    times = sorted(times)
+    best, j = 0, 0
+    for i, t in enumerate(times):
+        while times[j] <= t - window:
+            j += 1
+        best = max(best, i - j + 1)
+    return best
+
+
+async def _run(limiters: list[RateLimiter], calls_each: int, ft: FakeTime) -> list[float]:
+    sent: list[float] = []
+
+    async def worker(lim: RateLimiter) -> None:
+        for _ in range(calls_each):
+            await lim.acquire()
+            sent.append(ft.now)
+
+    task = asyncio.ensure_future(asyncio.gather(*(worker(lim) for lim in limiters for _ in range(4))))
+    await ft.drive(task)
+    await task
+    return sent
+
+
+def test_never_more_than_r_in_any_minute_and_no_burst(tmp_path: Path) -> None:
+    ft = FakeTime()
+    lim = RateLimiter(120, clock=ft.clock, sleep=ft.sleep)
+    sent = asyncio.run(_run([lim], 100, ft))
+    assert len(sent) == 400
+    assert _max_in_window(sent, 60.0) <= 120
+    assert _max_in_window(sent, 0.49) == 1  # capacity 1: slots at least 60.5/120 s apart
+    span_minutes = (max(sent) - min(sent)) / 60
+    assert (len(sent) - 1) / span_minutes == pytest.approx(120 * 60 / 60.5, rel=1e-6)
+
+
+def test_two_limiters_sharing_a_state_file_split_the_rate(tmp_path: Path) -> None:
+    ft = FakeTime()
+    a = RateLimiter.shared(
+        60, host="http://h/api/v3", api_key="k", state_dir=tmp_path, clock=ft.clock, sleep=ft.sleep
+    )
+    b = RateLimiter.shared(
+        60, host="http://h/api/v3", api_key="k", state_dir=tmp_path, clock=ft.clock, sleep=ft.sleep
+    )
+    assert a.state_path == b.state_path
+    sent = asyncio.run(_run([a, b], 30, ft))
+    assert _max_in_window(sent, 60.0) <= 60
+    other = RateLimiter.shared(60, host="http://h/api/v3", api_key="k2", state_dir=tmp_path)
+    assert other.state_path != a.state_path
+    assert "k" not in a.state_path.name.replace(bucket_id("http://h/api/v3", "k"), "")  # type: ignore[union-attr]
+
+
+def test_penalty_delays_every_sharer(tmp_path: Path) -> None:
+    ft = FakeTime()
+    a = RateLimiter.shared(6000, host="h", api_key="k", state_dir=tmp_path, clock=ft.clock, sleep=ft.sleep)
+    b = RateLimiter.shared(6000, host="h", api_key="k", state_dir=tmp_path, clock=ft.clock, sleep=ft.sleep)
+    start = ft.now
+    a.penalize(30.0)
+
+    async def one() -> None:
+        task = asyncio.ensure_future(b.acquire())
+        await ft.drive(task)
+
+    asyncio.run(one())
+    assert ft.now - start >= 30.0
+
+
+def test_unlimited_and_invalid_rates() -> None:
+    ft = FakeTime()
+    lim = RateLimiter(math.inf, clock=ft.clock, sleep=ft.sleep)
+    asyncio.run(_run([lim], 50, ft))
+    assert ft.now == 1_000_000.0
+    with pytest.raises(ConfigError, match="KALLOS_RATE_LIMIT_PER_MINUTE"):
+        RateLimiter(0)
+
+
+def test_unwritable_state_dir_is_a_config_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    with pytest.raises(ConfigError, match="KALLOS_RATE_LIMIT_DIR"):
+        RateLimiter.shared(60, host="h", api_key="k", state_dir=blocker / "sub")
+
+
+def test_corrupt_state_file_is_survived(tmp_path: Path) -> None:
+    lim = RateLimiter.shared(600, host="h", api_key=None, state_dir=tmp_path)
+    assert lim.state_path is not None
+    lim.state_path.write_text("{not json")
+    asyncio.run(lim.acquire())
+    assert "next_at" in lim.state_path.read_text()
