@@ -23,7 +23,9 @@ def today() -> dt.date:
     return utcnow().date()
 
 
-def last_final_day(now: dt.datetime | None = None, *, publish_delay: dt.timedelta = dt.timedelta(minutes=35)) -> dt.date:
+def last_final_day(
+    now: dt.datetime | None = None, *, publish_delay: dt.timedelta = dt.timedelta(minutes=35)
+) -> dt.date:
     """The newest UTC day whose 00:00 point is published (decisions.md #2: day D is final at about 00:35 on D)."""
     now = now or utcnow()
     return (now - publish_delay).date()

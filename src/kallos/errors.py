@@ -135,9 +135,7 @@ class CoinGeckoError(KallosError):
         coin_id: str | None = None,
         **context: Any,
     ) -> None:
-        super().__init__(
-            message, endpoint=endpoint, status=status, error_code=error_code, coin_id=coin_id, **context
-        )
+        super().__init__(message, endpoint=endpoint, status=status, error_code=error_code, coin_id=coin_id, **context)
         self.endpoint = endpoint
         self.status = status
         self.error_code = error_code

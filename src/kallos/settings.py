@@ -78,7 +78,7 @@ class Settings(BaseSettings):
     @field_validator("database_url")
     @classmethod
     def _check_url(cls, v: str) -> str:
-        if not (v.startswith("duckdb://") or v.startswith(("postgresql://", "postgres://", "postgresql+"))):
+        if not v.startswith(("duckdb://", "postgresql://", "postgres://", "postgresql+")):
             raise ValueError("must start with duckdb:/// or postgresql://")
         return v
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import base64
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-SHARED_DATA = (Path(__file__).resolve().parents[2] / ".." / "shared" / "data").resolve()
+from tests.shared_data import SHARED_DATA
+
 CASSETTES = SHARED_DATA / "coingecko_api_cassettes_coingecko_ruby"
 
 

@@ -7,10 +7,11 @@ import datetime as dt
 import numpy as np
 import pandas as pd
 import pytest
-from .index_frames import long_frame, random_market
 
 from kallos.errors import DataValidationError, IndexConstructionError, InputError
 from kallos.index import NoQualifyingSelectionError, build_index
+
+from .index_frames import long_frame, random_market
 
 SHORT = {"n_constituents": 5, "min_history_days": 60, "min_coverage": 0.9}
 

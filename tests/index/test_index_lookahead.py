@@ -5,9 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from .index_frames import random_market
 
 from kallos.index import build_index
+
+from .index_frames import random_market
 
 PARAMS = {"n_constituents": 5, "min_history_days": 60, "min_coverage": 0.9}
 

@@ -8,7 +8,6 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
-from .index_frames import random_market
 from matplotlib.figure import Figure
 
 from kallos.index import build_index, compute_metrics
@@ -19,6 +18,8 @@ from kallos.index.report import (
     weights_figure,
     weights_png,
 )
+
+from .index_frames import random_market
 
 
 def frame(levels: list[float], start: str = "2024-01-01") -> pd.DataFrame:

@@ -14,9 +14,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from .index_frames import shared_data
 
 from kallos.index import EXCLUDED_COIN_IDS, build_index
+
+from .index_frames import shared_data
 
 pytestmark = pytest.mark.shared_data
 

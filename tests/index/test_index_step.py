@@ -8,7 +8,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from .index_frames import random_market
 
 from kallos.cli.main import main
 from kallos.errors import IndexConstructionError
@@ -23,6 +22,8 @@ from kallos.index.step import (
 )
 from kallos.settings import load_settings
 from kallos.store import Store, open_store
+
+from .index_frames import random_market
 
 PARAMS = {"n_constituents": 20, "max_weight": 0.35, "min_history_days": 1095, "min_coverage": 0.9}
 

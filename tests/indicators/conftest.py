@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
+
 from .indicator_data import load_coingecko_panel, load_exchange_panel
 
 

@@ -7,17 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pytest
 
-SHARED_DATA = (Path(__file__).resolve().parents[2] / ".." / "shared" / "data").resolve()
-
-
-def shared_data(*parts: str) -> Path:
-    """A path under ../shared/data, or skip with the reason when it is absent."""
-    path = SHARED_DATA.joinpath(*parts)
-    if not path.exists():
-        pytest.skip(f"real data not available at {path} (it lives in ../shared/data beside the repository)")
-    return path
+from tests.shared_data import SHARED_DATA, shared_data  # noqa: F401 - re-exported
 
 
 def load_exchange_file(path: Path) -> pd.DataFrame:

@@ -6,11 +6,12 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from .test_formulas import random_bars
 
 from kallos.cli.main import main
 from kallos.indicators import OUTPUT_COLUMNS, compute_indicators
 from kallos.store import open_store
+
+from .test_formulas import random_bars
 
 
 @pytest.mark.parametrize("suffix", [".csv", ".parquet"])

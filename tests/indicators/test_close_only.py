@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from .indicator_data import assert_matches
-from .test_formulas import random_bars
 
 from kallos.indicators import compute_indicators
 from kallos.indicators.contract import HIGH_LOW_COLUMNS, OUTPUT_COLUMNS
+
+from .indicator_data import assert_matches
+from .test_formulas import random_bars
 
 
 def mixed_bars() -> tuple[pd.DataFrame, np.ndarray]:

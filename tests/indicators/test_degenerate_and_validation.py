@@ -6,10 +6,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from .test_formulas import random_bars
 
 from kallos.errors import DataValidationError
 from kallos.indicators import compute_indicators, kernels, validate_indicators
+
+from .test_formulas import random_bars
 
 
 def flat_bars(n: int = 80, price: float = 1.0, volume: float = 0.0) -> pd.DataFrame:

@@ -8,9 +8,10 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
-from .indicator_data import assert_matches
 
 from kallos.indicators import compute_indicators
+
+from .indicator_data import assert_matches
 
 RTOL = 1e-9
 

@@ -7,14 +7,15 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from .indicator_data import assert_matches
-from .test_formulas import random_bars
 
 from kallos.indicators import compute_indicators
 from kallos.indicators.contract import OUTPUT_COLUMNS, RECOMPUTE_HISTORY_BARS
 from kallos.indicators.step import compute_step
 from kallos.settings import load_settings
 from kallos.store import Store
+
+from .indicator_data import assert_matches
+from .test_formulas import random_bars
 
 RTOL = 1e-12
 

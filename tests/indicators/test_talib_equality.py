@@ -7,9 +7,10 @@ import numpy as np
 import pandas as pd
 import pytest
 import talib
-from .indicator_data import assert_matches
 
 from kallos.indicators import compute_indicators
+
+from .indicator_data import assert_matches
 
 pytestmark = pytest.mark.shared_data
 

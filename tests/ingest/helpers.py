@@ -5,28 +5,22 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
-import pytest
 
 from kallos import clock
 from kallos.coingecko import CoinGeckoClient
 from kallos.settings import Settings, load_settings
+from tests.shared_data import shared_data
 
 T = TypeVar("T")
-SHARED_DATA = (Path(__file__).resolve().parents[2] / ".." / "shared" / "data").resolve()
 CSV_FOLDERS = ("coingecko_csv_TylerIlunga", "coingecko_csv_maciejnems", "coingecko_csv_zy3110")
 IDS_CSV = "coingecko_csv_ids.csv"
 
 
-def shared_path(*parts: str) -> Path:
-    path = SHARED_DATA.joinpath(*parts)
-    if not path.exists():
-        pytest.skip(f"real data not available at {path} (it lives in ../shared/data beside the repository)")
-    return path
+shared_path = shared_data
 
 
 def settings_for(url: str, plan: str = "pro", **overrides: Any) -> Settings:

@@ -72,6 +72,9 @@ def test_dask_executor_stores_exactly_what_the_local_one_stores(
     assert ind["full"] == 10 and sig["full"] == 10
     for name in ("daily_technical_indicators", "trading_signals"):
         pd.testing.assert_frame_equal(table(store, name), table(local_store, name), check_exact=True)
+    signals = table(store, "trading_signals")
+    assert len(table(store, "daily_technical_indicators")) == len(old)
+    assert (signals["signal"] != "composite").sum() > 50  # rules fired: the comparison is not of empty frames
 
     # New bars: an incremental run on each executor.
     seed(local_store, bars)

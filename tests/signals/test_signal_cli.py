@@ -7,12 +7,13 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from .signal_frames import realistic_frame
 
 from kallos.cli.main import main
 from kallos.signals.evaluation import REPORT_COLUMNS
 from kallos.store import open_store
 from kallos.store.schema import COMPOSITE_COLUMNS, INDICATOR_COLUMNS
+
+from .signal_frames import realistic_frame
 
 
 @pytest.fixture

@@ -5,9 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from .signal_frames import calm_frame, day, realistic_frame, set_values
 
 from kallos.signals import generate_signals, parse_signal_config
+
+from .signal_frames import calm_frame, day, realistic_frame, set_values
 
 DEFAULT_WEIGHTS = 1.0 + 1.0 + 1.5 + 1.0 + 1.0 + 0.5  # rsi, macd, ema_cross, bollinger, stochastic, volume
 

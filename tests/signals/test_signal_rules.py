@@ -5,10 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from .signal_frames import calm_frame, day, set_values
 
 from kallos.errors import DataValidationError
 from kallos.signals import RULE_IDS, SignalConfig, generate_signals, parse_signal_config
+
+from .signal_frames import calm_frame, day, set_values
 
 
 def rule_rows(frame: pd.DataFrame, config: SignalConfig | None = None) -> pd.DataFrame:

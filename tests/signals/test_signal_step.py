@@ -6,13 +6,14 @@ import json
 
 import pandas as pd
 import pytest
-from .signal_frames import day, realistic_frame
 
 from kallos.errors import DataValidationError
 from kallos.signals import generate_signals, parse_signal_config
 from kallos.signals.step import evaluate_step, generate_step
 from kallos.store import Store
 from kallos.store.schema import COMPOSITE_COLUMNS, INDICATOR_COLUMNS
+
+from .signal_frames import day, realistic_frame
 
 KEY = ["coin_id", "date", "signal"]
 COLS = ["coin_id", "date", "signal", "direction", "strength", "composite_score", "action", "config_hash"]

@@ -199,7 +199,9 @@ def test_concurrent_overlapping_writers_leave_no_duplicates(seeded: Store) -> No
 
 
 def test_read_filters_by_coins_and_dates(seeded: Store) -> None:
-    seeded.upsert("daily_market_data", pd.concat([bars("bitcoin", "2024-01-01", 30), bars("ethereum", "2024-01-01", 30)]))
+    seeded.upsert(
+        "daily_market_data", pd.concat([bars("bitcoin", "2024-01-01", 30), bars("ethereum", "2024-01-01", 30)])
+    )
     out = seeded.read("daily_market_data", coins=["ethereum"], start="2024-01-10", end=dt.date(2024, 1, 19))
     assert out["coin_id"].unique().tolist() == ["ethereum"]
     assert out["date"].min() == pd.Timestamp("2024-01-10") and out["date"].max() == pd.Timestamp("2024-01-19")
@@ -231,7 +233,9 @@ def test_replace_swaps_a_slice_atomically(seeded: Store) -> None:
             }
         )
 
-    seeded.replace("index_monthly_constituents", month({"bitcoin": 0.6, "ethereum": 0.4}), where={"year": 2024, "month": 1})
+    seeded.replace(
+        "index_monthly_constituents", month({"bitcoin": 0.6, "ethereum": 0.4}), where={"year": 2024, "month": 1}
+    )
     seeded.replace("index_monthly_constituents", month({"bitcoin": 1.0}), where={"year": 2024, "month": 1})
     out = seeded.read("index_monthly_constituents")
     assert out["coin_id"].tolist() == ["bitcoin"] and out["weight"].tolist() == [1.0]

@@ -17,10 +17,10 @@ from typing import Any
 from kallos import clock
 from kallos.coingecko import plans
 from kallos.ingest.archive import attach_archive
-from kallos.ingest.market import Window, fetch_history, find_holes, plan_window
+from kallos.ingest.market import HistoryFetcher
 from kallos.ingest.runner import RunCounts, run_per_coin
 from kallos.ingest.select import select_coins
-from kallos.ingest.state import CHART, OHLC, CoinWrite, coins_with_holes, read_watermarks, stablecoins
+from kallos.ingest.state import CoinWrite
 from kallos.log import get_logger
 from kallos.store import Store
 
@@ -60,33 +60,16 @@ async def backfill(
     ids, unknown = await select_coins(store, client, coins=coins, top=top, include_inactive=include_inactive)
     for u in unknown:
         counts.failed[u] = "not in the coins table (run `kallos coins sync` first)"
-    chart_wms = read_watermarks(store, CHART)
-    ohlc_wms = read_watermarks(store, OHLC)
-    with_holes = coins_with_holes(store, chart_wms)
-    stable = stablecoins(store)
+    fetcher = HistoryFetcher.for_run(store, client, plan=plan, now=now, candles=want_candles)
     clamped: list[str] = []
 
     async def job(coin: str) -> CoinWrite | None:
-        wm = chart_wms.get(coin)
-        hole_days = find_holes(store, coin, wm) if coin in with_holes else []
-        window = plan_window(
-            coin, wm, plan=plan, now=now, last_final=last_final, since=since, hole_days=hole_days
-        )
+        window = fetcher.window(coin, last_final=last_final, since=since)
         if window is None:
             return None
         if window.clamped_from is not None:
             clamped.append(coin)
-        return await fetch_history(
-            store,
-            client,
-            window,
-            plan=plan,
-            now=now,
-            candles=want_candles,
-            stablecoin=coin in stable,
-            chart_wm=wm,
-            ohlc_wm=ohlc_wms.get(coin),
-        )
+        return await fetcher.fetch(window)
 
     batch = max(1, settings.concurrency * 4)
     await run_per_coin(
@@ -123,4 +106,4 @@ async def backfill(
     return result
 
 
-__all__ = ["Window", "backfill"]
+__all__ = ["backfill"]

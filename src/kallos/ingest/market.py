@@ -19,7 +19,18 @@ import pandas as pd
 
 from kallos.coingecko import plans
 from kallos.ingest import frames
-from kallos.ingest.state import CHART, OHLC, CoinWrite, Watermark, holes, previous_bar, stored_dates
+from kallos.ingest.state import (
+    CHART,
+    OHLC,
+    CoinWrite,
+    Watermark,
+    coins_with_holes,
+    holes,
+    previous_bar,
+    read_watermarks,
+    stablecoins,
+    stored_dates,
+)
 from kallos.ingest.validation import QUARANTINED, validate_market_rows
 from kallos.store import Store
 
@@ -229,3 +240,63 @@ def expected_calls(window: Window, plan: str, candles: bool) -> dict[str, int]:
         key = "/coins/{id}/ohlc/range" if plans.get_plan(plan).paid else "/coins/{id}/ohlc"
         out[key] = ohlc_calls(window, plan)
     return out
+
+
+@dataclass
+class HistoryFetcher:
+    """What all coins fetched in one run share: watermarks, holes and stablecoins read once; plan; clock."""
+
+    store: Store
+    client: object
+    plan: str
+    now: dt.datetime
+    candles: bool
+    chart_wms: dict[str, Watermark]
+    ohlc_wms: dict[str, Watermark]
+    with_holes: set[str]
+    stable: set[str]
+
+    @classmethod
+    def for_run(
+        cls,
+        store: Store,
+        client: object,
+        *,
+        plan: str,
+        now: dt.datetime,
+        candles: bool,
+        coins: list[str] | None = None,
+    ) -> HistoryFetcher:
+        chart_wms = read_watermarks(store, CHART, coins)
+        return cls(
+            store,
+            client,
+            plan,
+            now,
+            candles,
+            chart_wms,
+            read_watermarks(store, OHLC, coins),
+            coins_with_holes(store, chart_wms),
+            stablecoins(store),
+        )
+
+    def window(self, coin: str, *, last_final: dt.date, since: dt.date | None = None) -> Window | None:
+        wm = self.chart_wms.get(coin)
+        hole_days = find_holes(self.store, coin, wm) if coin in self.with_holes else []
+        return plan_window(
+            coin, wm, plan=self.plan, now=self.now, last_final=last_final, since=since, hole_days=hole_days
+        )
+
+    async def fetch(self, window: Window) -> CoinWrite:
+        coin = window.coin_id
+        return await fetch_history(
+            self.store,
+            self.client,
+            window,
+            plan=self.plan,
+            now=self.now,
+            candles=self.candles,
+            stablecoin=coin in self.stable,
+            chart_wm=self.chart_wms.get(coin),
+            ohlc_wm=self.ohlc_wms.get(coin),
+        )

@@ -27,18 +27,15 @@ from kallos.coingecko import plans
 from kallos.ingest import frames
 from kallos.ingest.archive import attach_archive
 from kallos.ingest.backfill import plan_name
-from kallos.ingest.market import fetch_history, find_holes, midnight, plan_window
+from kallos.ingest.market import HistoryFetcher, midnight
 from kallos.ingest.runner import RunCounts, quarantined, run_per_coin
 from kallos.ingest.select import tracked_coins
 from kallos.ingest.state import (
     CHART,
-    OHLC,
     CoinWrite,
     Watermark,
-    coins_with_holes,
     previous_bars,
     read_watermarks,
-    stablecoins,
     write_coins,
 )
 from kallos.ingest.validation import QUARANTINED, validate_sweep
@@ -102,31 +99,17 @@ async def daily_update(store: Store, client: Any, settings: Any, progress: bool 
     )
     # Inside the close window, day D comes from the sweep: charts only fill the days before it.
     fill_through = min(last_final, close_day - dt.timedelta(days=1)) if close_day else last_final
-    chart_wms = read_watermarks(store, CHART, tracked)
-    ohlc_wms = read_watermarks(store, OHLC, tracked)
-    with_holes = coins_with_holes(store, chart_wms)
-    stable = stablecoins(store)
-    want_candles = plans.get_plan(plan).paid
+    fetcher = HistoryFetcher.for_run(
+        store, client, plan=plan, now=now, candles=plans.get_plan(plan).paid, coins=tracked
+    )
     gap_coins: list[str] = []
 
     async def fill(coin: str) -> CoinWrite | None:
-        wm = chart_wms.get(coin)
-        hole_days = find_holes(store, coin, wm) if coin in with_holes else []
-        window = plan_window(coin, wm, plan=plan, now=now, last_final=fill_through, hole_days=hole_days)
+        window = fetcher.window(coin, last_final=fill_through)
         if window is None:
             return None
         gap_coins.append(coin)
-        return await fetch_history(
-            store,
-            client,
-            window,
-            plan=plan,
-            now=now,
-            candles=want_candles,
-            stablecoin=coin in stable,
-            chart_wm=wm,
-            ohlc_wm=ohlc_wms.get(coin),
-        )
+        return await fetcher.fetch(window)
 
     chart_calls0 = client.stats.by_endpoint.get("/coins/{id}/market_chart/range", 0)
     await run_per_coin(
@@ -144,7 +127,7 @@ async def daily_update(store: Store, client: Any, settings: Any, progress: bool 
     # 3. Markets mode inside the close window: the sweep is day D's final value where D has no chart close.
     finals = 0
     if close_day is not None and not sweep.empty:
-        finals = _store_markets_closes(store, sweep, close_day, counts, stable)
+        finals = _store_markets_closes(store, sweep, close_day, counts, fetcher.stable)
     counts.coins = len(tracked)
     counts.api_calls = client.stats.calls - calls0
     counts.extra.update(

@@ -1,9 +1,9 @@
 """Storage: one interface (:class:`Store`) over PostgreSQL (production) and DuckDB (embedded default).
 
-    store = open_store("duckdb:///kallos.duckdb")   # or "postgresql://user@host:5432/db"
-    store.init()                                    # create or upgrade the schema, idempotent
-    store.upsert("daily_market_data", frame)        # idempotent bulk upsert by (coin_id, date)
-    store.read("daily_market_data", coins=["bitcoin"], start="2024-01-01")
+store = open_store("duckdb:///kallos.duckdb")   # or "postgresql://user@host:5432/db"
+store.init()                                    # create or upgrade the schema, idempotent
+store.upsert("daily_market_data", frame)        # idempotent bulk upsert by (coin_id, date)
+store.read("daily_market_data", coins=["bitcoin"], start="2024-01-01")
 """
 
 from __future__ import annotations

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from kallos import clock
 from kallos.log import get_logger
 from kallos.store.base import Store
-from kallos import clock
 from kallos.store.schema import TABLES, create_index_sql, create_table_sql, year_partitions_sql
 
 log = get_logger(__name__)

@@ -28,7 +28,17 @@ from kallos.errors import StoreError
 from kallos.store.base import Store, _wrap, named_params, redact_url
 from kallos.store.schema import Table, quote
 
-_KINDS = {1082: "date", 1184: "ts", 1114: "ts", 700: "float", 701: "float", 1700: "float", 20: "int", 21: "int", 23: "int"}
+_KINDS = {
+    1082: "date",
+    1184: "ts",
+    1114: "ts",
+    700: "float",
+    701: "float",
+    1700: "float",
+    20: "int",
+    21: "int",
+    23: "int",
+}
 _RETRYABLE = (pgerrors.DeadlockDetected, pgerrors.SerializationFailure)
 
 
