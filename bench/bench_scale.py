@@ -115,9 +115,7 @@ def run_mode(mode: str, coins: int, days: int, batch: int, sink_root: Path | Non
                 t = time.perf_counter()
                 if sink:
                     path = sink / f"batch-{i:05d}.parquet"
-                    pq.write_table(
-                        pa.Table.from_pandas(result, preserve_index=False), path, compression="snappy"
-                    )
+                    pq.write_table(pa.Table.from_pandas(result, preserve_index=False), path, compression="snappy")
                     bytes_written += path.stat().st_size
                 rows += len(result)
                 timers["sink"] += time.perf_counter() - t
@@ -182,9 +180,7 @@ def run_pg_slice(url: str, coins: int, days: int, batch: int) -> dict[str, Any]:
         out["bars_upsert_rows_per_s"] = round(len(bars) / (time.perf_counter() - t))
         out["bars_bytes_per_row"] = round(_table_bytes(store, "daily_market_data") / len(bars))
         t = time.perf_counter()
-        read = store.read(
-            "daily_market_data", coins=ids, columns=["date", "open", "high", "low", "close", "volume"]
-        )
+        read = store.read("daily_market_data", coins=ids, columns=["date", "open", "high", "low", "close", "volume"])
         out["bars_read_rows_per_s"] = round(len(read) / (time.perf_counter() - t))
         for name, settings in (
             ("step_local1", load_settings(executor="local", workers=1)),
@@ -201,9 +197,7 @@ def run_pg_slice(url: str, coins: int, days: int, batch: int) -> dict[str, Any]:
         store.upsert("daily_technical_indicators", indicators)
         out["indicator_rows"] = len(indicators)
         out["indicator_insert_rows_per_s"] = round(len(indicators) / (time.perf_counter() - t))
-        out["indicator_bytes_per_row"] = round(
-            _table_bytes(store, "daily_technical_indicators") / len(indicators)
-        )
+        out["indicator_bytes_per_row"] = round(_table_bytes(store, "daily_technical_indicators") / len(indicators))
         changed = indicators.assign(rsi_14=indicators["rsi_14"] * 1.01)
         t = time.perf_counter()
         store.upsert("daily_technical_indicators", changed)
@@ -254,9 +248,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     results = []
     for mode in [m for m in args.modes.split(",") if m]:
-        results.append(
-            run_mode(mode, args.coins, args.days, args.batch_coins, None if args.no_sink else args.sink)
-        )
+        results.append(run_mode(mode, args.coins, args.days, args.batch_coins, None if args.no_sink else args.sink))
     pg: dict[str, Any] = {}
     if args.pg_coins:
         pg = run_pg_slice(args.pg_url, args.pg_coins, args.days, args.batch_coins)

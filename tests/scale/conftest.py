@@ -11,9 +11,7 @@ distributed = pytest.importorskip("distributed", reason="Dask is in the test ext
 
 @pytest.fixture(scope="session")
 def dask_cluster() -> Iterator[object]:
-    cluster = distributed.LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
-    )
+    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0")
     with distributed.Client(cluster, set_as_default=False) as client:
         client.wait_for_workers(2, timeout=120)
     try:

@@ -260,7 +260,7 @@ def build_step(
         "through": result.params["end"],
         **counts,
         "fills": len(result.fills),
-        "excluded": len(exclude),
+        "excluded": len(exclude & set(market["coin_id"])),  # stored coins left out, not the whole list
         "duration_seconds": round(time.perf_counter() - t0, 3),
     }
     log.info("index built", extra={"step": "index", **out})
