@@ -94,16 +94,7 @@ async def backfill(
         )
     counts.api_calls = client.stats.calls - calls0
     counts.extra.update({"clamped": len(clamped), "up_to_date": counts.skipped})
-    result = counts.as_dict()
-    log.info(
-        "backfill finished",
-        extra={
-            **{k: v for k, v in result.items() if k != "failed"},
-            "failed": len(counts.failed),
-            "duration_seconds": round(time.perf_counter() - started, 4),
-        },
-    )
-    return result
+    return counts.finish("backfill finished", started)
 
 
 __all__ = ["backfill"]

@@ -50,6 +50,19 @@ class RunCounts:
         out.update(self.extra)
         return out
 
+    def finish(self, message: str, started: float) -> dict[str, Any]:
+        """The step's result, logged once with its counts and duration (failed coins as a count)."""
+        result = self.as_dict()
+        log.info(
+            message,
+            extra={
+                **{k: v for k, v in result.items() if k != "failed"},
+                "failed": len(self.failed),
+                "duration_seconds": round(time.perf_counter() - started, 4),
+            },
+        )
+        return result
+
 
 def quarantined(w: CoinWrite) -> int:
     if w.events.empty:

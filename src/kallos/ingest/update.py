@@ -140,16 +140,7 @@ async def daily_update(store: Store, client: Any, settings: Any, progress: bool 
             "not_listed": len(not_listed),
         }
     )
-    result = counts.as_dict()
-    log.info(
-        "daily update finished",
-        extra={
-            **{k: v for k, v in result.items() if k != "failed"},
-            "failed": len(counts.failed),
-            "duration_seconds": round(time.perf_counter() - started, 4),
-        },
-    )
-    return result
+    return counts.finish("daily update finished", started)
 
 
 def _store_markets_closes(
