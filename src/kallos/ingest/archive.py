@@ -1,8 +1,7 @@
 """The raw archive (`KALLOS_RAW_ARCHIVE=true`, off by default): every answered request into `raw_responses`.
 
 Each row keeps the endpoint, its parameters (never the key: the client sends it as a header), the HTTP status,
-the fetch time and the body. A response whose fields differ from the known schema gets `schema_drift` filled
-and a
+the fetch time and the body. A response whose fields differ from the known schema gets `schema_drift` filled and a
 warning, once per endpoint and difference per run, so field drift (docs/coingecko-api.md §3.12) is noticed.
 """
 

@@ -1,9 +1,7 @@
 """`kallos market backfill`: daily close, market cap and volume (and candles on paid plans) per coin.
 
-A coin's run starts where its watermark stopped (or at `since`, or at the first day CoinGecko has), re-fetches
-the
-holes found in its stored history, and writes everything of the coin in one transaction: killed at any point
-and
+A coin's run starts where its watermark stopped (or at `since`, or at the first day CoinGecko has), re-fetches the
+holes found in its stored history, and writes everything of the coin in one transaction: killed at any point and
 run again, each day is stored exactly once and the database converges to the one a clean run gives.
 """
 
@@ -45,8 +43,7 @@ async def backfill(
 ) -> dict[str, Any]:
     """Backfill the chosen coins; returns the step counts (see :class:`~kallos.ingest.runner.RunCounts`).
 
-    `candles=None` fetches daily candles where the plan serves them (`ohlc/range` on paid plans); True
-    also asks
+    `candles=None` fetches daily candles where the plan serves them (`ohlc/range` on paid plans); True also asks
     free plans' `/ohlc` (last 30 days, 4-hour candles combined into days); False keeps bars close-only.
     """
     started = time.perf_counter()

@@ -1,5 +1,4 @@
-"""Coin details from `/coins/{id}`: description, links, genesis date, hashing algorithm, categories,
-platforms,
+"""Coin details from `/coins/{id}`: description, links, genesis date, hashing algorithm, categories, platforms,
 community and developer metrics (NULL where CoinGecko no longer supplies them).
 
 Details change slowly, so only coins whose details are older than `max_age_days` (or missing) are fetched, the

@@ -1,10 +1,8 @@
 """Pure transforms from typed CoinGecko answers to frames the validation and the store understand. No I/O.
 
 A chart's points keep their real timestamp (`snapped_at`); the date they belong to is their UTC day
-(decisions.md
-# 2). Points that are not final yet (the trailing "now" point, anything on or after the first non-final day)
-# are
-split off as snapshots: `daily_market_data` holds final days only.
+(decisions.md #2). Points that are not final yet (the trailing "now" point, anything on or after the first
+non-final day) are split off as snapshots: `daily_market_data` holds final days only.
 """
 
 from __future__ import annotations
@@ -43,8 +41,7 @@ def chart_frame(chart: MarketChart) -> pd.DataFrame:
 def split_final(frame: pd.DataFrame, last_final_day: dt.date) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(rows of final days, provisional rows).
 
-    The close of the last final day D is its 00:00 point; anything stamped after D 00:00 (the trailing
-    "now" point
+    The close of the last final day D is its 00:00 point; anything stamped after D 00:00 (the trailing "now" point
     of a chart, today's values) is provisional. Rows with an unreadable timestamp stay with the final rows so
     validation can quarantine them.
     """
@@ -96,8 +93,7 @@ def candles_frame(candles: Sequence[Candle]) -> pd.DataFrame:
 def daily_candles(frame: pd.DataFrame) -> pd.DataFrame:
     """Candles -> one candle per UTC day of close (`date`); sub-daily candles are aggregated.
 
-    Only candles closing exactly at 00:00 can be daily candles as they are; shorter ones (4 h from `/ohlc`
-    on free
+    Only candles closing exactly at 00:00 can be daily candles as they are; shorter ones (4 h from `/ohlc` on free
     plans) closing within (D-1 00:00, D 00:00] are combined into day D: first open, max high, min low,
     last close.
     Days whose intraday candles do not reach D 00:00 are incomplete and dropped here (never invented).

@@ -1,7 +1,6 @@
 """One coin's daily history: which days to ask for, the calls the plan's rules require, validated bars.
 
-`market_chart/range` gives close (price at 00:00 UTC), market cap and 24 h volume; daily points need a span
-over
+`market_chart/range` gives close (price at 00:00 UTC), market cap and 24 h volume; daily points need a span over
 90 days, so shorter requests are widened (one call either way) and the extra days are dropped. Demo and public
 plans only reach 365 days back: older starts are clamped (with a warning) rather than sent and refused with
 10012.

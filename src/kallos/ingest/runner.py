@@ -1,7 +1,6 @@
 """Run one async job per coin in bounded batches, write each coin as it is validated, count everything.
 
-Batches keep memory bounded (only one batch of coins' frames is alive at a time) while the client's limiter
-and
+Batches keep memory bounded (only one batch of coins' frames is alive at a time) while the client's limiter and
 semaphore keep the calls inside the rate budget. Writes happen in this process and thread, one coin per
 transaction (DuckDB is single-process, decisions.md #13). One coin's failure is recorded and the others go on.
 """

@@ -1,9 +1,7 @@
 """The coin universe: `/coins/list` (active and inactive) into `coins`, plus the exclusion-category sweeps.
 
-Coins are never deleted: a coin that leaves the lists keeps its row and history (status `inactive`), so an
-index
-can be built without survivorship bias. Identity is the CoinGecko id, never the symbol (symbols collide). When
-an
+Coins are never deleted: a coin that leaves the lists keeps its row and history (status `inactive`), so an index
+can be built without survivorship bias. Identity is the CoinGecko id, never the symbol (symbols collide). When an
 id vanishes and a new id appears with the same symbol and name in the same sync, it is recorded as a probable
 rename (`kallos_state` key `renamed:<old id>`) and logged; the old id keeps its history.
 """

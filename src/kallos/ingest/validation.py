@@ -3,22 +3,17 @@
 Every deviation becomes one event (decisions.md #7) with an action and a reason code, so nothing is silently
 changed or dropped::
 
-    quarantined  row not loaded        unparseable_timestamp, null_close, non_positive_close, non_finite_close
-    nulled       value stored as NULL  zero_market_cap, missing_market_cap, negative_market_cap,
-    non_finite_market_cap,
-                                       negative_volume, non_finite_volume, ohlc_relation, non_positive_ohlc,
-                                       incomplete_ohlc
-    floored      timestamp -> its date off_midnight
-    deduplicated earlier row dropped   duplicate_date (the last row of the batch wins)
-    flagged      kept but suspicious   price_jump (one-day move above x3 or below x1/3), off_peg
-    (stablecoin more
-                                       than 5% from 1), zero_volume,
-                                       missing_volume, missing_day (a
-                                       calendar day
-                                       absent between two rows), out_of_order
+    quarantined   row not loaded         unparseable_timestamp, null_close, non_positive_close, non_finite_close
+    nulled        value stored as NULL   zero_market_cap, missing_market_cap, negative_market_cap,
+                                         non_finite_market_cap, negative_volume, non_finite_volume,
+                                         ohlc_relation, non_positive_ohlc, incomplete_ohlc
+    floored       timestamp -> its date  off_midnight
+    deduplicated  earlier row dropped    duplicate_date (the last row of the batch wins)
+    flagged       kept but suspicious    price_jump (one-day move above x3 or below x1/3), off_peg (stablecoin
+                                         more than 5% from 1), zero_volume, missing_volume, missing_day (a
+                                         calendar day absent between two rows), out_of_order
 
-Events are keyed by (coin, date, source, field, reason); their `raw` is the input row as JSON so a rerun
-writes the
+Events are keyed by (coin, date, source, field, reason); their `raw` is the input row as JSON so a rerun writes the
 same event again (idempotent upsert) and a reader can see what arrived.
 """
 
@@ -100,14 +95,11 @@ def validate_market_rows(
 
     `frame` has `snapped_at` (the real timestamp of the close, any readable form), `close`, and optionally
     `market_cap`, `volume`, `open`, `high`, `low` (a candle: checked against the *chart* close, whose value is
-    kept). `prev_close`/`prev_date` are the stored row just before the batch, so jumps and missing days
-    are seen
-    across batch boundaries and a batch split differently yields the same events. `known_missing` days
-    (already
+    kept). `prev_close`/`prev_date` are the stored row just before the batch, so jumps and missing days are seen
+    across batch boundaries and a batch split differently yields the same events. `known_missing` days (already
     confirmed missing) are not flagged again.
 
-    The good frame has `coin_id, date, snapped_at, close, market_cap, volume` (+ `open, high, low,
-    ohlc_source`
+    The good frame has `coin_id, date, snapped_at, close, market_cap, volume` (+ `open, high, low, ohlc_source`
     when candles were given), sorted by date; `date` is a naive midnight datetime64.
     """
     has_ohlc = all(c in frame.columns for c in OHLC)
