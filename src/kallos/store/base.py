@@ -353,8 +353,10 @@ def _convert(t: Table, name: str, s: pd.Series, frame: pd.DataFrame) -> pd.Serie
         elif kind == BOOL:
             out = s.astype("boolean")
             bad = pd.Series(False, index=s.index)
-        elif s.dtype == object:
+        elif s.dtype == object and pd.api.types.infer_dtype(s, skipna=True) not in ("string", "empty"):
             out = s.map(_as_text, na_action="ignore").astype(object).where(s.notna(), None)
+        elif s.dtype == object:  # strings already (the usual case): no per-row Python
+            out = s
             bad = pd.Series(False, index=s.index)
         else:
             out = s.astype("string") if not pd.api.types.is_string_dtype(s) else s
