@@ -8,7 +8,8 @@ the same long bars frame:
 - baseline: a plain loop over coins on one core, every TA-Lib column with its own TA-Lib call and the rest with
   NumPy formulas (bench/numpy_formulas.py, the engine's formulas before its fused kernels; decisions.md #26),
   assembled into the table at the end;
-- `kallos.indicators.compute_indicators` (the public frame API) on one core;
+- `kallos.indicators.compute_indicators` (the public frame API) on one core, and `generate_signals` on its
+  output (rows/s of both);
 - the indicator step's compute on 2 workers: the step's own batch function over batches of 100 coins through
   the step's executor (`LocalExecutor`, forkserver processes; frames pickled both ways, as in the step);
 - pandas-ta under a Python >= 3.12 interpreter that has it, else "not measured".
@@ -36,6 +37,7 @@ from kallos.indicators.contract import OUTPUT_COLUMNS
 from kallos.indicators.engine import tune_allocator
 from kallos.indicators.step import BATCH_COINS, _compute_batch
 from kallos.scale.executor import LocalExecutor
+from kallos.signals import generate_signals
 
 
 def make_panel(coins: int, days: int, seed: int = 42) -> dict[str, np.ndarray]:
@@ -245,13 +247,22 @@ def main() -> None:
         f"compute_indicators, 1 core:                      {t1:7.2f} s wall, {cpu1:7.2f} s CPU;"
         f" ratio {t_base / t1:5.2f}x wall, {cpu_base / cpu1:5.2f}x CPU"
     )
+    signal_input = out1.assign(close=bars["close"].to_numpy())
+    generate_signals(signal_input.iloc[:1000])
+    ts, cpus, signals = timed(generate_signals, signal_input, repeat=args.repeat)
+    print(
+        f"generate_signals on that output, 1 core:         {ts:7.2f} s wall, {cpus:7.2f} s CPU;"
+        f" {len(bars) / ts:,.0f} rows/s against compute_indicators' {len(bars) / t1:,.0f} rows/s"
+        f" (CPU: {len(bars) / cpus:,.0f} against {len(bars) / cpu1:,.0f}); {len(signals):,} signal rows"
+    )
+    del signal_input, signals
     ref = baseline(bars)
     for name in OUTPUT_COLUMNS:  # the same table (MFI: window sums vs TA-Lib running sums)
         np.testing.assert_allclose(out1[name], ref[name], rtol=1e-7, atol=1e-7, equal_nan=True, err_msg=name)
     del out1, ref
     t2, cpu2, _ = timed(step_workers, bars, 2, repeat=args.repeat)
     print(
-        f"indicator step compute, 2 workers:               {t2:7.2f} s wall, {cpu2:7.2f} s CPU;"
+        f"indicator step compute, 2 workers:               {t2:7.2f} s wall, {cpu2:7.2f} s CPU (parent);"
         f" ratio {t_base / t2:5.2f}x wall"
     )
     t_pta, how = pandas_ta_seconds(args.coins, args.days, args.pandas_ta_python)

@@ -93,13 +93,15 @@ class Context:
     `coin_start[row]`, and the previous row belongs to the same coin unless the row starts its coin.
     """
 
-    def __init__(self, frame: pd.DataFrame) -> None:
+    def __init__(self, frame: pd.DataFrame, codes: np.ndarray | None = None) -> None:
+        """`codes`: the rows' coin codes when the caller has them (any labelling that differs between coins)."""
         self.frame = frame
         n = len(frame)
-        coins = frame["coin_id"].to_numpy()
+        if codes is None:
+            codes, _ = pd.factorize(frame["coin_id"], sort=False)
         self._first = np.ones(n, dtype=bool)  # True where a row starts its coin
         if n > 1:
-            self._first[1:] = coins[1:] != coins[:-1]
+            self._first[1:] = codes[1:] != codes[:-1]
         rows = np.arange(n)
         self._coin_start = np.maximum.accumulate(np.where(self._first, rows, 0)) if n else rows
         self._prev: dict[str, pd.Series] = {}
@@ -163,9 +165,7 @@ def rsi_rules(ctx: Context, p: RSIRule) -> FamilyResult:
     )
 
 
-def _cross(
-    ctx: Context, family: str, fast: str, slow: str, p: CrossRule, ids: tuple[str, str]
-) -> FamilyResult:
+def _cross(ctx: Context, family: str, fast: str, slow: str, p: CrossRule, ids: tuple[str, str]) -> FamilyResult:
     """`fast` crossing `slow`: up when the spread goes from <= 0 to > 0, down from >= 0 to < 0.
 
     Strength: the day's change of the spread as a fraction of the close, over `full_strength`: a decisive
@@ -177,9 +177,7 @@ def _cross(
     up = _live(ctx, family, (prev_spread <= 0) & (spread > 0))
     down = _live(ctx, family, (prev_spread >= 0) & (spread < 0))
     strength = _ramp((spread - prev_spread).abs() / ctx.col("close"), p.full_strength)
-    return FamilyResult(
-        family, available, [Firing(ids[0], +1, up, strength), Firing(ids[1], -1, down, strength)]
-    )
+    return FamilyResult(family, available, [Firing(ids[0], +1, up, strength), Firing(ids[1], -1, down, strength)])
 
 
 def macd_rules(ctx: Context, p: CrossRule) -> FamilyResult:
