@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import partial
 from pathlib import Path
+from typing import SupportsFloat
 
 import pandas as pd
 import typer
@@ -56,8 +57,8 @@ def generate(
 def _fmt(value: object, pct: bool = False) -> str:
     if value is None or (isinstance(value, float) and pd.isna(value)):
         return "-"
-    if pct:
-        return value if isinstance(value, str) else f"{float(value):+.2%}"  # type: ignore[arg-type]
+    if pct and isinstance(value, SupportsFloat):  # a str passes through as it is
+        return f"{float(value):+.2%}"
     return f"{value}"
 
 
