@@ -135,7 +135,17 @@ def _encode(
                 out[p + 2] = 0
                 out[p + 3] = w
                 p += 4
-                for i in range(w):
-                    out[p + i] = (v >> (8 * (w - 1 - i))) & 0xFF
+                if w == 8:  # the common case, unrolled
+                    out[p] = (v >> 56) & 0xFF
+                    out[p + 1] = (v >> 48) & 0xFF
+                    out[p + 2] = (v >> 40) & 0xFF
+                    out[p + 3] = (v >> 32) & 0xFF
+                    out[p + 4] = (v >> 24) & 0xFF
+                    out[p + 5] = (v >> 16) & 0xFF
+                    out[p + 6] = (v >> 8) & 0xFF
+                    out[p + 7] = v & 0xFF
+                else:
+                    for i in range(w):
+                        out[p + i] = (v >> (8 * (w - 1 - i))) & 0xFF
                 p += w
     return out
