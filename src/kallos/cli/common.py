@@ -12,9 +12,9 @@ from rich.console import Console
 
 from kallos import clock
 from kallos.log import configure_logging, register_secret
-from kallos.settings import Settings, load_settings
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # heavy modules load when a command runs, not for --help (docs/decisions.md#D113)
+    from kallos.settings import Settings
     from kallos.store import Store
 
 console = Console(stderr=False)
@@ -23,6 +23,8 @@ err_console = Console(stderr=True)
 
 def setup(now: str | None = None, **overrides: Any) -> Settings:
     """Load settings (with CLI overrides), configure logging and pin the clock."""
+    from kallos.settings import load_settings
+
     clean = {k: v for k, v in overrides.items() if v is not None}
     if now is not None:
         clean["now"] = now

@@ -8,9 +8,8 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 import typer
 from rich import box
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -19,7 +18,9 @@ from rich.table import Table as RichTable
 from kallos.cli.common import DB_OPTION, NOW_OPTION, console, err_console, parse_date, setup
 from kallos.cli.progress import progress_for
 from kallos.errors import LockHeldError, PartialFailure, StepFailed, StoreBusyError
-from kallos.pipeline.runner import RunSummary, StepResult
+
+if TYPE_CHECKING:
+    from kallos.pipeline.runner import RunSummary, StepResult
 
 DEMO_DIR = Path("kallos-demo")
 DEMO_DIR_OPTION = typer.Option(DEMO_DIR, "--output-dir", "-o", help="Where the database and report go.")
@@ -169,6 +170,8 @@ def _open_for_reading(settings: Any) -> Any:
 
 
 def _when(value: Any) -> str:
+    import pandas as pd
+
     if value is None or (not isinstance(value, str) and pd.isna(value)):
         return "-"
     ts = pd.Timestamp(value)
@@ -184,6 +187,8 @@ def status(
     now: str | None = NOW_OPTION,
 ) -> None:
     """The last runs, the freshness of each table and the coverage of the market data."""
+    import pandas as pd
+
     from kallos.pipeline.status import counts_of, status_report
 
     settings = setup(now=now, database_url=database_url)

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from functools import partial
 from pathlib import Path
-from typing import SupportsFloat
+from typing import TYPE_CHECKING, SupportsFloat
 
-import pandas as pd
 import typer
 from rich.table import Table as RichTable
 
@@ -20,6 +19,9 @@ from kallos.cli.common import (
     setup,
 )
 from kallos.errors import InputError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 CONFIG_OPTION = typer.Option(
     None, "--config", help="A signal_generation.json; overrides KALLOS_SIGNAL_CONFIG.", dir_okay=False
@@ -55,6 +57,8 @@ def generate(
 
 
 def _fmt(value: object, pct: bool = False) -> str:
+    import pandas as pd
+
     if value is None or (isinstance(value, float) and pd.isna(value)):
         return "-"
     if pct and isinstance(value, SupportsFloat):  # a str passes through as it is
@@ -63,6 +67,8 @@ def _fmt(value: object, pct: bool = False) -> str:
 
 
 def render_report(report: pd.DataFrame) -> RichTable:
+    import pandas as pd
+
     table = RichTable(title="Signal evaluation (forward returns over calendar days)")
     for name, justify in (
         ("signal", "left"),
