@@ -63,5 +63,5 @@ def _drop_cli_log_handlers() -> Iterator[None]:
     yield
     logger = logging.getLogger("kallos")
     for handler in list(logger.handlers):
-        if getattr(handler, "_kallos", False):
+        if handler.get_name() == "kallos":
             logger.removeHandler(handler)
