@@ -60,6 +60,7 @@ def _connect_waiting(path: str) -> duckdb.DuckDBPyConnection:
 
 class DuckDBStore(Store):
     backend = "duckdb"
+    driver_errors = (duckdb.Error,)
 
     def __init__(self, url: str) -> None:
         super().__init__(url)
@@ -126,7 +127,7 @@ class DuckDBStore(Store):
         return _typed(frame, kinds)
 
     def execute(self, sql: str, params: Mapping[str, Any] | None = None) -> int:
-        with _wrap(None):
+        with _wrap(None, self.driver_errors):
             cur = self._cursor().execute(named_params(sql, "dollar"), dict(params or {}))
         try:
             row = cur.fetchone()
