@@ -105,11 +105,14 @@ class Context:
         rows = np.arange(n)
         self._coin_start = np.maximum.accumulate(np.where(self._first, rows, 0)) if n else rows
         self._prev: dict[str, pd.Series] = {}
+        self._cols: dict[str, pd.Series] = {}
         self._flat: dict[int, pd.Series] = {}
         self._run_start: np.ndarray | None = None
 
     def col(self, name: str) -> pd.Series:
-        return self.frame[name].astype("float64")
+        if name not in self._cols:
+            self._cols[name] = self.frame[name].astype("float64")
+        return self._cols[name]
 
     def prev(self, name: str) -> pd.Series:
         """The column's value on the coin's previous stored row (NaN on its first row)."""
