@@ -123,15 +123,15 @@ def baseline(bars: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-def step_workers(bars: pd.DataFrame, workers: int) -> pd.DataFrame:
-    """The indicator step's compute: its batch function over 100-coin batches through its executor."""
+def step_workers(bars: pd.DataFrame, workers: int) -> int:
+    """The indicator step's compute: its batch function over 100-coin batches through its executor; each
+    result is received by this process (as the step receives it to upsert it) and dropped. Returns the rows."""
     coins = bars["coin_id"].to_numpy()
     bounds = np.flatnonzero(np.r_[True, coins[1:] != coins[:-1], True])
     cuts = bounds[::BATCH_COINS].tolist() + ([bounds[-1]] if (len(bounds) - 1) % BATCH_COINS else [])
     batches = (bars.iloc[a:b] for a, b in zip(cuts[:-1], cuts[1:], strict=True))
     with LocalExecutor(workers, preload=["kallos.indicators.engine"]) as ex:
-        parts = [res for res, _ in ex.map_batches(_compute_batch, batches, False)]
-    return pd.concat(parts, ignore_index=True)
+        return sum(len(res) for res, _ in ex.map_batches(_compute_batch, batches, False))
 
 
 def _rss_mb() -> float:

@@ -1,6 +1,7 @@
 """The production store: PostgreSQL through psycopg 3 and a small connection pool.
 
-Bulk writes COPY an Arrow-written CSV into a temporary stage and run one `INSERT ... SELECT ... ON CONFLICT DO
+Bulk writes COPY in binary format (docs/decisions.md#D112) straight into the table when the batch cannot meet a
+stored row, else into a temporary stage and run one `INSERT ... SELECT ... ON CONFLICT DO
 UPDATE ... WHERE ... IS DISTINCT FROM EXCLUDED ...` (unchanged rows cost no write). Staged rows are merged in key
 order so overlapping concurrent writers lock rows in the same order; a deadlock or serialization failure that
 still happens is retried.
@@ -149,13 +150,16 @@ class PostgresStore(Store):
 
     @staticmethod
     def _nothing_stored(conn: psycopg.Connection, table: Table, data: pa.Table) -> bool:
-        """True when no stored row can share a key with a (coin_id, date)-keyed batch: a pure insert."""
-        if table.key != ("coin_id", "date"):
+        """True when no stored row can share a key with the batch: a pure insert. Checked for tables keyed by
+        coin and date (and possibly more, as `trading_signals`' signal): no stored row of the batch's coins in
+        its date range."""
+        date = table.date_column
+        if "coin_id" not in table.key or date is None or date not in table.key:
             return False
         coins = pa.compute.unique(data.column("coin_id")).to_pylist()
-        lo, hi = pa.compute.min_max(data.column("date")).values()
+        lo, hi = pa.compute.min_max(data.column(date)).values()
         row = conn.execute(
-            f'SELECT EXISTS (SELECT 1 FROM {table.name} WHERE coin_id = ANY(%s) AND "date" BETWEEN %s AND %s)',
+            f"SELECT EXISTS (SELECT 1 FROM {table.name} WHERE coin_id = ANY(%s) AND {quote(date)} BETWEEN %s AND %s)",
             (coins, lo.as_py(), hi.as_py()),
         ).fetchone()
         return not (row and row[0])
