@@ -42,8 +42,25 @@ def _kind(type_code: Any) -> str:
     return _KINDS.get(name, "other")
 
 
+LOCK_WAIT_SECONDS = 3.0
+"""How long opening waits for another process to let go of the file: the price stream holds it only for the few
+milliseconds of a flush (docs/decisions.md#D104), and a command should not fail on that."""
+
+
+def _connect_waiting(path: str) -> duckdb.DuckDBPyConnection:
+    deadline = time.monotonic() + LOCK_WAIT_SECONDS
+    while True:
+        try:
+            return duckdb.connect(path)
+        except duckdb.IOException as exc:
+            if "lock" not in str(exc).lower() or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.05)
+
+
 class DuckDBStore(Store):
     backend = "duckdb"
+    driver_errors = (duckdb.Error,)
 
     def __init__(self, url: str) -> None:
         super().__init__(url)
@@ -52,7 +69,7 @@ class DuckDBStore(Store):
             Path(path).expanduser().parent.mkdir(parents=True, exist_ok=True)
             path = str(Path(path).expanduser())
         try:
-            self._con = duckdb.connect(path)
+            self._con = _connect_waiting(path)
         except duckdb.IOException as exc:
             if "lock" in str(exc).lower():
                 raise StoreBusyError(
@@ -110,7 +127,7 @@ class DuckDBStore(Store):
         return _typed(frame, kinds)
 
     def execute(self, sql: str, params: Mapping[str, Any] | None = None) -> int:
-        with _wrap(None):
+        with _wrap(None, self.driver_errors):
             cur = self._cursor().execute(named_params(sql, "dollar"), dict(params or {}))
         try:
             row = cur.fetchone()
