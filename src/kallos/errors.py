@@ -30,7 +30,7 @@ parsing messages, and each class has the exit code the CLI maps it to (see docs/
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 
@@ -91,7 +91,17 @@ class InputError(KallosError):
 
 
 class DataValidationError(InputError):
-    pass
+    @classmethod
+    def of_problems(cls, subject: str, problems: Sequence[DataValidationError]) -> DataValidationError:
+        """One error naming every problem a frame check found (a lone problem is returned as it is).
+
+        The context is the first problem's (so a caller can still read its coin and date) plus ``checks``, the
+        number of problems; the message lists them all.
+        """
+        if len(problems) == 1:
+            return problems[0]
+        listed = "; ".join(str(p) for p in problems)
+        return cls(f"{subject} fails {len(problems)} checks: {listed}", **problems[0].context, checks=len(problems))
 
 
 class SignalConfigError(InputError):

@@ -25,6 +25,7 @@ from typing import Any
 import pandas as pd
 
 from kallos.errors import DataValidationError
+from kallos.indicators.contract import COMPOSITE_COLUMNS, INDICATOR_COLUMNS
 from kallos.log import get_logger
 from kallos.pipeline.contract import StepContext, StepOutcome
 from kallos.scale.executor import LocalExecutor, get_executor
@@ -32,7 +33,6 @@ from kallos.signals.config import SignalConfig, load_signal_config
 from kallos.signals.engine import generate_signals
 from kallos.signals.evaluation import evaluate_signals, parse_horizons
 from kallos.signals.rules import FLAT_WINDOWS
-from kallos.store.schema import COMPOSITE_COLUMNS, INDICATOR_COLUMNS
 
 log = get_logger(__name__)
 

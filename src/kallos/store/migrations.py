@@ -7,11 +7,14 @@ the new version, never half of one. Add a migration by appending to MIGRATIONS; 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from kallos import clock
 from kallos.log import get_logger
-from kallos.store.base import Store
 from kallos.store.schema import TABLES, create_index_sql, create_table_sql, year_partitions_sql
+
+if TYPE_CHECKING:  # migrations act on a store; the store runs them (base.py imports this module)
+    from kallos.store.base import Store
 
 log = get_logger(__name__)
 
