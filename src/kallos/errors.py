@@ -20,7 +20,9 @@ parsing messages, and each class has the exit code the CLI maps it to (see docs/
     │   └── StoreWriteError               a batch was rejected; the table is unchanged
     └── CoinGeckoError               exit 4  the CoinGecko API (names endpoint, status, error code)
         ├── TransientAPIError             retryable: 408, 429, 5xx, timeouts, connection errors, bad JSON
-        │   └── RateLimitedError          429, with the Retry-After it carried
+        │   ├── RateLimitedError          429, with the Retry-After it carried
+        │   ├── APITimeoutError           no answer within the timeout
+        │   └── APIConnectionError        the connection failed or dropped before an answer
         ├── RetryBudgetExceeded           retries exhausted, or Retry-After above the configured ceiling
         ├── AuthError                     401/403: bad key, wrong plan for the host, Cloudflare block
         ├── PlanLimitError                10005/10012: the plan does not allow this endpoint or range
@@ -166,6 +168,14 @@ class RateLimitedError(TransientAPIError):
     def __init__(self, message: str, *, retry_after: float | None = None, **context: Any) -> None:
         super().__init__(message, retry_after=retry_after, **context)
         self.retry_after = retry_after
+
+
+class APITimeoutError(TransientAPIError):
+    """No answer within KALLOS_REQUEST_TIMEOUT_SECONDS (connect, write, read or pool)."""
+
+
+class APIConnectionError(TransientAPIError):
+    """The connection could not be made, or dropped before an answer."""
 
 
 class RetryBudgetExceeded(CoinGeckoError):
