@@ -64,6 +64,17 @@ class Settings(BaseSettings):
     dask_scheduler: str | None = None
     index_base_date: dt.date | None = None
     pg_partition_by_year: bool = False
+    dashboard_token: SecretStr | None = None
+    """Bearer token `kallos serve` requires (always when set; needed to bind beyond loopback, D95)."""
+    dashboard_refresh_seconds: int = Field(default=30, ge=0, le=86400)
+    """How often dashboard pages refresh themselves (0 = never)."""
+
+    @field_validator("dashboard_token", mode="after")
+    @classmethod
+    def _token_strength(cls, v: SecretStr | None) -> SecretStr | None:
+        if v is not None and len(v.get_secret_value()) < 16:
+            raise ValueError("must be at least 16 characters (secrets.token_urlsafe())")
+        return v
 
     @field_validator("log_level", mode="before")
     @classmethod

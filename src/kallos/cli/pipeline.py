@@ -130,6 +130,10 @@ def run(
     force: bool = typer.Option(
         False, "--force", help="Run the universe sync and the index build even if not due."
     ),
+    metrics_file: Path | None = typer.Option(
+        None, "--metrics-file", help="After the run, write Prometheus metrics here (node_exporter textfile "
+        "collector; written atomically).", dir_okay=False,
+    ),
     database_url: str | None = DB_OPTION,
     now: str | None = NOW_OPTION,
 ) -> None:
@@ -138,10 +142,30 @@ def run(
     from kallos.pipeline.run import STEP_NAMES, RunOptions, run_pipeline
 
     settings = setup(now=now, database_url=database_url)
-    with LineReporter(len(STEP_NAMES)) as reporter:
-        summary = run_pipeline(settings, RunOptions(mode="daily", full=full, force=force), reporter=reporter)
+    try:
+        with LineReporter(len(STEP_NAMES)) as reporter:
+            summary = run_pipeline(settings, RunOptions(mode="daily", full=full, force=force), reporter=reporter)
+    finally:
+        if metrics_file is not None:
+            _write_metrics(settings, metrics_file)
     print_summary(summary)
     _raise_for(summary)
+
+
+def _write_metrics(settings: Any, path: Path) -> None:
+    """The same metrics /metrics serves, for cron users without a server (also after a failed run)."""
+    from kallos.errors import KallosError
+    from kallos.pipeline.metrics import write_metrics_file
+    from kallos.store import open_store
+
+    try:
+        store = open_store(settings.database_url)
+        try:
+            write_metrics_file(store, path)
+        finally:
+            store.close()
+    except (KallosError, OSError) as exc:
+        err_console.print(f"[yellow]could not write the metrics file {path}[/]: {exc}")
 
 
 def _open_for_reading(settings: Any) -> Any:
@@ -181,6 +205,7 @@ def status(
 ) -> None:
     """The last runs, the freshness of each table and the coverage of the market data."""
     from kallos.pipeline.status import counts_of, status_report
+    from kallos.pipeline.telemetry import human_bytes, of_counts, status_text
 
     settings = setup(now=now, database_url=database_url)
     store = _open_for_reading(settings)
@@ -219,17 +244,30 @@ def status(
         console.print(runs)
     if len(rep.last_run_steps):
         steps = RichTable(title=f"steps of {rep.runs['run_id'].iloc[0]}", title_justify="left")
-        for col in ("step", "status", "seconds", "rows", "error"):
-            steps.add_column(col)
+        for col in ("step", "status", "seconds", "rows", "quarant.", "error"):
+            steps.add_column(col, justify="left" if col in ("step", "status", "error") else "right")
+        # The run telemetry (docs/decisions.md#D90), a second table so both fit an 80-column log.
+        tele = RichTable(title="telemetry", title_justify="left")
+        for col in ("step", "requests by status", "credits", "retries", "429s", "wait s", "received"):
+            tele.add_column(col, justify="left" if col in ("step", "requests by status") else "right")
         for s in rep.last_run_steps.itertuples(index=False):
             c = counts_of(s.counts)
             secs = c.get("duration_seconds")
+            t = of_counts(c)
+            fig = step_figures(c)
             steps.add_row(
                 str(s.step), _styled(str(s.status)), f"{secs:.2f}" if isinstance(secs, (int, float)) else "-",
-                f"{step_figures(c)['rows_written']:,}",
+                f"{t.get('rows_written', fig['rows_written']):,}",
+                f"{t.get('rows_quarantined', fig['rows_quarantined']):,}",
                 (str(s.error)[:80] if isinstance(s.error, str) else ""),
             )  # fmt: skip
+            tele.add_row(
+                str(s.step), status_text(t.get("requests_by_status")), f"{t.get('credits', 0):,}",
+                f"{t.get('retries', 0):,}", f"{t.get('rate_limited', 0):,}",
+                f"{t.get('rate_limit_wait_seconds', 0.0):.1f}", human_bytes(t.get("bytes_received")),
+            )  # fmt: skip
         console.print(steps)
+        console.print(tele)
     fresh = RichTable(title="freshness", title_justify="left")
     for col in ("table", "rows", "latest", "age (days)"):
         fresh.add_column(col)

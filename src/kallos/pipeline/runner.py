@@ -18,6 +18,7 @@ from typing import Any, Protocol
 
 from kallos.errors import KallosError
 from kallos.log import get_logger
+from kallos.pipeline import telemetry
 from kallos.pipeline.ledger import Ledger
 
 log = get_logger(__name__)
@@ -87,6 +88,7 @@ class RunSummary:
             "steps": {s.name: s.status for s in self.steps},
             "step_seconds": {s.name: round(s.duration_seconds, 3) for s in self.steps},
             "api": {k: v for k, v in self.api.items() if k != "by_endpoint"},
+            "telemetry": telemetry.total(telemetry.of_counts(s.counts) for s in self.steps),
         }
 
 
@@ -172,9 +174,12 @@ def _error_text(exc: BaseException) -> str:
 
 
 async def run_steps(
-    steps: Sequence[Step], ledger: Ledger, reporter: Reporter | None = None
+    steps: Sequence[Step], ledger: Ledger, reporter: Reporter | None = None, *, stats: Any = None
 ) -> list[StepResult]:
-    """Run `steps` in order, each isolated; record each in the ledger; return their results."""
+    """Run `steps` in order, each isolated; record each in the ledger; return their results.
+
+    `stats` is the CoinGecko client's counters: each step's share of them goes into its `telemetry`
+    (docs/decisions.md#D90)."""
     reporter = reporter or _Silent()
     results: dict[str, StepResult] = {}
     for step in steps:
@@ -182,6 +187,7 @@ async def run_steps(
         reporter.step_started(step.name)
         started = ledger.start_step(step.name)
         t0 = time.perf_counter()
+        api_before = telemetry.snapshot(stats)
         counts: dict[str, Any] = {}
         error: str | None = None
         if step.skip_reason is not None or broken:
@@ -206,6 +212,13 @@ async def run_steps(
                 )
         duration = time.perf_counter() - t0
         counts.setdefault("duration_seconds", round(duration, 3))
+        figures = step_figures(counts)
+        counts["telemetry"] = telemetry.step_telemetry(
+            api_before,
+            telemetry.snapshot(stats),
+            rows_written=figures["rows_written"],
+            rows_quarantined=figures["rows_quarantined"],
+        )
         failed = failures_of(counts)
         if status == "partial" and error is None and failed:
             error = f"{len(failed)} coin(s) failed: " + "; ".join(

@@ -22,6 +22,9 @@ from kallos.errors import ConfigError, StoreBusyError
 from kallos.store.base import Store, _typed, _wrap, named_params
 from kallos.store.schema import Table
 
+BUSY_WAIT_SECONDS = 10.0
+"""How long a writer retries opening a file another process holds (a dashboard reading it for one request)."""
+
 _KINDS = {"DATE": "date", "DOUBLE": "float", "FLOAT": "float", "BIGINT": "int", "INTEGER": "int", "SMALLINT": "int"}
 
 
@@ -45,22 +48,33 @@ def _kind(type_code: Any) -> str:
 class DuckDBStore(Store):
     backend = "duckdb"
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, read_only: bool = False, busy_wait_seconds: float | None = None) -> None:
         super().__init__(url)
         path = duckdb_path(url)
         if path != ":memory:":
-            Path(path).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            if not read_only:
+                Path(path).expanduser().parent.mkdir(parents=True, exist_ok=True)
             path = str(Path(path).expanduser())
-        try:
-            self._con = duckdb.connect(path)
-        except duckdb.IOException as exc:
-            if "lock" in str(exc).lower():
+        self.read_only = read_only
+        # A writer waits a little for a reader (the dashboard holds the file for one request, milliseconds); a
+        # reader never waits: it shows its last known state instead (docs/decisions.md#D92).
+        wait = (0.0 if read_only else BUSY_WAIT_SECONDS) if busy_wait_seconds is None else busy_wait_seconds
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                self._con = duckdb.connect(path, read_only=read_only)
+                break
+            except duckdb.IOException as exc:
+                if "lock" not in str(exc).lower():
+                    raise
+                if time.monotonic() < deadline:
+                    time.sleep(0.05)
+                    continue
                 raise StoreBusyError(
                     "the embedded database is open in another process (a DuckDB file allows one process at a "
                     "time); wait for the running job or use PostgreSQL for concurrent access",
                     path=path,
                 ) from None
-            raise
         self._con.execute("SET TimeZone = 'UTC'")
         self._local = threading.local()
         self.path = path

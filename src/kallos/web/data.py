@@ -1,0 +1,498 @@
+"""What each dashboard page shows, read from the store: plain dicts and lists (the JSON endpoints' bodies).
+
+One function per page, each a handful of set-based queries, so a page costs milliseconds on the demo store
+(bench/bench_dashboard.py). Request parameters arrive validated by the app (kallos.web.params); a coin or run
+the store does not know raises NotFound, which the app turns into a 404 page.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from kallos.errors import KallosError
+from kallos.pipeline import schedule
+from kallos.pipeline.ledger import RUNS, STEPS, last_success
+from kallos.pipeline.runner import step_figures
+from kallos.pipeline.status import counts_of, coverage, freshness
+from kallos.pipeline.telemetry import of_counts
+from kallos.store import Store
+from kallos.store.schema import INDICATOR_COLUMNS, TABLES
+
+DEFAULT_INDICATORS = ("sma_20", "sma_50", "rsi_14")
+MAX_EVENT_ROWS = 200
+RUN_HISTORY = 60
+
+
+class NotFound(KallosError):
+    """A coin, run or table the store does not have (HTTP 404)."""
+
+
+# ---- JSON-ready values ---------------------------------------------------------------------------------------
+def plain(value: Any) -> Any:
+    """Numbers, strings, ISO dates and None only: what json.dumps and the templates both take."""
+    if value is None:
+        return None
+    if isinstance(value, Mapping):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    if isinstance(value, pd.Timestamp):
+        if pd.isna(value):
+            return None
+        return value.date().isoformat() if value == value.normalize() and value.tzinfo is None else value.isoformat()
+    if isinstance(value, (dt.datetime, dt.date)):
+        return value.isoformat()
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        f = float(value)
+        return None if math.isnan(f) or math.isinf(f) else f
+    if isinstance(value, np.bool_):
+        return bool(value)
+    if value is pd.NaT:
+        return None
+    return value
+
+
+def records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    return [plain(r) for r in frame.to_dict(orient="records")]
+
+
+def _ts(value: Any) -> pd.Timestamp | None:
+    if value is None or (not isinstance(value, str) and pd.isna(value)):
+        return None
+    ts = pd.Timestamp(value)
+    return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+
+
+def _seconds(start: Any, end: Any) -> float | None:
+    a, b = _ts(start), _ts(end)
+    return round((b - a).total_seconds(), 3) if a is not None and b is not None else None
+
+
+def has_table(store: Store, name: str) -> bool:
+    """Tables other issues add (hourly data, benchmarks, latest prices) are shown only where they exist."""
+    return bool(
+        store.scalar(
+            "SELECT count(*) FROM information_schema.tables WHERE table_name = :t AND table_schema = current_schema()",
+            {"t": name},
+        )
+    )
+
+
+def schema_ready(store: Store) -> bool:
+    """False for an empty database: `kallos db init` (or a first run) has not created the tables yet."""
+    return has_table(store, "schema_migrations") and has_table(store, RUNS)
+
+
+def coin_exists(store: Store, coin: str) -> bool:
+    return bool(store.scalar("SELECT count(*) FROM coins WHERE coingecko_id = :c", {"c": coin}))
+
+
+# ---- overview -----------------------------------------------------------------------------------------------
+def _run_row(r: Any) -> dict[str, Any]:
+    counts = counts_of(r.counts)
+    tele = dict(counts.get("telemetry") or {})
+    if not tele:  # runs recorded before telemetry: what the summary had
+        tele = {
+            "requests": counts.get("api_calls", 0),
+            "credits": counts.get("api_credits", 0),
+            "rows_written": counts.get("rows_written", 0),
+            "rows_quarantined": counts.get("rows_quarantined", 0),
+        }
+    return {
+        "run_id": r.run_id,
+        "command": r.command,
+        "started_at": plain(_ts(r.started_at)),
+        "finished_at": plain(_ts(r.finished_at)),
+        "status": r.status,
+        "duration_seconds": _seconds(r.started_at, r.finished_at),
+        "telemetry": tele,
+        "steps": counts.get("steps", {}),
+        "error": r.error if isinstance(r.error, str) else None,
+    }
+
+
+def last_runs(store: Store, limit: int = 10) -> list[dict[str, Any]]:
+    runs = store.query(
+        f"SELECT run_id, command, started_at, finished_at, status, counts, error FROM {RUNS} "
+        "ORDER BY started_at DESC LIMIT :n",
+        {"n": int(limit)},
+    )
+    return [_run_row(r) for r in runs.itertuples(index=False)]
+
+
+def due_next(store: Store, today: dt.date) -> list[dict[str, Any]]:
+    """What the next `kallos run` will do, by the same schedule rules the run applies (decisions D-schedule)."""
+    has_coins = bool(store.scalar("SELECT count(*) FROM coins"))
+    u_due, u_why = schedule.universe_due(today, last_success(store, "universe"), has_coins=has_coins)
+    last_data = store.scalar('SELECT max("date") FROM daily_market_data')
+    last_index = store.scalar('SELECT max("date") FROM daily_index_values')
+    i_due, i_why = schedule.index_due(
+        pd.Timestamp(last_data).date() if last_data is not None else None,
+        pd.Timestamp(last_index).date() if last_index is not None else None,
+    )
+    tracked = int(store.scalar("SELECT count(DISTINCT coin_id) FROM daily_market_data") or 0)
+    market_why = (
+        f"every run: {tracked:,} tracked coins, newest day {pd.Timestamp(last_data).date().isoformat()}"
+        if tracked and last_data is not None
+        else "no coins tracked yet: start with `kallos market backfill --top N`"
+    )
+    return [
+        {"step": "universe", "due": u_due, "reason": u_why},
+        {"step": "details", "due": True, "reason": "every run: coins whose details are older than 30 days"},
+        {"step": "market", "due": bool(tracked), "reason": market_why},
+        {"step": "indicators", "due": bool(tracked), "reason": "after market data: changed coins only"},
+        {"step": "signals", "due": bool(tracked), "reason": "after indicators: changed coins only"},
+        {"step": "index", "due": i_due, "reason": i_why},
+    ]
+
+
+def coin_lag(store: Store, today: dt.date, limit: int = 15) -> dict[str, Any]:
+    """Per coin, days between its newest stored close and today: the distribution and the worst coins."""
+    frame = store.query(
+        'SELECT c.coingecko_id AS coin_id, max(d."date") AS last_date FROM daily_market_data d '
+        "JOIN coins c ON c.coin_id = d.coin_id GROUP BY c.coingecko_id"
+    )
+    if frame.empty:
+        return {"coins": 0, "buckets": [], "worst": []}
+    last = pd.to_datetime(frame["last_date"])
+    lag = (pd.Timestamp(today) - last).dt.days
+    frame = frame.assign(lag_days=lag.astype(int)).sort_values(["lag_days", "coin_id"], ascending=[False, True])
+    edges = [
+        (None, 1, "≤ 1 day"),
+        (2, 3, "2–3 days"),
+        (4, 7, "4–7 days"),
+        (8, 30, "8–30 days"),
+        (31, None, "> 30 days"),
+    ]
+    days = frame["lag_days"]
+    buckets = []
+    for lo, hi, label in edges:
+        mask = (days >= (lo if lo is not None else days.min())) & (days <= (hi if hi is not None else days.max()))
+        buckets.append({"label": label, "coins": int(mask.sum())})
+    return {"coins": len(frame), "buckets": buckets, "worst": records(frame.head(limit))}
+
+
+def overview(store: Store, *, today: dt.date, min_coverage: float) -> dict[str, Any]:
+    runs = last_runs(store, 10)
+    fresh = freshness(store, today)
+    cov = coverage(store, min_coverage)
+    return {
+        "empty": not runs,
+        "runs": runs,
+        "due": due_next(store, today),
+        "freshness": records(fresh),
+        "lag": coin_lag(store, today),
+        "coverage": plain(cov),
+        "extra_tables": [t for t in ("latest_prices",) if has_table(store, t)],
+    }
+
+
+# ---- runs ---------------------------------------------------------------------------------------------------
+def runs_page(store: Store, *, limit: int = RUN_HISTORY) -> dict[str, Any]:
+    steps = store.query(
+        f"SELECT s.run_id, s.step, s.started_at, s.finished_at, s.status, s.counts, s.error FROM {STEPS} s "
+        f"JOIN (SELECT run_id FROM {RUNS} ORDER BY started_at DESC LIMIT :n) r ON r.run_id = s.run_id "
+        "ORDER BY s.started_at",
+        {"n": int(limit)},
+    )
+    durations: dict[str, list[dict[str, Any]]] = {}
+    failures = []
+    for s in steps.itertuples(index=False):
+        counts = counts_of(s.counts)
+        secs = counts.get("duration_seconds")
+        if not isinstance(secs, (int, float)):
+            secs = _seconds(s.started_at, s.finished_at)
+        if s.status != "skipped" and secs is not None:
+            durations.setdefault(s.step, []).append({"at": plain(_ts(s.started_at)), "seconds": float(secs)})
+        if s.status in ("failed", "partial"):
+            failures.append(
+                {
+                    "run_id": s.run_id,
+                    "step": s.step,
+                    "status": s.status,
+                    "started_at": plain(_ts(s.started_at)),
+                    "error": s.error if isinstance(s.error, str) else None,
+                }
+            )
+    failures.reverse()
+    return {"runs": last_runs(store, limit), "durations": durations, "failures": failures[:50]}
+
+
+def run_detail(store: Store, run_id: str) -> dict[str, Any]:
+    runs = store.query(
+        f"SELECT run_id, command, started_at, finished_at, status, counts, error FROM {RUNS} WHERE run_id = :r",
+        {"r": run_id},
+    )
+    if runs.empty:
+        raise NotFound(f"no run {run_id!r} in the ledger", run_id=run_id)
+    steps = store.query(
+        f"SELECT step, started_at, finished_at, status, counts, error FROM {STEPS} WHERE run_id = :r "
+        "ORDER BY started_at",
+        {"r": run_id},
+    )
+    out = []
+    for s in steps.itertuples(index=False):
+        counts = counts_of(s.counts)
+        fig = step_figures(counts)
+        tele = of_counts(counts) or {"rows_written": fig["rows_written"], "rows_quarantined": fig["rows_quarantined"]}
+        out.append(
+            {
+                "step": s.step,
+                "status": s.status,
+                "started_at": plain(_ts(s.started_at)),
+                "duration_seconds": counts.get("duration_seconds", _seconds(s.started_at, s.finished_at)),
+                "telemetry": tele,
+                "reason": counts.get("reason"),
+                "error": s.error if isinstance(s.error, str) else None,
+            }
+        )
+    return {"run": _run_row(next(runs.itertuples(index=False))), "steps": out}
+
+
+# ---- data quality -------------------------------------------------------------------------------------------
+def quality(store: Store, *, coin: str | None = None, reason: str | None = None) -> dict[str, Any]:
+    where, params = [], {}
+    if coin is not None:
+        if not coin_exists(store, coin):
+            raise NotFound(f"unknown coin {coin!r}", coin=coin)
+        where.append("c.coingecko_id = :coin")
+        params["coin"] = coin
+    if reason is not None:
+        where.append("e.reason = :reason")
+        params["reason"] = reason
+    cond = (" WHERE " + " AND ".join(where)) if where else ""
+    src = "data_quality_events e JOIN coins c ON c.coin_id = e.coin_id"
+    by_month = store.query(
+        f"SELECT date_trunc('month', e.\"date\") AS month, e.reason, count(*) AS n FROM {src}{cond} "
+        "GROUP BY 1, 2 ORDER BY 1, 2",
+        params,
+    )
+    by_reason = store.query(
+        f'SELECT e.reason, e.action, count(*) AS n, count(DISTINCT e.coin_id) AS coins, min(e."date") AS first_date, '
+        f'max(e."date") AS last_date FROM {src}{cond} GROUP BY 1, 2 ORDER BY n DESC, 1',
+        params,
+    )
+    by_coin = store.query(
+        f"SELECT c.coingecko_id AS coin_id, count(*) AS n, count(DISTINCT e.reason) AS reasons FROM {src}{cond} "
+        "GROUP BY 1 ORDER BY n DESC, 1 LIMIT 25",
+        params,
+    )
+    rows = store.query(
+        f'SELECT c.coingecko_id AS coin_id, e."date", e.source, e.field, e.reason, e.action, e.raw, e.detail, '
+        f'e.run_id FROM {src}{cond} ORDER BY e."date" DESC, c.coingecko_id, e.field LIMIT {MAX_EVENT_ROWS}',
+        params,
+    )
+    if reason is not None and by_reason.empty and not coin:
+        known = store.scalar("SELECT count(*) FROM data_quality_events WHERE reason = :r", {"r": reason})
+        if not known:
+            raise NotFound(f"no quality events with reason {reason!r}", reason=reason)
+    series: dict[str, list[dict[str, Any]]] = {}
+    for r in by_month.itertuples(index=False):
+        series.setdefault(r.reason, []).append({"month": plain(pd.Timestamp(r.month).date()), "events": int(r.n)})
+    return {
+        "filter": {"coin": coin, "reason": reason},
+        "total": int(by_reason["n"].sum()) if len(by_reason) else 0,
+        "over_time": series,
+        "by_reason": records(by_reason),
+        "by_coin": records(by_coin),
+        "rows": records(rows),
+        "rows_limit": MAX_EVENT_ROWS,
+    }
+
+
+# ---- market -------------------------------------------------------------------------------------------------
+TIMEFRAME_TABLES = {"daily": "daily_market_data", "hourly": "hourly_market_data", "weekly": "weekly_market_data"}
+"""Timeframes and their tables; those other than daily are shown where their table exists."""
+
+
+def timeframes(store: Store) -> list[str]:
+    return [tf for tf, table in TIMEFRAME_TABLES.items() if tf == "daily" or has_table(store, table)]
+
+
+def market_list(store: Store) -> dict[str, Any]:
+    frame = store.query(
+        'SELECT l.coingecko_id AS coin_id, l.symbol, l."date", l.close, l.volume, l.market_cap, c.name '
+        "FROM latest_market_data l JOIN coins c ON c.coin_id = l.coin_id "
+        "ORDER BY l.market_cap DESC NULLS LAST, l.coingecko_id LIMIT 500"
+    )
+    return {"coins": records(frame)}
+
+
+def market_coin(
+    store: Store,
+    coin: str,
+    *,
+    timeframe: str = "daily",
+    start: dt.date | None = None,
+    end: dt.date | None = None,
+    indicators: Sequence[str] = DEFAULT_INDICATORS,
+) -> dict[str, Any]:
+    if not coin_exists(store, coin):
+        raise NotFound(f"unknown coin {coin!r}", coin=coin)
+    available = timeframes(store)
+    if timeframe not in available:
+        raise NotFound(f"no {timeframe} data in this store (timeframes: {', '.join(available)})", timeframe=timeframe)
+    name = store.query("SELECT name, symbol FROM coins WHERE coingecko_id = :c", {"c": coin}).iloc[0]
+    if timeframe == "daily":
+        if start is None and end is None:
+            start = _default_start(store, coin)
+        bars = store.read("daily_market_data", coins=[coin], start=start, end=end,
+                          columns=["date", "open", "high", "low", "close", "volume", "market_cap"])  # fmt: skip
+        chosen = [c for c in indicators if c in INDICATOR_COLUMNS]
+        ind = (
+            store.read("daily_technical_indicators", coins=[coin], start=start, end=end, columns=["date", *chosen])
+            if chosen
+            else pd.DataFrame(columns=["coin_id", "date"])
+        )
+        frame = bars.drop(columns="coin_id").merge(ind.drop(columns="coin_id"), on="date", how="left")
+    else:
+        frame = _other_timeframe(store, TIMEFRAME_TABLES[timeframe], coin, start, end)
+        chosen = []
+    return {
+        "coin": coin,
+        "name": str(name["name"]),
+        "symbol": str(name["symbol"]),
+        "timeframe": timeframe,
+        "timeframes": available,
+        "indicators": chosen,
+        "indicator_choices": list(INDICATOR_COLUMNS),
+        "start": plain(start),
+        "end": plain(end),
+        "bars": records(frame),
+    }
+
+
+def _default_start(store: Store, coin: str) -> dt.date | None:
+    """One year before the coin's newest bar: a chart a person can read, and a fast page."""
+    last = store.scalar(
+        'SELECT max(d."date") FROM daily_market_data d JOIN coins c ON c.coin_id = d.coin_id WHERE c.coingecko_id = :c',
+        {"c": coin},
+    )
+    return (pd.Timestamp(last) - pd.Timedelta(days=365)).date() if last is not None else None
+
+
+def _other_timeframe(store: Store, table: str, coin: str, start: dt.date | None, end: dt.date | None) -> pd.DataFrame:
+    """Bars of a timeframe table another issue adds: read generically (its time column and price columns)."""
+    cols = [c for c in TABLES[table].column_names] if table in TABLES else []
+    time_col = next((c for c in ("ts", "timestamp", "hour", "week", "week_start", "date") if c in cols), None)
+    if time_col is None:
+        return pd.DataFrame(columns=["date", "close"])
+    keep = [c for c in ("open", "high", "low", "close", "volume", "market_cap") if c in cols]
+    frame = store.read(table, coins=[coin], start=start, end=end, columns=[time_col, *keep])
+    frame = frame.drop(columns="coin_id").rename(columns={time_col: "date"})
+    return frame.tail(2000)
+
+
+# ---- index --------------------------------------------------------------------------------------------------
+def index_page(store: Store) -> dict[str, Any]:
+    from kallos.index.metrics import compute_metrics, drawdown_series
+
+    values = store.query(
+        'SELECT "date", index_value, daily_return, net_index_value FROM daily_index_values ORDER BY "date"'
+    )
+    if values.empty:
+        return {"empty": True, "levels": [], "constituents": [], "metrics": {}, "turnover": [], "benchmarks": {}}
+    values = values.assign(drawdown=drawdown_series(values["index_value"]))
+    turnover = store.query("SELECT selection_date, turnover FROM index_turnover ORDER BY selection_date")
+    latest = store.query(
+        'SELECT k.year, k.month, c.coingecko_id AS coin_id, c.symbol, k.selection_date, k."rank", k.market_cap, '
+        "k.weight FROM index_monthly_constituents k JOIN coins c ON c.coin_id = k.coin_id "
+        "WHERE (k.year * 100 + k.month) = (SELECT max(year * 100 + month) FROM index_monthly_constituents) "
+        'ORDER BY k."rank"'
+    )
+    return {
+        "empty": False,
+        "levels": records(values),
+        "metrics": plain(compute_metrics(values, turnover)),
+        "constituents": records(latest),
+        "turnover": records(turnover),
+        "benchmarks": benchmarks(store),
+    }
+
+
+def benchmarks(store: Store) -> dict[str, list[dict[str, Any]]]:
+    """Benchmark series where a benchmark table exists (named indices are another issue's; shown when there)."""
+    if not has_table(store, "index_benchmark_values"):
+        return {}
+    cols = set(TABLES["index_benchmark_values"].column_names) if "index_benchmark_values" in TABLES else set()
+    name_col = next((c for c in ("benchmark", "name", "index_name") if c in cols), None)
+    value_col = next((c for c in ("value", "index_value", "level") if c in cols), None)
+    if not name_col or not value_col:
+        return {}
+    frame = store.query(
+        f'SELECT {name_col} AS name, "date", {value_col} AS value FROM index_benchmark_values ORDER BY 1, 2'
+    )
+    return {str(k): records(g[["date", "value"]]) for k, g in frame.groupby("name")}
+
+
+# ---- signals ------------------------------------------------------------------------------------------------
+_EVALUATIONS: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
+
+
+def evaluation(store: Store, since: dt.date) -> list[dict[str, Any]]:
+    """Hit rates by `kallos signals evaluate`'s own function, cached until the signals or closes change.
+
+    The evaluation takes seconds on a year of signals while the data changes once a day, so the page reuses it
+    while the tables' fingerprint (rows and newest update) is unchanged (docs/decisions.md#D96)."""
+    from kallos.signals.evaluation import evaluate_signals
+
+    key = (
+        store.url,
+        since,
+        *store.query(
+            "SELECT (SELECT count(*) FROM trading_signals) AS s_n, "
+            "(SELECT max(updated_at) FROM trading_signals) AS s_u, "
+            "(SELECT count(*) FROM daily_market_data) AS d_n, "
+            "(SELECT max(updated_at) FROM daily_market_data) AS d_u"
+        )
+        .iloc[0]
+        .map(str),
+    )
+    cached = _EVALUATIONS.get(key)
+    if cached is not None:
+        return cached
+    sig = store.read("trading_signals", start=since, columns=["date", "signal", "direction", "action"])
+    closes = store.read("daily_market_data", start=since, columns=["date", "close"])
+    result = records(evaluate_signals(sig, closes, (1, 7, 30))) if len(sig) else []
+    if len(_EVALUATIONS) >= 8:
+        _EVALUATIONS.pop(next(iter(_EVALUATIONS)))
+    _EVALUATIONS[key] = result
+    return result
+
+
+def signals_page(store: Store, *, evaluation_days: int = 365) -> dict[str, Any]:
+    last = store.scalar('SELECT max("date") FROM trading_signals')
+    if last is None:
+        return {"empty": True, "latest_date": None, "latest": [], "history": [], "evaluation": []}
+    last_d = pd.Timestamp(last).date()
+    latest = store.query(
+        "SELECT c.coingecko_id AS coin_id, c.symbol, s.signal, s.direction, s.strength, s.composite_score, s.action "
+        'FROM trading_signals s JOIN coins c ON c.coin_id = s.coin_id WHERE s."date" = :d '
+        "ORDER BY (s.signal = 'composite') DESC, abs(coalesce(s.composite_score, 0)) DESC, s.strength DESC, 1, 3",
+        {"d": last_d},
+    )
+    history = store.query(
+        "SELECT date_trunc('week', \"date\") AS week, "
+        "sum(CASE WHEN action = 'buy' THEN 1 ELSE 0 END) AS buy, "
+        "sum(CASE WHEN action = 'sell' THEN 1 ELSE 0 END) AS sell, "
+        "sum(CASE WHEN signal <> 'composite' THEN 1 ELSE 0 END) AS rules "
+        'FROM trading_signals WHERE "date" > :since GROUP BY 1 ORDER BY 1',
+        {"since": last_d - dt.timedelta(days=730)},
+    )
+    since = last_d - dt.timedelta(days=evaluation_days)
+    return {
+        "empty": False,
+        "latest_date": last_d.isoformat(),
+        "latest": records(latest.head(300)),
+        "history": records(history.assign(week=pd.to_datetime(history["week"]).dt.date)),
+        "evaluation": evaluation(store, since),
+        "evaluation_window": {"start": since.isoformat(), "end": last_d.isoformat()},
+    }
