@@ -76,6 +76,11 @@ def total(items: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
     return out
 
 
+def complete(t: Mapping[str, Any]) -> dict[str, Any]:
+    """Every telemetry field present (zeros for those an older ledger row lacks)."""
+    return {**total(()), **t}
+
+
 def of_counts(counts: Mapping[str, Any]) -> dict[str, Any]:
     """A ledger row's telemetry (empty for rows written before telemetry existed)."""
     value = counts.get("telemetry")

@@ -20,7 +20,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.responses import FileResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
@@ -207,6 +207,10 @@ def create_app(settings: Settings, *, reader: StoreReader | None = None) -> Star
         registry = registry_for(lambda: [*families, *_store_state(ans)])
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
+    def favicon(request: Request) -> Response:
+        # Browsers ask for /favicon.ico on documents without a <link rel="icon"> (the JSON endpoints).
+        return FileResponse(HERE / "static" / "favicon.svg", media_type="image/svg+xml")
+
     def health(request: Request) -> Response:
         return JSONResponse({"status": "ok", "version": kallos.__version__})
 
@@ -250,6 +254,7 @@ def create_app(settings: Settings, *, reader: StoreReader | None = None) -> Star
     routes += [
         Route("/metrics", metrics, name="metrics"),
         Route("/healthz", health, name="health"),
+        Route("/favicon.ico", favicon, name="favicon"),
         Mount("/static", StaticFiles(directory=str(HERE / "static")), name="static"),
     ]
     app = Starlette(

@@ -20,7 +20,7 @@ from kallos.pipeline import schedule
 from kallos.pipeline.ledger import RUNS, STEPS, last_success
 from kallos.pipeline.runner import step_figures
 from kallos.pipeline.status import counts_of, coverage, freshness
-from kallos.pipeline.telemetry import of_counts
+from kallos.pipeline.telemetry import complete, of_counts
 from kallos.store import Store
 from kallos.store.schema import INDICATOR_COLUMNS, TABLES
 
@@ -36,7 +36,7 @@ class NotFound(KallosError):
 # ---- JSON-ready values ---------------------------------------------------------------------------------------
 def plain(value: Any) -> Any:
     """Numbers, strings, ISO dates and None only: what json.dumps and the templates both take."""
-    if value is None:
+    if value is None or value is pd.NaT:
         return None
     if isinstance(value, Mapping):
         return {str(k): plain(v) for k, v in value.items()}
@@ -55,8 +55,6 @@ def plain(value: Any) -> Any:
         return None if math.isnan(f) or math.isinf(f) else f
     if isinstance(value, np.bool_):
         return bool(value)
-    if value is pd.NaT:
-        return None
     return value
 
 
@@ -113,7 +111,7 @@ def _run_row(r: Any) -> dict[str, Any]:
         "finished_at": plain(_ts(r.finished_at)),
         "status": r.status,
         "duration_seconds": _seconds(r.started_at, r.finished_at),
-        "telemetry": tele,
+        "telemetry": complete(tele),
         "steps": counts.get("steps", {}),
         "error": r.error if isinstance(r.error, str) else None,
     }
@@ -249,7 +247,7 @@ def run_detail(store: Store, run_id: str) -> dict[str, Any]:
                 "status": s.status,
                 "started_at": plain(_ts(s.started_at)),
                 "duration_seconds": counts.get("duration_seconds", _seconds(s.started_at, s.finished_at)),
-                "telemetry": tele,
+                "telemetry": complete(tele),
                 "reason": counts.get("reason"),
                 "error": s.error if isinstance(s.error, str) else None,
             }

@@ -16,7 +16,7 @@ __all__ = ["human_bytes", "status_text"]
 
 
 def _missing(v: Any) -> bool:
-    return v is None or (isinstance(v, float) and math.isnan(v))
+    return v is None or v is pd.NaT or (isinstance(v, float) and math.isnan(v))
 
 
 def num(v: Any, digits: int = 2) -> str:
@@ -41,6 +41,8 @@ def when(v: Any) -> str:
     if _missing(v) or v == "":
         return "–"
     ts = pd.Timestamp(v)
+    if pd.isna(ts):
+        return "–"
     return ts.strftime("%Y-%m-%d %H:%M") if (ts.hour or ts.minute or ts.second) else ts.strftime("%Y-%m-%d")
 
 

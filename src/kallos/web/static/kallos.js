@@ -36,5 +36,6 @@
     });
   }
   label();
+  window.addEventListener("kallos-refresh", refresh);
   if (seconds > 0) { window.setInterval(refresh, seconds * 1000); }
 }());
