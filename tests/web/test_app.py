@@ -85,7 +85,7 @@ def test_each_page_has_a_json_endpoint_with_the_same_data(client):
 def test_bad_parameters_are_404_or_422_never_a_traceback(client, path, status):
     r = client.get(path)
     assert r.status_code == status, r.text[:300]
-    assert "Traceback" not in r.text and "File \"" not in r.text
+    assert "Traceback" not in r.text and 'File "' not in r.text
     if path.startswith("/api/"):
         assert r.json()["status"] == status
 

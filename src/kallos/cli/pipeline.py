@@ -248,8 +248,8 @@ def status(
             steps.add_column(col, justify="left" if col in ("step", "status", "error") else "right")
         # The run telemetry (docs/decisions.md#D90), a second table so both fit an 80-column log.
         tele = RichTable(title="telemetry", title_justify="left")
-        for col in ("step", "requests by status", "credits", "retries", "429s", "wait s", "received"):
-            tele.add_column(col, justify="left" if col in ("step", "requests by status") else "right")
+        for col in ("step", "requests", "credits", "retries", "429s", "wait s", "received"):
+            tele.add_column(col, justify="left" if col in ("step", "requests") else "right")
         for s in rep.last_run_steps.itertuples(index=False):
             c = counts_of(s.counts)
             secs = c.get("duration_seconds")
