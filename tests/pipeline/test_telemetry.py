@@ -5,23 +5,28 @@ from __future__ import annotations
 
 import asyncio
 import json
+from types import SimpleNamespace
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from kallos import clock
 from kallos.cli.main import main
 from kallos.coingecko.client import ClientStats
+from kallos.errors import StoreWriteError
 from kallos.pipeline import telemetry
+from kallos.pipeline.contract import StepContext, StepOutcome
 from kallos.pipeline.ledger import Ledger
 from kallos.pipeline.ledger import run_steps as ledger_steps
 from kallos.pipeline.runner import RunSummary, Step, run_steps
+from kallos.settings import load_settings
 from kallos.store import open_store
 
 
 def test_each_step_gets_its_own_share_of_the_client_counters(duck_store):
     stats = ClientStats()
 
-    async def fetch():
+    async def fetch(ctx: StepContext) -> StepOutcome:
         stats.calls += 5
         stats.credits += 4
         stats.retries += 1
@@ -29,25 +34,25 @@ def test_each_step_gets_its_own_share_of_the_client_counters(duck_store):
         stats.rate_limit_wait_seconds += 2.5
         stats.bytes_received += 1234
         stats.by_status.update({"200": 4, "429": 1})
-        return {"rows_written": 10, "rows_quarantined": 2}
+        return StepOutcome(rows_written=10, rows_quarantined=2)
 
-    def compute():
-        return {"indicator_rows": 7}
+    def compute(ctx: StepContext) -> StepOutcome:
+        return StepOutcome(rows_written=7)
 
-    async def fetch_again():
+    async def fetch_again(ctx: StepContext) -> StepOutcome:
         stats.calls += 1
         stats.credits += 1
         stats.bytes_received += 10
         stats.by_status.update({"200": 1})
-        raise RuntimeError("boom")
+        raise StoreWriteError("write rejected", table="coins")
 
     ledger = Ledger(duck_store, "test")
     ledger.start_run()
-    results = asyncio.run(
-        run_steps([Step("market", fetch), Step("indicators", compute), Step("details", fetch_again)], ledger,
-                  stats=stats)
-    )  # fmt: skip
-    t = {r.name: r.counts["telemetry"] for r in results}
+    ctx = StepContext(store=duck_store, settings=load_settings(), run_id=ledger.run_id, now=clock.utcnow(),
+                      client=SimpleNamespace(stats=stats))  # type: ignore[arg-type]  # fmt: skip
+    steps = [Step("market", fetch), Step("indicators", compute), Step("details", fetch_again)]
+    results = asyncio.run(run_steps(steps, ledger, ctx))
+    t = {r.name: r.telemetry for r in results}
     assert t["market"] == {
         "requests": 5, "requests_by_status": {"200": 4, "429": 1}, "credits": 4, "retries": 1, "rate_limited": 1,
         "rate_limit_wait_seconds": 2.5, "bytes_received": 1234, "rows_written": 10, "rows_quarantined": 2,

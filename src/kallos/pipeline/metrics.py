@@ -19,7 +19,6 @@ from prometheus_client.registry import Collector
 
 from kallos import clock
 from kallos.pipeline.ledger import RUNS, STEPS
-from kallos.pipeline.runner import step_figures
 from kallos.pipeline.status import counts_of, freshness
 from kallos.pipeline.telemetry import of_counts
 from kallos.store import Store
@@ -63,14 +62,13 @@ def collect_families(store: Store, *, today: dt.date | None = None) -> list[Metr
     for s in steps.itertuples(index=False):
         counts = counts_of(s.counts)
         t = of_counts(counts)
-        fig = step_figures(counts)
         name = str(s.step)
         g["status"].add_metric([name, str(s.status)], 1.0)
         secs = counts.get("duration_seconds")
         if isinstance(secs, (int, float)):
             g["duration"].add_metric([name], float(secs))
-        g["rows"].add_metric([name], float(t.get("rows_written", fig["rows_written"])))
-        g["quarantined"].add_metric([name], float(t.get("rows_quarantined", fig["rows_quarantined"])))
+        g["rows"].add_metric([name], float(t.get("rows_written", counts.get("rows_written")) or 0))
+        g["quarantined"].add_metric([name], float(t.get("rows_quarantined", counts.get("rows_quarantined")) or 0))
         for code, n in (t.get("requests_by_status") or {}).items():
             g["requests"].add_metric([name, str(code)], float(n))
         g["rate_limited"].add_metric([name], float(t.get("rate_limited", 0)))

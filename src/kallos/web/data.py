@@ -18,7 +18,6 @@ import pandas as pd
 from kallos.errors import KallosError
 from kallos.pipeline import schedule
 from kallos.pipeline.ledger import RUNS, STEPS, last_success
-from kallos.pipeline.runner import step_figures
 from kallos.pipeline.status import counts_of, coverage, freshness
 from kallos.pipeline.telemetry import complete, of_counts
 from kallos.store import Store
@@ -239,8 +238,7 @@ def run_detail(store: Store, run_id: str) -> dict[str, Any]:
     out = []
     for s in steps.itertuples(index=False):
         counts = counts_of(s.counts)
-        fig = step_figures(counts)
-        tele = of_counts(counts) or {"rows_written": fig["rows_written"], "rows_quarantined": fig["rows_quarantined"]}
+        tele = of_counts(counts) or {k: int(counts.get(k) or 0) for k in ("rows_written", "rows_quarantined")}
         out.append(
             {
                 "step": s.step,
