@@ -119,6 +119,7 @@ def test_the_token_is_required_as_a_bearer_header_when_set(dashboard_db):
             assert c.get(path, headers={"Authorization": f"Basic {TOKEN}"}).status_code == 401
             assert c.get(path, headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 200
         assert c.get("/").headers["www-authenticate"].startswith("Bearer")
+        assert c.get("/healthz").json() == {"status": "ok"}  # the probe only: no data behind it
 
 
 def test_no_secret_appears_on_any_page_or_endpoint(dashboard_db):
