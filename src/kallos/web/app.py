@@ -97,7 +97,8 @@ def _market_coin(request: Request, settings: Settings) -> tuple[str, Callable[[S
 
 
 def _index(request: Request, settings: Settings) -> tuple[str, Callable[[Store], Any]]:
-    return "index", data.index_page
+    name = params.index_name(request.query_params)
+    return f"index:{name}", lambda s: data.index_page(s, name)
 
 
 def _signals(request: Request, settings: Settings) -> tuple[str, Callable[[Store], Any]]:

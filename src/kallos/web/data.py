@@ -188,8 +188,16 @@ def overview(store: Store, *, today: dt.date, min_coverage: float) -> dict[str, 
         "freshness": records(fresh),
         "lag": coin_lag(store, today),
         "coverage": plain(cov),
-        "extra_tables": [t for t in ("latest_prices",) if has_table(store, t)],
+        "streaming": streaming(store),
     }
+
+
+def streaming(store: Store) -> dict[str, Any] | None:
+    """The WebSocket stream's `latest_prices`, where that table exists: coins and the newest update."""
+    if not has_table(store, "latest_prices"):
+        return None
+    row = store.query("SELECT count(*) AS coins, max(ts) AS newest FROM latest_prices").iloc[0]
+    return {"coins": int(row["coins"]), "newest": plain(_ts(row["newest"]))}
 
 
 # ---- runs ---------------------------------------------------------------------------------------------------
@@ -310,16 +318,21 @@ TIMEFRAME_TABLES = {"daily": "daily_market_data", "hourly": "hourly_market_data"
 
 
 def timeframes(store: Store) -> list[str]:
-    return [tf for tf, table in TIMEFRAME_TABLES.items() if tf == "daily" or has_table(store, table)]
+    return [
+        tf for tf, table in TIMEFRAME_TABLES.items() if tf == "daily" or (table in TABLES and has_table(store, table))
+    ]
 
 
 def market_list(store: Store) -> dict[str, Any]:
+    live = has_table(store, "latest_prices")
+    extra = ", p.price AS live_price, p.ts AS live_ts" if live else ""
+    join = " LEFT JOIN latest_prices p ON p.coin_id = l.coin_id" if live else ""
     frame = store.query(
-        'SELECT l.coingecko_id AS coin_id, l.symbol, l."date", l.close, l.volume, l.market_cap, c.name '
-        "FROM latest_market_data l JOIN coins c ON c.coin_id = l.coin_id "
+        f'SELECT l.coingecko_id AS coin_id, l.symbol, l."date", l.close, l.volume, l.market_cap, c.name{extra} '
+        f"FROM latest_market_data l JOIN coins c ON c.coin_id = l.coin_id{join} "
         "ORDER BY l.market_cap DESC NULLS LAST, l.coingecko_id LIMIT 500"
     )
-    return {"coins": records(frame)}
+    return {"coins": records(frame), "live": live}
 
 
 def market_coin(
@@ -337,21 +350,20 @@ def market_coin(
     if timeframe not in available:
         raise NotFound(f"no {timeframe} data in this store (timeframes: {', '.join(available)})", timeframe=timeframe)
     name = store.query("SELECT name, symbol FROM coins WHERE coingecko_id = :c", {"c": coin}).iloc[0]
-    if timeframe == "daily":
-        if start is None and end is None:
-            start = _default_start(store, coin)
-        bars = store.read("daily_market_data", coins=[coin], start=start, end=end,
-                          columns=["date", "open", "high", "low", "close", "volume", "market_cap"])  # fmt: skip
-        chosen = [c for c in indicators if c in INDICATOR_COLUMNS]
-        ind = (
-            store.read("daily_technical_indicators", coins=[coin], start=start, end=end, columns=["date", *chosen])
-            if chosen
-            else pd.DataFrame(columns=["coin_id", "date"])
-        )
-        frame = bars.drop(columns="coin_id").merge(ind.drop(columns="coin_id"), on="date", how="left")
-    else:
-        frame = _other_timeframe(store, TIMEFRAME_TABLES[timeframe], coin, start, end)
-        chosen = []
+    bars_table = TIMEFRAME_TABLES[timeframe]
+    time_col = TABLES[bars_table].date_column or "date"
+    if start is None and end is None:
+        start = _default_start(store, coin, bars_table, time_col, DEFAULT_WINDOW[timeframe])
+    prices = [
+        c for c in ("open", "high", "low", "close", "volume", "market_cap") if c in TABLES[bars_table].column_names
+    ]
+    bars = store.read(bars_table, coins=[coin], start=start, end=end, columns=[time_col, *prices])
+    ind_table = bars_table.replace("_market_data", "_technical_indicators")
+    chosen = [c for c in indicators if c in INDICATOR_COLUMNS] if ind_table in TABLES else []
+    frame = bars.drop(columns="coin_id")
+    if chosen and has_table(store, ind_table):
+        ind = store.read(ind_table, coins=[coin], start=start, end=end, columns=[time_col, *chosen])
+        frame = frame.merge(ind.drop(columns="coin_id"), on=time_col, how="left")
     return {
         "coin": coin,
         "name": str(name["name"]),
@@ -362,71 +374,76 @@ def market_coin(
         "indicator_choices": list(INDICATOR_COLUMNS),
         "start": plain(start),
         "end": plain(end),
-        "bars": records(frame),
+        "bars": records(frame.rename(columns={time_col: "date"})),
     }
 
 
-def _default_start(store: Store, coin: str) -> dt.date | None:
-    """One year before the coin's newest bar: a chart a person can read, and a fast page."""
+DEFAULT_WINDOW = {"daily": dt.timedelta(days=365), "hourly": dt.timedelta(days=14), "weekly": dt.timedelta(days=1825)}
+"""What a market chart shows without dates: a window a person can read, and a fast page."""
+
+
+def _default_start(store: Store, coin: str, table: str, time_col: str, window: dt.timedelta) -> dt.date | None:
     last = store.scalar(
-        'SELECT max(d."date") FROM daily_market_data d JOIN coins c ON c.coin_id = d.coin_id WHERE c.coingecko_id = :c',
+        f'SELECT max(t."{time_col}") FROM {table} t JOIN coins c ON c.coin_id = t.coin_id WHERE c.coingecko_id = :c',
         {"c": coin},
     )
-    return (pd.Timestamp(last) - pd.Timedelta(days=365)).date() if last is not None else None
-
-
-def _other_timeframe(store: Store, table: str, coin: str, start: dt.date | None, end: dt.date | None) -> pd.DataFrame:
-    """Bars of a timeframe table another issue adds: read generically (its time column and price columns)."""
-    cols = [c for c in TABLES[table].column_names] if table in TABLES else []
-    time_col = next((c for c in ("ts", "timestamp", "hour", "week", "week_start", "date") if c in cols), None)
-    if time_col is None:
-        return pd.DataFrame(columns=["date", "close"])
-    keep = [c for c in ("open", "high", "low", "close", "volume", "market_cap") if c in cols]
-    frame = store.read(table, coins=[coin], start=start, end=end, columns=[time_col, *keep])
-    frame = frame.drop(columns="coin_id").rename(columns={time_col: "date"})
-    return frame.tail(2000)
+    return (pd.Timestamp(last) - window).date() if last is not None else None
 
 
 # ---- index --------------------------------------------------------------------------------------------------
-def index_page(store: Store) -> dict[str, Any]:
+def index_names(store: Store) -> list[str]:
+    """The named indices stored, where the index tables carry `index_name` (empty: one unnamed index)."""
+    if "index_name" not in TABLES["daily_index_values"].column_names:
+        return []
+    return [str(n) for n in store.query("SELECT DISTINCT index_name FROM daily_index_values ORDER BY 1")["index_name"]]
+
+
+def index_page(store: Store, name: str | None = None) -> dict[str, Any]:
     from kallos.index.metrics import compute_metrics, drawdown_series
 
+    names = index_names(store)
+    if name is not None and name not in names:
+        raise NotFound(f"no index named {name!r} in this store", index=name)
+    chosen = name or (names[0] if names else None)
+    where, params = ("WHERE index_name = :n", {"n": chosen}) if chosen is not None else ("", {})
+    k_where = "AND k.index_name = :n" if chosen is not None else ""
     values = store.query(
-        'SELECT "date", index_value, daily_return, net_index_value FROM daily_index_values ORDER BY "date"'
+        f'SELECT "date", index_value, daily_return, net_index_value FROM daily_index_values {where} ORDER BY "date"',
+        params,
     )
+    empty: dict[str, Any] = {"empty": True, "name": chosen, "names": names, "levels": [], "constituents": [],
+             "metrics": {},
+             "turnover": [], "benchmarks": {}}  # fmt: skip
     if values.empty:
-        return {"empty": True, "levels": [], "constituents": [], "metrics": {}, "turnover": [], "benchmarks": {}}
+        return empty
     values = values.assign(drawdown=drawdown_series(values["index_value"]))
-    turnover = store.query("SELECT selection_date, turnover FROM index_turnover ORDER BY selection_date")
+    turnover = store.query(
+        f"SELECT selection_date, turnover FROM index_turnover {where} ORDER BY selection_date", params
+    )
     latest = store.query(
         'SELECT k.year, k.month, c.coingecko_id AS coin_id, c.symbol, k.selection_date, k."rank", k.market_cap, '
         "k.weight FROM index_monthly_constituents k JOIN coins c ON c.coin_id = k.coin_id "
-        "WHERE (k.year * 100 + k.month) = (SELECT max(year * 100 + month) FROM index_monthly_constituents) "
-        'ORDER BY k."rank"'
+        f"WHERE (k.year * 100 + k.month) = (SELECT max(year * 100 + month) FROM index_monthly_constituents k "
+        f'WHERE true {k_where}) {k_where} ORDER BY k."rank"',
+        params,
     )
     return {
+        **empty,
         "empty": False,
         "levels": records(values),
         "metrics": plain(compute_metrics(values, turnover)),
         "constituents": records(latest),
         "turnover": records(turnover),
-        "benchmarks": benchmarks(store),
+        "benchmarks": {n: _levels(store, n) for n in names if n != chosen},
     }
 
 
-def benchmarks(store: Store) -> dict[str, list[dict[str, Any]]]:
-    """Benchmark series where a benchmark table exists (named indices are another issue's; shown when there)."""
-    if not has_table(store, "index_benchmark_values"):
-        return {}
-    cols = set(TABLES["index_benchmark_values"].column_names) if "index_benchmark_values" in TABLES else set()
-    name_col = next((c for c in ("benchmark", "name", "index_name") if c in cols), None)
-    value_col = next((c for c in ("value", "index_value", "level") if c in cols), None)
-    if not name_col or not value_col:
-        return {}
+def _levels(store: Store, name: str) -> list[dict[str, Any]]:
+    """Another named index's levels, drawn beside the chosen one as a benchmark."""
     frame = store.query(
-        f'SELECT {name_col} AS name, "date", {value_col} AS value FROM index_benchmark_values ORDER BY 1, 2'
+        'SELECT "date", index_value AS value FROM daily_index_values WHERE index_name = :n ORDER BY "date"', {"n": name}
     )
-    return {str(k): records(g[["date", "value"]]) for k, g in frame.groupby("name")}
+    return records(frame)
 
 
 # ---- signals ------------------------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ from kallos.web.data import DEFAULT_INDICATORS, TIMEFRAME_TABLES
 
 _COIN = re.compile(r"^[a-z0-9][a-z0-9._-]{0,99}$")
 _RUN = re.compile(r"^[0-9A-Za-z][0-9A-Za-z_.:-]{0,99}$")
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _REASON = re.compile(r"^[a-z0-9_]{1,64}$")
 
 
@@ -90,3 +91,10 @@ def reason(query: Mapping[str, str]) -> str | None:
 def optional_coin(query: Mapping[str, str]) -> str | None:
     value = optional(query, "coin")
     return coin(value) if value is not None else None
+
+
+def index_name(query: Mapping[str, str]) -> str | None:
+    value = optional(query, "name")
+    if value is not None and not _NAME.match(value):
+        raise BadParameter("name", "an index name: letters, digits, '.', '_' or '-'")
+    return value
