@@ -31,6 +31,7 @@ COMMAND_MODULES = (
     "index",
     "pipeline",
     "serve",
+    "stream",
 )
 
 

@@ -22,9 +22,6 @@ from kallos.errors import ConfigError, StoreBusyError
 from kallos.store.base import Store, _typed, _wrap, named_params
 from kallos.store.schema import Table
 
-BUSY_WAIT_SECONDS = 10.0
-"""How long a writer retries opening a file another process holds (a dashboard reading it for one request)."""
-
 _KINDS = {"DATE": "date", "DOUBLE": "float", "FLOAT": "float", "BIGINT": "int", "INTEGER": "int", "SMALLINT": "int"}
 
 
@@ -45,6 +42,23 @@ def _kind(type_code: Any) -> str:
     return _KINDS.get(name, "other")
 
 
+LOCK_WAIT_SECONDS = 3.0
+"""How long opening waits for another process to let go of the file: the price stream holds it only for the few
+milliseconds of a flush (docs/decisions.md#D104), the dashboard for one request (docs/decisions.md#D92), and a
+command should not fail on that. A read-only open (the dashboard) does not wait: it shows its last known state."""
+
+
+def _connect_waiting(path: str, *, read_only: bool = False, wait: float = LOCK_WAIT_SECONDS) -> duckdb.DuckDBPyConnection:
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            return duckdb.connect(path, read_only=read_only)
+        except duckdb.IOException as exc:
+            if "lock" not in str(exc).lower() or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.05)
+
+
 class DuckDBStore(Store):
     backend = "duckdb"
     driver_errors = (duckdb.Error,)
@@ -57,25 +71,17 @@ class DuckDBStore(Store):
                 Path(path).expanduser().parent.mkdir(parents=True, exist_ok=True)
             path = str(Path(path).expanduser())
         self.read_only = read_only
-        # A writer waits a little for a reader (the dashboard holds the file for one request, milliseconds); a
-        # reader never waits: it shows its last known state instead (docs/decisions.md#D92).
-        wait = (0.0 if read_only else BUSY_WAIT_SECONDS) if busy_wait_seconds is None else busy_wait_seconds
-        deadline = time.monotonic() + wait
-        while True:
-            try:
-                self._con = duckdb.connect(path, read_only=read_only)
-                break
-            except duckdb.IOException as exc:
-                if "lock" not in str(exc).lower():
-                    raise
-                if time.monotonic() < deadline:
-                    time.sleep(0.05)
-                    continue
+        wait = (0.0 if read_only else LOCK_WAIT_SECONDS) if busy_wait_seconds is None else busy_wait_seconds
+        try:
+            self._con = _connect_waiting(path, read_only=read_only, wait=wait)
+        except duckdb.IOException as exc:
+            if "lock" in str(exc).lower():
                 raise StoreBusyError(
                     "the embedded database is open in another process (a DuckDB file allows one process at a "
                     "time); wait for the running job or use PostgreSQL for concurrent access",
                     path=path,
                 ) from None
+            raise
         self._con.execute("SET TimeZone = 'UTC'")
         self._local = threading.local()
         self.path = path
