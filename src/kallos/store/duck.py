@@ -48,7 +48,9 @@ milliseconds of a flush (docs/decisions.md#D104), the dashboard for one request 
 command should not fail on that. A read-only open (the dashboard) does not wait: it shows its last known state."""
 
 
-def _connect_waiting(path: str, *, read_only: bool = False, wait: float = LOCK_WAIT_SECONDS) -> duckdb.DuckDBPyConnection:
+def _connect_waiting(
+    path: str, *, read_only: bool = False, wait: float = LOCK_WAIT_SECONDS
+) -> duckdb.DuckDBPyConnection:
     deadline = time.monotonic() + wait
     while True:
         try:

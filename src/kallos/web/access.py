@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +24,9 @@ from kallos.store import Store, open_store
 from kallos.web.data import schema_ready
 
 log = get_logger(__name__)
+
+CACHE_PAGES = 256
+"""Last answers kept for "store busy" (one per page and parameters; the least recently read go first)."""
 
 State = Literal["ok", "busy", "no_store", "no_schema"]
 
@@ -47,7 +51,7 @@ class StoreReader:
         self.backend = "duckdb" if database_url.startswith("duckdb://") else "postgresql"
         self._pg: Store | None = None
         self._pg_lock = threading.Lock()
-        self._cache: dict[str, tuple[Any, dt.datetime]] = {}
+        self._cache: OrderedDict[str, tuple[Any, dt.datetime]] = OrderedDict()
         self._cache_lock = threading.Lock()
 
     def _duck_path(self) -> Path | None:
@@ -89,6 +93,9 @@ class StoreReader:
         if state == "ok":
             with self._cache_lock:
                 self._cache[key] = (data, now)
+                self._cache.move_to_end(key)
+                while len(self._cache) > CACHE_PAGES:
+                    self._cache.popitem(last=False)
         return Answer(state, data, now)
 
     def close(self) -> None:

@@ -164,7 +164,7 @@ def create_app(settings: Settings, *, reader: StoreReader | None = None) -> Star
     """The dashboard application for `settings` (its store, token and refresh interval)."""
     reader = reader or StoreReader(settings.database_url)
     templates = Jinja2Templates(directory=str(HERE / "templates"))
-    templates.env.globals.update(nav=NAV, version=kallos.__version__, fmt=views.fmt, chart=views)
+    templates.env.globals.update(nav=NAV, version=kallos.__version__, fmt=views.fmt)
     templates.env.filters.update(num=views.num, pct=views.pct, when=views.when, secs=views.secs,
                                  bytes=views.human_bytes, statuses=views.statuses)  # fmt: skip
 
