@@ -1,7 +1,7 @@
 """`kallos run` (the seed's daily workflow) and the demo's backfill run, as ordered lists of steps.
 
 Daily: universe (Mondays, or when the last sync is older than 7 days) -> coin details (when stale) -> market
-data update -> indicators -> signals -> index (when a month has ended that is not built). Backfill (the demo,
+data update -> indicators -> signals -> index (each index with a new final day or a changed input). Backfill (the demo,
 a first load): universe -> details -> backfill -> indicators -> signals -> index. Each step is idempotent and
 resumable on its own (watermarks, upserts), so a rerun after a crash picks up where the data says it stopped.
 The whole run holds the pipeline lock and is recorded in the run ledger.
@@ -15,8 +15,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
-
-import pandas as pd
 
 from kallos import clock
 from kallos.log import get_logger
@@ -47,13 +45,6 @@ class RunOptions:
     """Run the scheduled steps (universe, index) even when they are not due."""
     progress: bool = False
     details_max_age_days: int = 30
-
-
-def _last_date(store: Store, table: str, column: str = "date") -> dt.date | None:
-    value = store.scalar(f'SELECT max("{column}") FROM {table}')
-    if value is None:
-        return None
-    return pd.Timestamp(value).date()
 
 
 def _api_counts(client: Any, before: tuple[int, int]) -> dict[str, int]:
@@ -164,17 +155,14 @@ def build_steps(
     steps.append(Step("indicators", indicators, requires=(market_name,)))
     steps.append(Step("signals", signals, requires=("indicators",)))
 
-    # --- index: every month that has ended and is not built yet ---------------------------------------------
+    # --- index: every index with a new final day or a changed input (docs/decisions.md#D61) ---------------
     def index() -> dict[str, Any]:
         from kallos.index.step import build_step
+        from kallos.pipeline.contract import StepContext
 
-        if options.mode == "daily" and not options.force:
-            due, why = schedule.index_due(
-                _last_date(store, "daily_market_data"), _last_date(store, "daily_index_values")
-            )
-            if not due:
-                return {"status": "skipped", "reason": f"not due: {why}"}
-        return call(build_step, store, settings, run_id=run_id)
+        ctx = StepContext(store=store, settings=settings, run_id=run_id, now=clock.utcnow())
+        outcome = build_step(ctx, only_due=options.mode == "daily" and not options.force)
+        return {"status": outcome.status, "reason": outcome.reason, **outcome.extra}
 
     steps.append(Step("index", index, requires=(market_name,)))
     return steps
