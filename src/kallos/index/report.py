@@ -431,7 +431,7 @@ window's first day. Tracking error, information ratio and beta are measured agai
 {png_img_tag(pngs["benchmarks_png"], "index and benchmark levels")}
 <h2>Monthly and yearly returns</h2>
 {_monthly_html(analysis.monthly)}
-<h2>Rolling volatility</h2>
+<h2>Rolling 90-day volatility</h2>
 {png_img_tag(pngs["volatility_png"], "rolling 90-day volatility")}
 <h2>Turnover</h2>
 {png_img_tag(pngs["turnover_png"], "turnover at each rebalance")}
