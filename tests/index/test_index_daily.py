@@ -14,7 +14,7 @@ import pytest
 from kallos.cli.main import main
 from kallos.index import build_index
 from kallos.index.definition import IndexDefinition
-from kallos.index.step import build_step, list_indices, read_base_date, read_definitions, read_index
+from kallos.index.step import index_step, list_indices, read_base_date, read_definitions, read_index
 from kallos.ingest.state import CoinWrite, write_coins
 from kallos.pipeline.contract import StepContext
 from kallos.settings import Settings, load_settings
@@ -44,7 +44,7 @@ def seed(store: Store, frame: pd.DataFrame) -> None:
 
 def build(store: Store, s: Settings | None = None, **kw: Any) -> Any:
     ctx = StepContext(store=store, settings=s or settings(), run_id=kw.pop("run_id", "r"), now=NOW)
-    return build_step(ctx, **kw)
+    return index_step(ctx, **kw)
 
 
 def ingest(store: Store, rows: pd.DataFrame) -> None:

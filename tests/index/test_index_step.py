@@ -15,7 +15,7 @@ from kallos.errors import IndexConstructionError
 from kallos.index import build_index
 from kallos.index.exclusions import excluded_coins
 from kallos.index.step import (
-    build_step,
+    index_step,
     last_month_end,
     read_base_date,
     read_index,
@@ -53,7 +53,7 @@ def build(
     store: Store, s: Settings, *, run_id: str = "test", now: dt.datetime = NOW, **kw: Any
 ) -> dict[str, Any]:
     """Run the step for the default index; its outcome flattened as the default index's figures."""
-    outcome = build_step(StepContext(store=store, settings=s, run_id=run_id, now=now), **kw)
+    outcome = index_step(StepContext(store=store, settings=s, run_id=run_id, now=now), **kw)
     extra = dict(outcome.extra)
     out: dict[str, Any] = {"status": outcome.status, "reason": outcome.reason, **extra}
     out.update({k.split(".", 1)[1]: v for k, v in extra.items() if k.startswith("default.")})

@@ -41,32 +41,41 @@ RF_OPTION = typer.Option(None, "--risk-free", help="Annual risk-free rate for th
 index = typer.Typer(help="Build the market-cap-weighted crypto indices and report on them.", no_args_is_help=True)
 
 
-def _define(store: Any, name: str, options: dict[str, Any]) -> None:
-    """Define or update the named index ``name`` from the command-line options (docs/decisions.md#D62)."""
+def _check_definition(name: str, options: dict[str, Any]) -> None:
+    """Refuse a bad name or option before anything runs (exit 2); docs/decisions.md#D62."""
     from kallos.errors import InputError
     from kallos.index.definition import DEFAULT_NAME, IndexDefinition, check_name
-    from kallos.index.step import read_definitions, save_definition
 
     given = {k: v for k, v in options.items() if v is not None}
     try:
         check_name(name)
-        if name == DEFAULT_NAME:
-            if given:
-                raise typer.BadParameter(
-                    "the default index is configured by the KALLOS_INDEX_* settings; "
-                    "give another --name to define a variant",
-                    param_hint="--name",
-                )
-            return
-        stored = read_definitions(store)
-        if name in stored.index and stored.at[name, "params"]:
-            definition = IndexDefinition.from_params(name, stored.at[name, "params"]).with_options(**given)
-        elif given:
-            definition = IndexDefinition(name=name, **given)
-        else:
-            return  # not defined and nothing to define it with: the build names the problem
+        if name == DEFAULT_NAME and given:
+            raise typer.BadParameter(
+                "the default index is configured by the KALLOS_INDEX_* settings; "
+                "give another --name to define a variant",
+                param_hint="--name",
+            )
+        if given:
+            IndexDefinition(name=name, **given)
     except InputError as exc:
         raise typer.BadParameter(str(exc), param_hint="--name") from None
+
+
+def _define(store: Any, name: str, options: dict[str, Any]) -> None:
+    """Define or update the named index ``name`` from the command-line options (docs/decisions.md#D62)."""
+    from kallos.index.definition import DEFAULT_NAME, IndexDefinition
+    from kallos.index.step import read_definitions, save_definition
+
+    given = {k: v for k, v in options.items() if v is not None}
+    if name == DEFAULT_NAME:
+        return
+    stored = read_definitions(store)
+    if name in stored.index and stored.at[name, "params"]:
+        definition = IndexDefinition.from_params(name, stored.at[name, "params"]).with_options(**given)
+    elif given:
+        definition = IndexDefinition(name=name, **given)
+    else:
+        return  # not defined and nothing to define it with: the build names the problem
     save_definition(store, definition)
 
 
@@ -88,10 +97,9 @@ def build(
     now: str | None = NOW_OPTION,
 ) -> None:
     """Rebuild the indices from their base dates through the last final day; write what changed (idempotent)."""
-    from kallos import clock
-    from kallos.index.step import build_step
-    from kallos.pipeline.contract import StepContext
-    from kallos.pipeline.ledger import new_run_id
+    from kallos.cli.coins import run_step
+    from kallos.index.step import index_step
+    from kallos.pipeline.contract import StepContext, StepOutcome
 
     options = {
         "n_constituents": constituents,
@@ -110,12 +118,15 @@ def build(
     if start_d and end_d and start_d > end_d:
         raise typer.BadParameter("--start is after --end", param_hint="--start")
     settings = setup(now=now, database_url=database_url)
-    with open_settings_store(settings) as store:
-        store.init()
+    if name is not None:
+        _check_definition(name, options)
+
+    def step(ctx: StepContext) -> StepOutcome:
         if name is not None:
-            _define(store, name, options)
-        ctx = StepContext(store=store, settings=settings, run_id=new_run_id(), now=clock.utcnow())
-        outcome = build_step(ctx, names=[name] if name else None, start=start_d, end=end_d)
+            _define(ctx.store, name, options)
+        return index_step(ctx, names=[name] if name else None, start=start_d, end=end_d)
+
+    outcome = run_step(settings, "index build", step, name="index", api=False)
     extra = outcome.extra
     names = sorted({k.split(".", 1)[0] for k in extra if k.endswith(".status")})
     for n in names:
@@ -123,6 +134,8 @@ def build(
             err_console.print(f"[yellow]index {n} skipped:[/yellow] {extra.get(n + '.reason', '')}")
             continue
         console.print(f"index {n} built from {extra[n + '.base_date']} through {extra[n + '.through']}")
+    if outcome.status == "skipped" and not names:
+        err_console.print(f"[yellow]index skipped:[/yellow] {outcome.reason or ''}")
     if outcome.status == "success":
         console.print(
             f"{extra['months_written']} month(s) of constituents, {extra['value_rows']} daily value(s), "

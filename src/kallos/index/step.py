@@ -29,6 +29,7 @@ from kallos.index.panel import as_date
 from kallos.log import get_logger
 from kallos.pipeline.contract import StepContext, StepOutcome
 from kallos.pipeline.schedule import index_due, month_end_on_or_before
+from kallos.settings import Settings
 from kallos.store import Store
 
 log = get_logger(__name__)
@@ -372,7 +373,7 @@ def _build_one(
     }
 
 
-def build_step(
+def index_step(
     ctx: StepContext,
     *,
     names: Sequence[str] | None = None,
@@ -422,6 +423,27 @@ def build_step(
         return StepOutcome(status="skipped", reason=reasons, extra=extra)
     rows = totals["constituent_rows"] + totals["value_rows"] + totals["turnover_rows"]
     return StepOutcome(status="success", rows_written=rows, extra=extra)
+
+
+def build_step(
+    store: Store,
+    settings: Settings,
+    start: dt.date | str | None = None,
+    end: dt.date | str | None = None,
+    *,
+    run_id: str | None = None,
+    names: Sequence[str] | None = None,
+) -> dict[str, Any]:
+    """:func:`index_step` as the flat dict of the Python API (docs/decisions.md#D37); ``base_date`` and
+    ``through`` are the default index's (or the one index built)."""
+    ctx = StepContext(store=store, settings=settings, run_id=run_id or "", now=clock.utcnow())
+    outcome = index_step(ctx, names=names, start=start, end=end)
+    out = outcome.counts()
+    first = (names or [DEFAULT_NAME])[0]
+    for key in ("base_date", "through", "rebuilt_from"):
+        if f"{first}.{key}" in outcome.extra:
+            out[key] = outcome.extra[f"{first}.{key}"]
+    return out
 
 
 def read_index(

@@ -28,7 +28,8 @@ def split_universe(
 ) -> tuple[list[str], list[str]]:
     """(kept, excluded) of ``coins`` under ``rules``, from the stored categories and coin rows. Pure."""
     excluded = excluded_by_rules(categories, coin_table, rules)
-    kept, dropped = [], []
+    kept: list[str] = []
+    dropped: list[str] = []
     for coin in coins:
         (dropped if coin in excluded else kept).append(coin)
     return kept, dropped
