@@ -158,6 +158,21 @@ def test_named_indices_live_side_by_side(tmp_path: Path, capsys: pytest.CaptureF
         assert build(s).rows_written == 0
     finally:
         s.close()
+    # changing a named index's methodology rebuilds its history under the new rules (a new base date)
+    assert main(["index", "build", "--name", "top5", "--cap", "0.2", *db]) == 0
+    s = open_store(url)
+    try:
+        values, constituents, _ = read_index(s, "top5")
+        assert constituents["weight"].max() <= 0.2 + 1e-12
+        expected = build_index(
+            full[full["date"] <= "2022-09-12"],
+            start=read_base_date(s, "top5"),
+            **{**SPEC, "n_constituents": 5, "max_weight": 0.2},
+        )
+        np.testing.assert_allclose(values["index_value"], expected.values["index_value"], rtol=1e-13)
+        assert len(read_index(s)[0]) == len(frames["default"][0]) + 2  # the others untouched
+    finally:
+        s.close()
 
 
 def test_settings_configure_the_default_index(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:

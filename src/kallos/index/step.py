@@ -107,12 +107,14 @@ def save_definition(store: Store, definition: IndexDefinition) -> bool:
     before = _stored(defs, definition.name, "params")
     if before == definition.to_json():
         return False
+    row: dict[str, Any] = {"index_name": definition.name, "params": definition.to_json()}
     if before is not None:
         log.warning(
-            "index methodology changed: its whole history is rebuilt",
+            "index methodology changed: its whole history is rebuilt from a new base date",
             extra={"index": definition.name, "was": before, "now": definition.to_json()},
         )
-    store.upsert(DEFINITIONS, pd.DataFrame({"index_name": [definition.name], "params": [definition.to_json()]}))
+        row["base_date"] = None  # the first qualifying month end under the new rules
+    store.upsert(DEFINITIONS, pd.DataFrame([row]))
     return True
 
 
