@@ -35,7 +35,7 @@ from kallos.store import Store
 log = get_logger(__name__)
 
 BASE_DATE_KEY = "index_base_date"
-"""The base date's key in `kallos_state` before named indices (migration 2 copies it to the definitions)."""
+"""The base date's key in `kallos_state` before named indices (migration 3 copies it to the definitions)."""
 CONSTITUENTS = "index_monthly_constituents"
 VALUES = "daily_index_values"
 TURNOVER = "index_turnover"
