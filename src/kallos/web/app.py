@@ -98,7 +98,7 @@ def _market_coin(request: Request, settings: Settings) -> tuple[str, Callable[[S
 
 def _index(request: Request, settings: Settings) -> tuple[str, Callable[[Store], Any]]:
     name = params.index_name(request.query_params)
-    return f"index:{name}", lambda s: data.index_page(s, name)
+    return f"index:{name}", lambda s: data.index_page(s, name, settings)
 
 
 def _signals(request: Request, settings: Settings) -> tuple[str, Callable[[Store], Any]]:

@@ -9,19 +9,22 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from kallos.errors import KallosError
+from kallos.log import get_logger
 from kallos.pipeline import schedule
 from kallos.pipeline.ledger import RUNS, STEPS, last_success
 from kallos.pipeline.status import counts_of, coverage, freshness
 from kallos.pipeline.telemetry import complete, of_counts
 from kallos.store import Store
 from kallos.store.schema import INDICATOR_COLUMNS, TABLES
+
+log = get_logger(__name__)
 
 DEFAULT_INDICATORS = ("sma_20", "sma_50", "rsi_14")
 MAX_EVENT_ROWS = 200
@@ -398,7 +401,7 @@ def index_names(store: Store) -> list[str]:
     return [str(n) for n in store.query("SELECT DISTINCT index_name FROM daily_index_values ORDER BY 1")["index_name"]]
 
 
-def index_page(store: Store, name: str | None = None) -> dict[str, Any]:
+def index_page(store: Store, name: str | None = None, settings: Any = None) -> dict[str, Any]:
     from kallos.index.metrics import compute_metrics, drawdown_series
 
     names = index_names(store)
@@ -434,8 +437,45 @@ def index_page(store: Store, name: str | None = None) -> dict[str, Any]:
         "metrics": plain(compute_metrics(values, turnover)),
         "constituents": records(latest),
         "turnover": records(turnover),
-        "benchmarks": {n: _levels(store, n) for n in names if n != chosen},
+        "benchmarks": {
+            **index_benchmarks(store, settings, chosen, values),
+            **{f"index {n}": _levels(store, n) for n in names if n != chosen},
+        },
     }
+
+
+def index_benchmarks(store: Store, settings: Any, name: str | None, values: pd.DataFrame) -> dict[str, Any]:
+    """The index's benchmarks (bitcoin, equal weight, uncapped) by the functions `kallos index report` uses,
+    from the same base date and level; cached until the market data or the index change (D96)."""
+    try:
+        from kallos.index.benchmarks import benchmark_values
+        from kallos.index.step import definitions, read_exclusions, read_market
+    except ImportError:  # a Kallos without benchmarks
+        return {}
+    if settings is None or name is None:
+        return {}
+    base, through = pd.Timestamp(values["date"].min()).date(), pd.Timestamp(values["date"].max()).date()
+
+    def compute() -> dict[str, Any]:
+        definition = definitions(store, settings, [name])[0]
+        series = benchmark_values(
+            read_market(store),
+            exclude=read_exclusions(store, definition.excluded_categories),
+            base_date=base,
+            end=through,
+            build_kwargs=definition.build_kwargs(),
+            base_level=float(values["index_value"].iloc[0]),
+        )
+        return {
+            k: records(v[["date", "index_value"]].rename(columns={"index_value": "value"})) for k, v in series.items()
+        }
+
+    tables = ("daily_market_data", "daily_index_values", "coins", "coin_categories", "index_definitions")
+    try:
+        return dict(derived(store, "benchmarks", tables, compute, name, base, through))
+    except KallosError as exc:
+        log.warning("index benchmarks not drawn: %s", exc)
+        return {}
 
 
 def _levels(store: Store, name: str) -> list[dict[str, Any]]:
@@ -447,38 +487,34 @@ def _levels(store: Store, name: str) -> list[dict[str, Any]]:
 
 
 # ---- signals ------------------------------------------------------------------------------------------------
-_EVALUATIONS: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
+_DERIVED: dict[tuple[Any, ...], Any] = {}
+
+
+def derived(store: Store, name: str, tables: Sequence[str], compute: Callable[[], Any], *key: Any) -> Any:
+    """`compute()`, kept until `tables` change (their row counts and newest `updated_at`: docs/decisions.md#D96).
+
+    For what takes seconds to compute from data that changes once a day (signal hit rates, index benchmarks)."""
+    parts = [f"(SELECT count(*) FROM {t}) AS n{i}" for i, t in enumerate(tables)]
+    parts += [f"(SELECT max(updated_at) FROM {t}) AS u{i}" for i, t in enumerate(tables)
+              if "updated_at" in TABLES[t].column_names]  # fmt: skip
+    fingerprint = (store.url, name, *key, *store.query(f"SELECT {', '.join(parts)}").iloc[0].map(str))
+    if fingerprint not in _DERIVED:
+        if len(_DERIVED) >= 16:
+            _DERIVED.pop(next(iter(_DERIVED)))
+        _DERIVED[fingerprint] = compute()
+    return _DERIVED[fingerprint]
 
 
 def evaluation(store: Store, since: dt.date) -> list[dict[str, Any]]:
-    """Hit rates by `kallos signals evaluate`'s own function, cached until the signals or closes change.
-
-    The evaluation takes seconds on a year of signals while the data changes once a day, so the page reuses it
-    while the tables' fingerprint (rows and newest update) is unchanged (docs/decisions.md#D96)."""
+    """Hit rates by `kallos signals evaluate`'s own function over the signals since `since` (cached, D96)."""
     from kallos.signals.evaluation import evaluate_signals
 
-    key = (
-        store.url,
-        since,
-        *store.query(
-            "SELECT (SELECT count(*) FROM trading_signals) AS s_n, "
-            "(SELECT max(updated_at) FROM trading_signals) AS s_u, "
-            "(SELECT count(*) FROM daily_market_data) AS d_n, "
-            "(SELECT max(updated_at) FROM daily_market_data) AS d_u"
-        )
-        .iloc[0]
-        .map(str),
-    )
-    cached = _EVALUATIONS.get(key)
-    if cached is not None:
-        return cached
-    sig = store.read("trading_signals", start=since, columns=["date", "signal", "direction", "action"])
-    closes = store.read("daily_market_data", start=since, columns=["date", "close"])
-    result = records(evaluate_signals(sig, closes, (1, 7, 30))) if len(sig) else []
-    if len(_EVALUATIONS) >= 8:
-        _EVALUATIONS.pop(next(iter(_EVALUATIONS)))
-    _EVALUATIONS[key] = result
-    return result
+    def compute() -> list[dict[str, Any]]:
+        sig = store.read("trading_signals", start=since, columns=["date", "signal", "direction", "action"])
+        closes = store.read("daily_market_data", start=since, columns=["date", "close"])
+        return records(evaluate_signals(sig, closes, (1, 7, 30))) if len(sig) else []
+
+    return derived(store, "evaluation", ("trading_signals", "daily_market_data"), compute, since)
 
 
 def signals_page(store: Store, *, evaluation_days: int = 365) -> dict[str, Any]:
