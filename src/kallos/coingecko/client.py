@@ -88,6 +88,13 @@ class ClientStats:
     limiter_wait_seconds: float = 0.0
     retry_wait_seconds: float = 0.0
     by_endpoint: Counter[str] = field(default_factory=Counter)
+    by_status: Counter[str] = field(default_factory=Counter)
+    """Answers by HTTP status ("200", "429", ...); "error" counts requests that got no answer (timeouts,
+    connection errors). The run ledger's telemetry, docs/decisions.md#D90."""
+    bytes_received: int = 0
+    """Response body bytes received (every answer, including errors)."""
+    rate_limit_wait_seconds: float = 0.0
+    """Seconds spent waiting on the rate limit: the limiter's pacing plus the waits 429 answers asked for."""
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -100,6 +107,9 @@ class ClientStats:
             "limiter_wait_seconds": round(self.limiter_wait_seconds, 3),
             "retry_wait_seconds": round(self.retry_wait_seconds, 3),
             "by_endpoint": dict(self.by_endpoint),
+            "by_status": dict(self.by_status),
+            "bytes_received": self.bytes_received,
+            "rate_limit_wait_seconds": round(self.rate_limit_wait_seconds, 3),
         }
 
 
@@ -487,16 +497,21 @@ class CoinGeckoClient:
         (a TransientAPIError when trying again may help; the retry policy decides the rest)."""
         assert self._http is not None and self._sem is not None
         async with self._sem:
-            self.stats.limiter_wait_seconds += await self.limiter.acquire()
+            paced = await self.limiter.acquire()
+            self.stats.limiter_wait_seconds += paced
+            self.stats.rate_limit_wait_seconds += paced
             self.stats.calls += 1
             self.stats.by_endpoint[endpoint] += 1
             started = time.perf_counter()
             try:
                 response = await self._http.get(path, params=params)
             except httpx.TransportError as exc:
+                self.stats.by_status["error"] += 1
                 raise self._transport_error(exc, endpoint, coin_id) from exc
         fetched_at = self._note_server_clock(response)
         body = response.content
+        self.stats.by_status[str(response.status_code)] += 1
+        self.stats.bytes_received += len(body)
         log.debug(
             "GET %s -> %s",
             endpoint,

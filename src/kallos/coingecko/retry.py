@@ -158,6 +158,8 @@ class RetryPolicy:
         wait = state.upcoming_sleep
         self.stats.retries += 1
         self.stats.retry_wait_seconds += wait
+        if isinstance(error, RateLimitedError):
+            self.stats.rate_limit_wait_seconds += wait
         log.warning(
             "retrying %s after %s (attempt %d/%d) in %.2f s",
             error.endpoint,
