@@ -27,7 +27,7 @@ from kallos.errors import DataValidationError
 from kallos.indicators.contract import OUTPUT_COLUMNS, RECOMPUTE_HISTORY_BARS
 from kallos.indicators.engine import compute_indicators
 from kallos.log import get_logger
-from kallos.pipeline.contract import StepContext, StepOutcome
+from kallos.pipeline.contract import NullProgress, Progress, StepContext, StepOutcome
 from kallos.scale.executor import get_executor
 
 if TYPE_CHECKING:
@@ -235,6 +235,7 @@ def indicators_step(
         min_coverage=min_coverage,
         close_only_approx=close_only_approx,
         batch_coins=batch_coins,
+        progress=ctx.progress,
     )
 
 
@@ -277,6 +278,7 @@ def _compute(
     min_coverage: float | None,
     close_only_approx: bool | None,
     batch_coins: int,
+    progress: Progress | None = None,
 ) -> StepOutcome:
     approx = settings.close_only_approx if close_only_approx is None else close_only_approx
     threshold = settings.min_coverage if min_coverage is None else min_coverage
@@ -362,8 +364,15 @@ def _compute(
             yield jobs[-1].bars
 
     with get_executor(settings, workers=n_workers, preload=["kallos.indicators.engine"]) as executor:
-        for result, failed in executor.map_batches(_compute_batch, bars_of_batches(), approx):
-            write(jobs.popleft(), result, failed)
+        progress = progress or NullProgress()
+        progress.start("indicators", total=len(plans))
+        try:
+            for result, failed in executor.map_batches(_compute_batch, bars_of_batches(), approx):
+                job = jobs.popleft()
+                write(job, result, failed)
+                progress.advance(len(job.modes))
+        finally:
+            progress.finish()
 
     log.info(
         "indicators computed",

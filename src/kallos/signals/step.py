@@ -26,7 +26,7 @@ import pandas as pd
 
 from kallos.errors import DataValidationError
 from kallos.log import get_logger
-from kallos.pipeline.contract import StepContext, StepOutcome
+from kallos.pipeline.contract import NullProgress, Progress, StepContext, StepOutcome
 from kallos.scale.executor import LocalExecutor, get_executor
 from kallos.signals.config import SignalConfig, load_signal_config
 from kallos.signals.engine import generate_signals
@@ -195,7 +195,14 @@ def signals_step(
 ) -> StepOutcome:
     """Signal generation as a step (docs/decisions.md#D37); rows are stamped with the context's run id."""
     return _generate(
-        ctx.store, ctx.settings, coins=coins, full=full, config=config, config_path=config_path, run_id=ctx.run_id
+        ctx.store,
+        ctx.settings,
+        coins=coins,
+        full=full,
+        config=config,
+        config_path=config_path,
+        run_id=ctx.run_id,
+        progress=ctx.progress,
     )
 
 
@@ -225,6 +232,7 @@ def _generate(
     config: SignalConfig | None,
     config_path: Any,
     run_id: str | None,
+    progress: Progress | None = None,
 ) -> StepOutcome:
     t0 = time.monotonic()
     config = config or resolve_config(settings, config_path)
@@ -255,10 +263,16 @@ def _generate(
                     read.append((batch, inputs))
                     yield inputs
 
-        with _executor(settings) as executor:
-            for signals in executor.map_batches(generate_signals, inputs_of_batches(), config):
-                batch, inputs = read.popleft()
-                _write_batch(store, batch, plan, info, inputs, signals, chash, run_id, counts)
+        progress = progress or NullProgress()
+        progress.start("signals", total=len(todo))
+        try:
+            with _executor(settings) as executor:
+                for signals in executor.map_batches(generate_signals, inputs_of_batches(), config):
+                    batch, inputs = read.popleft()
+                    _write_batch(store, batch, plan, info, inputs, signals, chash, run_id, counts)
+                    progress.advance(len(batch))
+        finally:
+            progress.finish()
     log.info(
         "signals generated",
         extra={
