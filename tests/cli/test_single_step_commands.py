@@ -99,7 +99,7 @@ def test_a_bug_in_a_single_step_is_recorded_and_exits_1(
     def broken(*args: object, **kwargs: object) -> None:
         raise AttributeError("'NoneType' object has no attribute 'coin_id'")
 
-    monkeypatch.setattr(kallos.indicators.step, "_compute", broken)
+    monkeypatch.setattr(kallos.indicators.step, "coverage_table", broken)
     url = f"duckdb:///{tmp_path / 'bug.duckdb'}"
     monkeypatch.setenv("KALLOS_DATABASE_URL", url)
     assert main(["indicators", "compute"]) == 1

@@ -215,13 +215,6 @@ def _delete_outside(
     return len(stale)
 
 
-def index_step(
-    ctx: StepContext, *, start: dt.date | str | None = None, end: dt.date | str | None = None
-) -> StepOutcome:
-    """The index build as a step (docs/decisions.md#D37); rows are stamped with the context's run id."""
-    return _build(ctx.store, ctx.settings, start=start, end=end, run_id=ctx.run_id)
-
-
 def build_step(
     store: Store,
     settings: Settings,
@@ -236,17 +229,15 @@ def build_step(
     :class:`~kallos.errors.IndexConstructionError` when a month end after the base date has too few
     eligible coins.
     """
-    return _build(store, settings, start=start, end=end, run_id=run_id).counts()
+    ctx = StepContext.direct(store, settings, run_id=run_id or "")
+    return index_step(ctx, start=start, end=end).counts()
 
 
-def _build(
-    store: Store,
-    settings: Settings,
-    *,
-    start: dt.date | str | None,
-    end: dt.date | str | None,
-    run_id: str | None,
+def index_step(
+    ctx: StepContext, *, start: dt.date | str | None = None, end: dt.date | str | None = None
 ) -> StepOutcome:
+    """The index build as a step (docs/decisions.md#D37); rows are stamped with the context's run id."""
+    store, settings, run_id = ctx.store, ctx.settings, ctx.run_id or None
     t0 = time.perf_counter()
     start_d = as_date(start, "start") if start is not None else None
     end_d = as_date(end, "end") if end is not None else None
