@@ -82,6 +82,13 @@ class ClientStats:
     limiter_wait_seconds: float = 0.0
     retry_wait_seconds: float = 0.0
     by_endpoint: Counter[str] = field(default_factory=Counter)
+    by_status: Counter[str] = field(default_factory=Counter)
+    """Answers by HTTP status ("200", "429", ...); "error" counts requests that got no answer (timeouts,
+    connection errors). The run ledger's telemetry, docs/decisions.md#D90."""
+    bytes_received: int = 0
+    """Response body bytes received (every answer, including errors)."""
+    rate_limit_wait_seconds: float = 0.0
+    """Seconds spent waiting on the rate limit: the limiter's pacing plus the waits 429 answers asked for."""
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -94,6 +101,9 @@ class ClientStats:
             "limiter_wait_seconds": round(self.limiter_wait_seconds, 3),
             "retry_wait_seconds": round(self.retry_wait_seconds, 3),
             "by_endpoint": dict(self.by_endpoint),
+            "by_status": dict(self.by_status),
+            "bytes_received": self.bytes_received,
+            "rate_limit_wait_seconds": round(self.rate_limit_wait_seconds, 3),
         }
 
 
@@ -464,15 +474,20 @@ class CoinGeckoClient:
             attempt += 1
             error: CoinGeckoError
             async with self._sem:
-                self.stats.limiter_wait_seconds += await self.limiter.acquire()
+                paced = await self.limiter.acquire()
+                self.stats.limiter_wait_seconds += paced
+                self.stats.rate_limit_wait_seconds += paced
                 self.stats.calls += 1
                 self.stats.by_endpoint[endpoint] += 1
                 started = time.perf_counter()
                 try:
                     response = await self._http.get(path, params=params)
                     body = response.content
+                    self.stats.by_status[str(response.status_code)] += 1
+                    self.stats.bytes_received += len(body)
                 except httpx.TimeoutException as exc:
                     self.stats.timeouts += 1
+                    self.stats.by_status["error"] += 1
                     error = TransientAPIError(
                         f"CoinGecko did not answer within {self.timeout:g} s ({type(exc).__name__}); "
                         "transient, retried",
@@ -481,6 +496,7 @@ class CoinGeckoClient:
                     )
                     response = None
                 except httpx.TransportError as exc:
+                    self.stats.by_status["error"] += 1
                     error = TransientAPIError(
                         f"connection to CoinGecko failed ({type(exc).__name__}: "
                         f"{redact(str(exc)) or 'no detail'}); "
@@ -552,6 +568,8 @@ class CoinGeckoClient:
                 ) from error
             self.stats.retries += 1
             self.stats.retry_wait_seconds += wait
+            if isinstance(error, RateLimitedError):
+                self.stats.rate_limit_wait_seconds += wait
             log.warning(
                 "retrying %s after %s (attempt %d/%d) in %.2f s",
                 endpoint,
