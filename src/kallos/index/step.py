@@ -125,6 +125,11 @@ def read_exclusion_inputs(store: Store) -> tuple[pd.DataFrame, pd.DataFrame]:
     return categories, coins
 
 
+def read_exclusions(store: Store, rules: Sequence[str] = ("default",)) -> set[str]:
+    """The stored coins excluded under ``rules`` (an index definition's `excluded_categories`)."""
+    return excluded_by_rules(*read_exclusion_inputs(store), rules)
+
+
 def read_market(store: Store) -> pd.DataFrame:
     return store.read("daily_market_data", columns=["coin_id", "date", "close", "market_cap"])
 
