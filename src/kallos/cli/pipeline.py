@@ -263,11 +263,13 @@ def status(
         errors = []
         for r in rep.runs.itertuples(index=False):
             c = counts_of(r.counts)
-            secs = (
-                (pd.Timestamp(r.finished_at) - pd.Timestamp(r.started_at)).total_seconds()
-                if pd.notna(r.finished_at)
-                else None
-            )
+            secs = c.get("duration_seconds")  # measured; the ledger's times follow a pinned clock (--now)
+            if not isinstance(secs, int | float):
+                secs = (
+                    (pd.Timestamp(r.finished_at) - pd.Timestamp(r.started_at)).total_seconds()
+                    if pd.notna(r.finished_at)
+                    else None
+                )
             runs.add_row(
                 str(r.run_id), str(r.command), _styled(str(r.status)), f"{secs:.1f}" if secs is not None else "-",
                 f"{int(c.get('rows_written') or 0):,}" if c else "-",
