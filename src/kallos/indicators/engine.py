@@ -196,7 +196,7 @@ def compute_indicators(bars: pd.DataFrame, *, close_only_approx: bool = False) -
     problems = range_problems(values, frame)
     if problems:
         raise DataValidationError(
-            "indicator values outside their valid range: " + "; ".join(problems[:5]), problems=len(problems)
+            "indicator values outside their valid range: " + "; ".join(problems), problems=len(problems)
         )
     out = pd.DataFrame(values.T, columns=list(OUTPUT_COLUMNS), copy=False)
     out.insert(0, "ohlc_source", _source_column(source))

@@ -24,15 +24,26 @@ _BOUND_ATOL = 1e-9
 _PERCENT_COLUMNS = ("rsi_14", "mfi_14", "stoch_k", "stoch_d", "adx_14", "plus_di_14", "minus_di_14")
 
 
-def _where(frame: pd.DataFrame, mask: np.ndarray) -> dict[str, object]:
-    """Context of the first offending row: its coin (for a panel), date, and how many rows fail."""
-    i = int(np.flatnonzero(mask)[0])
-    ctx: dict[str, object] = {"rows": int(mask.sum())}
-    if "coin_id" in frame.columns:
-        ctx["coin_id"] = frame["coin_id"].iloc[i]
-    day = frame["date"].iloc[i]
-    ctx["date"] = day.date().isoformat() if isinstance(day, pd.Timestamp) else str(day)
-    return ctx
+def _day(value: object) -> str:
+    return value.date().isoformat() if isinstance(value, pd.Timestamp) else str(value)
+
+
+def _per_coin(frame: pd.DataFrame, label: str, mask: np.ndarray) -> list[DataValidationError]:
+    """One problem per coin (for a panel) where `mask` holds, each naming its first row's date and its row count;
+    coins in the order they first fail."""
+    hit = np.flatnonzero(mask)
+    if hit.size == 0:
+        return []
+    if "coin_id" not in frame.columns:
+        return [DataValidationError(label, rows=int(hit.size), date=_day(frame["date"].iloc[hit[0]]))]
+    codes, coins = pd.factorize(frame["coin_id"].to_numpy()[hit])
+    counts = np.bincount(codes)
+    _, first = np.unique(codes, return_index=True)
+    dates = frame["date"].iloc[hit[first]]
+    return [
+        DataValidationError(label, rows=int(n), coin_id=coin, date=_day(day))
+        for coin, n, day in zip(coins, counts, dates, strict=True)
+    ]
 
 
 def _sorted_codes(frame: pd.DataFrame, panel: bool) -> np.ndarray | None:
@@ -56,8 +67,14 @@ def _sorted_codes(frame: pd.DataFrame, panel: bool) -> np.ndarray | None:
 
 
 def check_bars(bars: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
-    """Return the bars typed and sorted by (coin_id, date) with each row's coin code (0, 1, ... in that
-    order), or raise DataValidationError naming the problem. Sorted input is not copied or re-sorted."""
+    """Return the bars typed and sorted by (coin_id, date) with each row's coin code (0, 1, ... in that order),
+    or raise one DataValidationError naming every problem found (docs/decisions.md#D45).
+
+    The shape comes first (a frame, the columns, readable dates and numbers): without it the values cannot be
+    judged. Then every value check runs on every row, each row judged by the most basic check it fails (a zero
+    close is a bad close, not also a close outside its candle). Input already sorted is neither copied nor
+    re-sorted (docs/decisions.md#D110).
+    """
     if not isinstance(bars, pd.DataFrame):
         raise DataValidationError(f"bars must be a pandas DataFrame, not {type(bars).__name__}")
     missing = [c for c in BAR_COLUMNS if c not in bars.columns]
@@ -65,58 +82,61 @@ def check_bars(bars: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
         raise DataValidationError(f"bars lack required columns {missing}", missing=missing)
     panel = "coin_id" in bars.columns
     columns: dict[str, object] = {}
+    problems: list[DataValidationError] = []
     if panel:
         if bars["coin_id"].isna().any():
-            raise DataValidationError("coin_id is missing on some rows", rows=int(bars["coin_id"].isna().sum()))
+            problems.append(
+                DataValidationError("coin_id is missing on some rows", rows=int(bars["coin_id"].isna().sum()))
+            )
         columns["coin_id"] = bars["coin_id"].reset_index(drop=True)  # as given: no conversion of the strings
     try:
         dates = pd.to_datetime(bars["date"])
     except (TypeError, ValueError) as exc:
-        raise DataValidationError(f"unparseable date: {exc}") from None
-    if isinstance(dates.dtype, pd.DatetimeTZDtype):
-        dates = dates.dt.tz_convert("UTC").dt.tz_localize(None)
-    columns["date"] = dates.reset_index(drop=True)
+        problems.append(DataValidationError(f"unparseable date: {exc}"))
+    else:
+        if isinstance(dates.dtype, pd.DatetimeTZDtype):
+            dates = dates.dt.tz_convert("UTC").dt.tz_localize(None)
+        columns["date"] = dates.reset_index(drop=True)
     for name in ("open", "high", "low", "close", "volume"):
         try:
             columns[name] = pd.to_numeric(bars[name]).to_numpy(dtype="float64", na_value=np.nan)
         except (TypeError, ValueError):
-            raise DataValidationError(f"column {name} is not numeric", column=name) from None
+            problems.append(DataValidationError(f"column {name} is not numeric", column=name))
+    if problems:
+        raise DataValidationError.of_problems("bars", problems)
     frame = pd.DataFrame(columns, copy=False)
-    if dates.isna().any():
-        raise DataValidationError("missing date", **_where(frame, dates.isna().to_numpy()))
+
     codes = _sorted_codes(frame, panel)
     if codes is None:
-        keys = (["coin_id"] if panel else []) + ["date"]
-        frame = frame.sort_values(keys, kind="stable").reset_index(drop=True)
-        dup = frame.duplicated(subset=keys).to_numpy()
-        if dup.any():
-            raise DataValidationError("duplicate dates", **_where(frame, dup))
-        codes = _sorted_codes(frame, panel)
-        assert codes is not None
-
+        frame = frame.sort_values((["coin_id"] if panel else []) + ["date"], kind="stable").reset_index(drop=True)
+    no_date = frame["date"].isna().to_numpy()
+    problems += _per_coin(frame, "missing date", no_date)
+    if codes is None:  # sorted input has no duplicate date (checked by _sorted_codes)
+        dup = frame.duplicated(subset=(["coin_id"] if panel else []) + ["date"]).to_numpy() & ~no_date
+        problems += _per_coin(frame, "duplicate dates", dup)
     close = frame["close"].to_numpy()
-    bad = ~(close > 0) | np.isinf(close)
-    if bad.any():
-        raise DataValidationError("non-positive, missing or infinite close", **_where(frame, bad))
+    bad_close = ~(close > 0) | np.isinf(close)
+    problems += _per_coin(frame, "non-positive, missing or infinite close", bad_close)
+    bad_candle = np.zeros(len(frame), dtype=bool)
     for name in ("open", "high", "low"):
         v = frame[name].to_numpy()
-        with np.errstate(invalid="ignore"):
-            bad = (v <= 0) | np.isinf(v)
-        if bad.any():
-            raise DataValidationError(f"non-positive or infinite {name}", **_where(frame, bad))
+        bad = (~np.isnan(v)) & (~(v > 0) | np.isinf(v))
+        problems += _per_coin(frame, f"non-positive or infinite {name}", bad)
+        bad_candle |= bad
     vol = frame["volume"].to_numpy()
-    bad = (vol < 0) | np.isinf(vol)
-    if bad.any():
-        raise DataValidationError("negative or infinite volume", **_where(frame, bad))
+    problems += _per_coin(frame, "negative or infinite volume", (vol < 0) | np.isinf(vol))
     high, low = frame["high"].to_numpy(), frame["low"].to_numpy()
-    has = ~np.isnan(high) & ~np.isnan(low)  # a close-only bar (no high or no low) is not checked
+    has = ~np.isnan(high) & ~np.isnan(low) & ~bad_candle
     with np.errstate(invalid="ignore"):
-        bad = has & (high < low)
-        if bad.any():
-            raise DataValidationError("high below low", **_where(frame, bad))
-        bad = has & ((close > high * (1 + _OHLC_RTOL)) | (close < low * (1 - _OHLC_RTOL)))
-        if bad.any():
-            raise DataValidationError("close outside [low, high]", **_where(frame, bad))
+        inverted = has & (high < low)
+        problems += _per_coin(frame, "high below low", inverted)
+        outside = has & ~inverted & ~bad_close & ((close > high * (1 + _OHLC_RTOL)) | (close < low * (1 - _OHLC_RTOL)))
+        problems += _per_coin(frame, "close outside [low, high]", outside)
+    if problems:
+        raise DataValidationError.of_problems("bars", problems)
+    if codes is None:
+        codes = _sorted_codes(frame, panel)
+        assert codes is not None  # sorted, and no duplicate or missing date
     return frame, codes
 
 
@@ -164,17 +184,10 @@ def validate_indicators(frame: pd.DataFrame) -> list[str]:
         needed = ("bb_lower", "bb_mid", "bb_upper") if col == "bb_mid" else (col,)
         if not all(c in frame.columns for c in needed) or frame.empty:
             continue
-        bad = bad_rows(frame)
-        if not bad.any():
-            continue
-        if "coin_id" in frame.columns:
-            for coin in pd.unique(frame["coin_id"].to_numpy()[bad]):
-                coin_bad = bad & (frame["coin_id"].to_numpy() == coin)
-                ctx = _where(frame, coin_bad)
-                problems.append(f"{label}: coin {coin}, {ctx['rows']} rows from {ctx['date']}")
-        else:
-            ctx = _where(frame, bad)
-            problems.append(f"{label}: {ctx['rows']} rows from {ctx['date']}")
+        for problem in _per_coin(frame, label, bad_rows(frame)):
+            ctx = problem.context
+            coin = f"coin {ctx['coin_id']}, " if "coin_id" in ctx else ""
+            problems.append(f"{label}: {coin}{ctx['rows']} rows from {ctx['date']}")
     return problems
 
 

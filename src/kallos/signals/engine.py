@@ -44,13 +44,18 @@ def _sorted_codes(coins: pd.Series, dates: np.ndarray) -> np.ndarray | None:
 
 
 def _prepare(frame: pd.DataFrame, config: SignalConfig) -> tuple[pd.DataFrame, np.ndarray | None]:
-    """The columns the enabled rules read, typed, checked, sorted by (coin_id, date) (not copied or re-sorted
-    when they already are: the usual case, rows read from the store)."""
-    needed = required_columns(config)
-    missing = [c for c in needed if c not in frame.columns]
+    """The indicator frame typed and sorted by (coin_id, date), or one DataValidationError naming every problem
+    found (docs/decisions.md#D45). Not copied or re-sorted when already sorted (the usual case, rows read from
+    the store; copy-on-write shares the columns); then the rows' coin codes come back too."""
+    missing = [c for c in required_columns(config) if c not in frame.columns]
+    problems: list[DataValidationError] = []
     if missing:
-        raise DataValidationError("indicator frame lacks columns the enabled rules read", columns=missing)
-    df = frame.reset_index(drop=True)  # copy-on-write: columns are shared until written, none are
+        problems.append(
+            DataValidationError("indicator frame lacks columns the enabled rules read", columns=missing)
+        )
+    if any(c in missing for c in ("coin_id", "date")):
+        raise DataValidationError.of_problems("indicator frame", problems)
+    df = frame.reset_index(drop=True)
     if df["date"].dtype != "datetime64[ns]":
         df["date"] = pd.to_datetime(df["date"]).astype("datetime64[ns]")
     codes = _sorted_codes(df["coin_id"], df["date"].to_numpy())
@@ -58,16 +63,23 @@ def _prepare(frame: pd.DataFrame, config: SignalConfig) -> tuple[pd.DataFrame, n
         dup = df.duplicated(["coin_id", "date"], keep=False)
         if dup.any():
             first = df.loc[dup].iloc[0]
-            raise DataValidationError(
-                "duplicate (coin_id, date) rows in the indicator frame",
-                coin_id=first["coin_id"],
-                date=str(first["date"].date()),
-                rows=int(dup.sum()),
+            problems.append(
+                DataValidationError(
+                    "duplicate (coin_id, date) rows in the indicator frame",
+                    coin_id=first["coin_id"],
+                    date=str(first["date"].date()),
+                    rows=int(dup.sum()),
+                )
             )
-        df = df.sort_values(["coin_id", "date"], kind="stable").reset_index(drop=True)
-    if df["close"].isna().any():
+    if "close" in df.columns and df["close"].isna().any():
         first = df.loc[df["close"].isna()].iloc[0]
-        raise DataValidationError("close is missing", coin_id=first["coin_id"], date=str(first["date"].date()))
+        problems.append(
+            DataValidationError("close is missing", coin_id=first["coin_id"], date=str(first["date"].date()))
+        )
+    if problems:
+        raise DataValidationError.of_problems("indicator frame", problems)
+    if codes is None:
+        df = df.sort_values(["coin_id", "date"], kind="stable").reset_index(drop=True)
     return df, codes
 
 
