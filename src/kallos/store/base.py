@@ -121,6 +121,11 @@ class Store(ABC):
         frame = pd.DataFrame.from_records(rows, columns=names) if rows else pd.DataFrame(columns=names)
         return _typed(frame, dict(zip(names, kinds, strict=True)))
 
+    def query_bulk(self, sql: str, params: Mapping[str, Any] | None = None) -> pd.DataFrame:
+        """`query` for large results (millions of rows): same frame, read without a Python object per value
+        where the backend allows it (DuckDB reads columnar already; PostgreSQL streams `COPY ... TO STDOUT`)."""
+        return self.query(sql, params)
+
     def scalar(self, sql: str, params: Mapping[str, Any] | None = None) -> Any:
         _, _, rows = self._fetch(sql, params)
         return rows[0][0] if rows else None

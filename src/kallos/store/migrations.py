@@ -60,8 +60,21 @@ def _initial(store: Store, partitioned: bool) -> None:
         store.execute(sql)
 
 
+def _create(*names: str) -> Callable[[Store, bool], None]:
+    """A migration that adds new tables (and their indexes) to an existing database, idempotently."""
+
+    def apply(store: Store, partitioned: bool) -> None:
+        for name in names:
+            store.execute(create_table_sql(TABLES[name]))
+            for sql in create_index_sql(TABLES[name]):
+                store.execute(sql)
+
+    return apply
+
+
 MIGRATIONS: list[tuple[int, str, Callable[[Store, bool], None]]] = [
     (1, "initial schema", _initial),
+    (2, "coin_details_history: alternative data over time", _create("coin_details_history")),
 ]
 LATEST = MIGRATIONS[-1][0]
 
