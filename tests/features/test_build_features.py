@@ -48,8 +48,10 @@ def test_a_row_at_t_is_identical_when_every_later_bar_is_changed_or_removed(cut:
             baseline.loc[early, col].reset_index(drop=True),
             corrupted.loc[corrupted["date"] + pd.Timedelta(days=h) <= t, col].reset_index(drop=True),
         )
-    assert not baseline.loc[baseline["date"] > t].reset_index(drop=True).equals(
-        corrupted.loc[corrupted["date"] > t].reset_index(drop=True)
+    assert (
+        not baseline.loc[baseline["date"] > t]
+        .reset_index(drop=True)
+        .equals(corrupted.loc[corrupted["date"] > t].reset_index(drop=True))
     )
 
 
@@ -86,7 +88,9 @@ def test_rank_age_and_signals() -> None:
 
 
 def test_drifted_weights_by_hand() -> None:
-    cons = pd.DataFrame({"selection_date": pd.to_datetime(["2021-01-31"] * 2), "coin_id": ["a", "b"], "weight": [0.5, 0.5]})
+    cons = pd.DataFrame(
+        {"selection_date": pd.to_datetime(["2021-01-31"] * 2), "coin_id": ["a", "b"], "weight": [0.5, 0.5]}
+    )
     closes = pd.DataFrame(
         {
             "coin_id": ["a", "b", "a", "b", "a"],

@@ -26,9 +26,7 @@ def seed(store: Store, b: pd.DataFrame) -> None:
     c = constituents()
     store.upsert(
         "index_monthly_constituents",
-        c.assign(
-            year=c["selection_date"].dt.year, month=c["selection_date"].dt.month, rank=1, market_cap=1.0
-        ),
+        c.assign(year=c["selection_date"].dt.year, month=c["selection_date"].dt.month, rank=1, market_cap=1.0),
     )
     store.upsert("coin_details_history", alt().assign(source="details"))
 
@@ -46,7 +44,9 @@ def test_a_window_keeps_labels_from_later_stored_bars_and_rank_among_all_coins(s
     b = bars()
     seed(store, b)
     full = load_features(store=store, naming="pandas-ta", horizons=(7,))
-    part = load_features(store=store, coins=["beta"], start="2021-05-01", end="2021-05-31", naming="pandas-ta", horizons=(7,))
+    part = load_features(
+        store=store, coins=["beta"], start="2021-05-01", end="2021-05-31", naming="pandas-ta", horizons=(7,)
+    )
     assert part["date"].min() == pd.Timestamp("2021-05-01") and part["date"].max() == pd.Timestamp("2021-05-31")
     assert set(part["coin_id"]) == {"beta"}
     same = full.loc[full["coin_id"].eq("beta") & full["date"].between("2021-05-01", "2021-05-31")]

@@ -147,7 +147,7 @@ def signal_wide(signals: pd.DataFrame) -> pd.DataFrame:
     for rule in RULE_IDS:
         fired = rules.loc[rules["signal"] == rule]
         pos = keys.lookup(base, fired["coin_id"], fired["date"])
-        value = (fired["direction"].to_numpy(dtype="float64") * fired["strength"].to_numpy(dtype="float64"))
+        value = fired["direction"].to_numpy(dtype="float64") * fired["strength"].to_numpy(dtype="float64")
         col = _take(value, pos)
         col[pos < 0] = 0.0
         out[f"signal_{rule}"] = col
@@ -284,8 +284,12 @@ def _as_of(rows: pd.DataFrame, alt: pd.DataFrame | None) -> dict[str, object]:
     left = pd.DataFrame({"coin_id": rows["coin_id"], "date": rows["date"], "_row": np.arange(n)})
     left = left.sort_values("date", kind="stable")
     merged = pd.merge_asof(
-        left, right[["coin_id", "alt_as_of", *ALT_DATA_COLUMNS]], left_on="date", right_on="alt_as_of",
-        by="coin_id", direction="backward",
+        left,
+        right[["coin_id", "alt_as_of", *ALT_DATA_COLUMNS]],
+        left_on="date",
+        right_on="alt_as_of",
+        by="coin_id",
+        direction="backward",
     ).sort_values("_row")
     out["alt_as_of"] = merged["alt_as_of"].to_numpy(dtype="datetime64[ns]")
     out.update({f"alt_{c}": merged[c].to_numpy(dtype="float64") for c in ALT_DATA_COLUMNS})

@@ -47,7 +47,7 @@ def _read(
     cond, params = _where(coins, start, end)
     cols = ", ".join(f"t.{quote(c)}" for c in columns)
     return store.query_bulk(
-        f"SELECT c.coingecko_id AS coin_id, t.\"date\", {cols} FROM {table} t "
+        f'SELECT c.coingecko_id AS coin_id, t."date", {cols} FROM {table} t '
         f"JOIN coins c ON c.coin_id = t.coin_id WHERE {cond}",
         params,
     )
