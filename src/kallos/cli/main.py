@@ -29,6 +29,7 @@ COMMAND_MODULES = (
     "signals",
     "index",
     "pipeline",
+    "features",
 )
 
 

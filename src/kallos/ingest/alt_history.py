@@ -1,0 +1,62 @@
+"""Alternative data over time (docs/decisions.md#D78): one `coin_details_history` row per coin and day from a
+`/coins/{id}` answer (every details refresh) or a `/coins/{id}/history` snapshot (the backfill)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections.abc import Mapping
+from typing import Any
+
+from kallos.store.schema import ALT_DATA_COLUMNS
+
+_DEVELOPER = (
+    "forks",
+    "stars",
+    "subscribers",
+    "total_issues",
+    "closed_issues",
+    "pull_requests_merged",
+    "pull_request_contributors",
+    "commit_count_4_weeks",
+)
+_COMMUNITY = (
+    "facebook_likes",
+    "twitter_followers",
+    "reddit_subscribers",
+    "reddit_average_posts_48h",
+    "reddit_average_comments_48h",
+    "reddit_accounts_active_48h",
+    "telegram_channel_user_count",
+)
+_TOP = ("sentiment_votes_up_percentage", "sentiment_votes_down_percentage", "watchlist_portfolio_users")
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value) if math.isfinite(value) else None
+
+
+def alt_row(
+    payload: Mapping[str, Any], coin: str, day: dt.date, *, source: str, fetched_at: dt.datetime
+) -> dict[str, Any] | None:
+    """The history row of one answer, or None when it carries none of the metrics (nothing to remember)."""
+    dev = payload.get("developer_data") if isinstance(payload.get("developer_data"), Mapping) else {}
+    com = payload.get("community_data") if isinstance(payload.get("community_data"), Mapping) else {}
+    code = dev.get("code_additions_deletions_4_weeks") if isinstance(dev, Mapping) else None
+    code = code if isinstance(code, Mapping) else {}
+    values: dict[str, float | None] = {name: _number(dev.get(name)) for name in _DEVELOPER}
+    values["code_additions_4_weeks"] = _number(code.get("additions"))
+    values["code_deletions_4_weeks"] = _number(code.get("deletions"))
+    values.update({name: _number(com.get(name)) for name in _COMMUNITY})
+    values.update({name: _number(payload.get(name)) for name in _TOP})
+    if all(v is None for v in values.values()):
+        return None
+    return {
+        "coin_id": coin,
+        "date": day,
+        "source": source,
+        "fetched_at": fetched_at,
+        **{name: values[name] for name in ALT_DATA_COLUMNS},
+    }
