@@ -11,7 +11,9 @@ features_app = typer.Typer(help="Model-ready feature frames (docs/features.md)."
 
 @features_app.command("export")
 def export(
-    out: str = typer.Option(..., "--out", help="Directory to write (year=YYYY/part-0.<format> + _data_dictionary.csv)."),
+    out: str = typer.Option(
+        ..., "--out", help="Directory to write (year=YYYY/part-0.<format> + _data_dictionary.csv)."
+    ),
     fmt: str = typer.Option("parquet", "--format", "-f", help="parquet or csv."),
     coins: str | None = typer.Option(None, "--coins", help="Comma-separated CoinGecko ids."),
     top: int | None = typer.Option(None, "--top", min=1, help="The N largest stored coins by cap at --until."),

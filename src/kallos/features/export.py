@@ -2,8 +2,9 @@
 dictionary, byte-identical when rerun on unchanged inputs (docs/decisions.md#D75).
 
 Layout: `DIR/year=2024/part-0.parquet` (the `year` column lives in the path, as DuckDB, polars and pandas expect
-with hive partitioning), `DIR/_data_dictionary.csv` (the leading underscore makes dataset readers such as pandas/pyarrow skip it). The whole directory is written under a temporary name beside
-DIR and renamed into place, so a reader never sees half an export; an existing DIR is replaced only with `force`.
+with hive partitioning), `DIR/_data_dictionary.csv` (the leading underscore makes dataset readers skip it). The
+whole directory is written under a temporary name beside DIR and renamed into place, so a reader never sees half an
+export; an existing DIR is replaced only with `force`.
 """
 
 from __future__ import annotations

@@ -38,14 +38,16 @@ def _number(value: Any) -> float | None:
     return float(value) if math.isfinite(value) else None
 
 
+def _mapping(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
 def alt_row(
     payload: Mapping[str, Any], coin: str, day: dt.date, *, source: str, fetched_at: dt.datetime
 ) -> dict[str, Any] | None:
     """The history row of one answer, or None when it carries none of the metrics (nothing to remember)."""
-    dev = payload.get("developer_data") if isinstance(payload.get("developer_data"), Mapping) else {}
-    com = payload.get("community_data") if isinstance(payload.get("community_data"), Mapping) else {}
-    code = dev.get("code_additions_deletions_4_weeks") if isinstance(dev, Mapping) else None
-    code = code if isinstance(code, Mapping) else {}
+    dev, com = _mapping(payload.get("developer_data")), _mapping(payload.get("community_data"))
+    code = _mapping(dev.get("code_additions_deletions_4_weeks"))
     values: dict[str, float | None] = {name: _number(dev.get(name)) for name in _DEVELOPER}
     values["code_additions_4_weeks"] = _number(code.get("additions"))
     values["code_deletions_4_weeks"] = _number(code.get("deletions"))
