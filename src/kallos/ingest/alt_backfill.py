@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -89,50 +89,48 @@ def plan_history(store: Store, plan: str, *, coins: Sequence[str], since: dt.dat
     return result
 
 
-def history_backfill(
-    *, coins: Sequence[str] | None, top: int | None, since: dt.date
-) -> Callable[[StepContext], Awaitable[StepOutcome]]:
-    """The backfill as a step `(ctx) -> StepOutcome` for the runner (lock and run ledger)."""
-
-    async def step(ctx: StepContext) -> StepOutcome:
-        client = ctx.require_client()
-        ids = resolve(ctx.store, coins, top)
-        plan = plan_history(ctx.store, ctx.settings.coingecko_plan, coins=ids, since=since, now=ctx.now)
-        calls0, credits0 = client.stats.calls, client.stats.credits
-        work = [(coin, day) for coin, days in plan.todo.items() for day in days]
-        ctx.progress.start("details history", total=len(work))
-        failures: dict[str, str] = {}
-        written = 0
-        for lo in range(0, len(work), BATCH_CALLS):
-            batch = work[lo : lo + BATCH_CALLS]
-            answers = await asyncio.gather(*(client.coin_history(c, d) for c, d in batch), return_exceptions=True)
-            rows = []
-            for (coin, day), answer in zip(batch, answers, strict=True):
-                if isinstance(answer, BaseException):
-                    if not isinstance(answer, KallosError):
-                        raise answer
-                    failures.setdefault(coin, f"{day}: {answer}")
-                    continue
-                row = alt_row(answer, coin, day, source="history", fetched_at=ctx.now)
-                if row is not None:
-                    rows.append(row)
-            if rows:
-                written += ctx.store.upsert("coin_details_history", pd.DataFrame(rows))
-            ctx.progress.advance(len(batch))
-        ctx.progress.finish()
-        ok = len([c for c in plan.todo if c not in failures])
-        log.info("details history backfilled", extra={"calls": len(work), "rows": written, "failed": len(failures)})
-        return StepOutcome(
-            status=outcome_status(failures=failures, coins_ok=ok),
-            coins_ok=ok,
-            rows_written=written,
-            failures=failures,
-            api_calls=client.stats.calls - calls0,
-            api_credits=client.stats.credits - credits0,
-            extra={"days_planned": len(work), "clamped": plan.clamped},
-        )
-
-    return step
+async def details_history_step(
+    ctx: StepContext, *, coins: Sequence[str] | None, top: int | None, since: dt.date | None
+) -> StepOutcome:
+    """The backfill as a step (bind the options with functools.partial; the runner holds the lock and ledger)."""
+    if since is None:
+        raise InputError("the history backfill needs a first day (--since)", option="--since")
+    client = ctx.require_client()
+    ids = resolve(ctx.store, coins, top)
+    plan = plan_history(ctx.store, ctx.settings.coingecko_plan, coins=ids, since=since, now=ctx.now)
+    calls0, credits0 = client.stats.calls, client.stats.credits
+    work = [(coin, day) for coin, days in plan.todo.items() for day in days]
+    ctx.progress.start("details history", total=len(work))
+    failures: dict[str, str] = {}
+    written = 0
+    for lo in range(0, len(work), BATCH_CALLS):
+        batch = work[lo : lo + BATCH_CALLS]
+        answers = await asyncio.gather(*(client.coin_history(c, d) for c, d in batch), return_exceptions=True)
+        rows = []
+        for (coin, day), answer in zip(batch, answers, strict=True):
+            if isinstance(answer, BaseException):
+                if not isinstance(answer, KallosError):
+                    raise answer
+                failures.setdefault(coin, f"{day}: {answer}")
+                continue
+            row = alt_row(answer, coin, day, source="history", fetched_at=ctx.now)
+            if row is not None:
+                rows.append(row)
+        if rows:
+            written += ctx.store.upsert("coin_details_history", pd.DataFrame(rows))
+        ctx.progress.advance(len(batch))
+    ctx.progress.finish()
+    ok = len([c for c in plan.todo if c not in failures])
+    log.info("details history backfilled", extra={"calls": len(work), "rows": written, "failed": len(failures)})
+    return StepOutcome(
+        status=outcome_status(failures=failures, coins_ok=ok),
+        coins_ok=ok,
+        rows_written=written,
+        failures=failures,
+        api_calls=client.stats.calls - calls0,
+        api_credits=client.stats.credits - credits0,
+        extra={"days_planned": len(work), "clamped": plan.clamped},
+    )
 
 
 def resolve(store: Store, coins: Sequence[str] | None, top: int | None) -> list[str]:

@@ -38,6 +38,15 @@ def _number(value: Any) -> float | None:
     return float(value) if math.isfinite(value) else None
 
 
+def snapshot_day(fetched_at: dt.datetime) -> dt.date:
+    """The day a value fetched at `fetched_at` is known for: the first daily bar at or after it. Bar D is the
+    00:00 UTC snapshot of D (docs/decisions.md#D2), so a refresh at 15:00 on D is dated D + 1, never before the
+    bars it could not have been known at."""
+    day = fetched_at.astimezone(dt.UTC)
+    midnight = day.replace(hour=0, minute=0, second=0, microsecond=0)
+    return day.date() if day == midnight else day.date() + dt.timedelta(days=1)
+
+
 def _mapping(value: Any) -> Mapping[str, Any]:
     return value if isinstance(value, Mapping) else {}
 

@@ -20,7 +20,7 @@ import pandas as pd
 from kallos import clock
 from kallos.errors import KallosError
 from kallos.ingest import frames
-from kallos.ingest.alt_history import alt_row
+from kallos.ingest.alt_history import alt_row, snapshot_day
 from kallos.ingest.archive import attach_archive
 from kallos.ingest.runner import RunCounts, api_mark
 from kallos.ingest.select import select_coins
@@ -135,7 +135,7 @@ async def _refresh(
                 firsts[coin] = ids_names[0][0]
             cats += [{"coin_id": coin, "category_id": i, "name": n} for i, n in ids_names]
             rows.append(row)
-            snapshot = alt_row(res.model_extra or {}, coin, now.date(), source="details", fetched_at=now)
+            snapshot = alt_row(res.model_extra or {}, coin, snapshot_day(now), source="details", fetched_at=now)
             if snapshot is not None:
                 alt.append(snapshot)
             counts.coins += 1
