@@ -83,6 +83,8 @@ class Inputs:
     """coin_id, date, close of every constituent (to drift the weights)."""
     alt: pd.DataFrame | None = None
     """coin_id, date and ALT_DATA_COLUMNS: alternative-data snapshots."""
+    coin_order: Sequence[object] | None = None
+    """The coins in output order (default: sorted); `load_features` passes its integer ids in name order."""
 
 
 def _days(dates: pd.Series | pd.Index) -> np.ndarray:
@@ -102,15 +104,12 @@ class _Keys:
 
     def lookup(self, base: np.ndarray, coin_ids: pd.Series, dates: pd.Series) -> np.ndarray:
         """Position in (coin_ids, dates) of each base key, -1 where absent."""
-        index = pd.Index(self.of(coin_ids, dates))
-        pos = index.get_indexer(base) if index.is_unique else _first_positions(index, base)
-        return np.where(base >= 0, pos, -1)
+        return _positions(pd.Index(self.of(coin_ids, dates)), base)
 
 
-def _first_positions(index: pd.Index, base: np.ndarray) -> np.ndarray:
-    dedup = ~index.duplicated(keep="last")
-    pos = pd.Index(index[dedup]).get_indexer(base)
-    return np.where(pos >= 0, np.flatnonzero(dedup)[np.maximum(pos, 0)], -1)
+def _positions(keys: pd.Index, wanted: np.ndarray) -> np.ndarray:
+    """Where each wanted key sits in `keys` (unique: every source has one row per coin and day), -1 if absent."""
+    return np.where(wanted >= 0, keys.get_indexer(wanted), -1)
 
 
 def _take(values: np.ndarray, pos: np.ndarray, fill: object = np.nan) -> np.ndarray:
@@ -161,7 +160,7 @@ def drifted_weights(constituents: pd.DataFrame, closes: pd.DataFrame) -> pd.Data
     if constituents.empty or closes.empty:
         return pd.DataFrame({"date": pd.Series(dtype="datetime64[ns]"), "coin_id": [], "weight": []})
     cons = constituents.assign(selection_date=pd.to_datetime(constituents["selection_date"]))
-    wide = closes.pivot_table(index="date", columns="coin_id", values="close", aggfunc="last")
+    wide = closes.pivot(index="date", columns="coin_id", values="close")
     last_day = wide.index.max()
     grid = pd.date_range(min(wide.index.min(), cons["selection_date"].min()), last_day, freq="D")
     wide = wide.reindex(grid).ffill()
@@ -207,20 +206,31 @@ def assemble(
     end: dt.date | None = None,
     columns: Sequence[str] | None = None,
 ) -> pd.DataFrame:
-    """The feature frame: one row per bar in [start, end], sorted by coin and date."""
+    """The feature frame: one row per bar in [start, end], sorted by coin (in `coin_order`) and date."""
     bars = inputs.bars
-    rows = bars
+    order = inputs.coin_order if inputs.coin_order is not None else sorted(pd.unique(bars["coin_id"]))
+    keys = _Keys(pd.Index(order))
+    bar_keys = keys.of(bars["coin_id"], bars["date"])
+    day = _days(bars["date"])
+    keep = np.ones(len(bars), dtype=bool)
     if start is not None:
-        rows = rows.loc[rows["date"] >= pd.Timestamp(start)]
+        keep &= day >= _days(pd.Series([pd.Timestamp(start)]))[0]
     if end is not None:
-        rows = rows.loc[rows["date"] <= pd.Timestamp(end)]
-    rows = rows.sort_values(list(KEY), kind="stable").reset_index(drop=True)
-    coin_index = pd.Index(pd.unique(bars["coin_id"]))
-    keys = _Keys(coin_index)
-    base = keys.of(rows["coin_id"], rows["date"])
-    out: dict[str, object] = {"coin_id": rows["coin_id"].to_numpy(dtype=object), "date": rows["date"].to_numpy()}
+        keep &= day <= _days(pd.Series([pd.Timestamp(end)]))[0]
+    picked = np.flatnonzero(keep)
+    picked = picked[np.argsort(bar_keys[picked], kind="stable")]
+    base = bar_keys[picked]
+    rows = pd.DataFrame(
+        {
+            "coin_id": bars["coin_id"].to_numpy()[picked],
+            "date": bars["date"].to_numpy(dtype="datetime64[ns]")[picked],
+            "close": bars["close"].to_numpy(dtype="float64")[picked],
+        },
+        copy=False,
+    )
+    out: dict[str, object] = {"coin_id": rows["coin_id"].to_numpy(), "date": rows["date"].to_numpy()}
     for name in BAR_FIELDS:
-        out[name] = rows[name].to_numpy(dtype="float64") if name in rows else np.full(len(rows), np.nan)
+        out[name] = bars[name].to_numpy(dtype="float64")[picked] if name in bars else np.full(len(rows), np.nan)
 
     ind = inputs.indicators
     pos = keys.lookup(base, ind["coin_id"], ind["date"])
@@ -255,10 +265,9 @@ def assemble(
     out["index_member"] = member
     out["index_weight"] = weight
 
-    out.update(_as_of(rows, inputs.alt))
-    out.update(_labels(rows, bars, keys, base, check_horizons(horizons), step_days))
-    frame = pd.DataFrame(out)
-    frame["date"] = frame["date"].astype("datetime64[ns]")
+    out.update(_as_of(keys, base, inputs.alt))
+    out.update(_labels(rows["close"].to_numpy(), bars, bar_keys, base, check_horizons(horizons), step_days))
+    frame = pd.DataFrame(out, copy=False)  # one block per column: consolidating 100 columns would copy them all
     if columns is not None:
         wanted = [kallos_name(c) for c in columns]
         unknown = [c for c, k in zip(columns, wanted, strict=True) if k not in frame.columns]
@@ -268,46 +277,41 @@ def assemble(
     return apply_naming(frame, naming)
 
 
-def _as_of(rows: pd.DataFrame, alt: pd.DataFrame | None) -> dict[str, object]:
+def _as_of(keys: _Keys, base: np.ndarray, alt: pd.DataFrame | None) -> dict[str, object]:
     """The last snapshot dated on or before each row's day, per coin (NaN before a coin's first snapshot)."""
-    n = len(rows)
+    n = len(base)
     out: dict[str, object] = {"alt_as_of": np.full(n, np.datetime64("NaT"), dtype="datetime64[ns]")}
     out.update({f"alt_{c}": np.full(n, np.nan) for c in ALT_DATA_COLUMNS})
     if alt is None or alt.empty or not n:
         return out
-    right = alt.reindex(columns=["coin_id", "date", *ALT_DATA_COLUMNS]).assign(
-        alt_as_of=pd.to_datetime(alt["date"]).astype("datetime64[ns]")
-    )
-    right = right.loc[right["coin_id"].isin(pd.unique(rows["coin_id"]))].sort_values("alt_as_of", kind="stable")
-    if right.empty:
-        return out
-    left = pd.DataFrame({"coin_id": rows["coin_id"], "date": rows["date"], "_row": np.arange(n)})
-    left = left.sort_values("date", kind="stable")
-    merged = pd.merge_asof(
-        left,
-        right[["coin_id", "alt_as_of", *ALT_DATA_COLUMNS]],
-        left_on="date",
-        right_on="alt_as_of",
-        by="coin_id",
-        direction="backward",
-    ).sort_values("_row")
-    out["alt_as_of"] = merged["alt_as_of"].to_numpy(dtype="datetime64[ns]")
-    out.update({f"alt_{c}": merged[c].to_numpy(dtype="float64") for c in ALT_DATA_COLUMNS})
+    alt = alt.reindex(columns=["coin_id", "date", *ALT_DATA_COLUMNS])
+    alt_keys = keys.of(alt["coin_id"], alt["date"])
+    order = np.argsort(alt_keys, kind="stable")
+    alt_keys = alt_keys[order]
+    pos = np.searchsorted(alt_keys, base, side="right") - 1  # the last snapshot key <= (coin, t)
+    same = (pos >= 0) & (base >= 0) & (alt_keys[np.maximum(pos, 0)] >> 32 == base >> 32)
+    pos = np.where(same, order[np.maximum(pos, 0)], -1)
+    as_of = pd.to_datetime(alt["date"]).to_numpy(dtype="datetime64[ns]")[np.maximum(pos, 0)]
+    out["alt_as_of"] = np.where(pos >= 0, as_of, np.datetime64("NaT"))
+    out.update({f"alt_{c}": _take(alt[c].to_numpy(dtype="float64"), pos) for c in ALT_DATA_COLUMNS})
     return out
 
 
 def _labels(
-    rows: pd.DataFrame, bars: pd.DataFrame, keys: _Keys, base: np.ndarray, horizons: Sequence[int], step_days: int
+    close: np.ndarray,
+    bars: pd.DataFrame,
+    bar_keys: np.ndarray,
+    base: np.ndarray,
+    horizons: Sequence[int],
+    step_days: int,
 ) -> dict[str, np.ndarray]:
     """close[t+h] / close[t] − 1 and its log, NaN where the bar h steps later is not a stored final bar."""
-    close = rows["close"].to_numpy(dtype="float64")
     later = bars["close"].to_numpy(dtype="float64")
-    index = pd.Index(keys.of(bars["coin_id"], bars["date"]))
+    known = pd.Index(bar_keys)
     ratios = {}
     for h in horizons:
-        wanted = np.where(base >= 0, base + h * step_days, -1)
-        pos = index.get_indexer(wanted) if index.is_unique else _first_positions(index, wanted)
-        ratios[h] = _take(later, np.where(base >= 0, pos, -1)) / close
+        pos = _positions(known, np.where(base >= 0, base + h * step_days, -1))
+        ratios[h] = _take(later, pos) / close
     out = {f"target_return_{h}": r - 1.0 for h, r in ratios.items()}
     out.update({f"target_log_return_{h}": np.log(r) for h, r in ratios.items()})
     return out

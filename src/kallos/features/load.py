@@ -46,7 +46,9 @@ def load_features(
             database_url = get_settings().database_url
         store = open_store(database_url)
     try:
-        chosen = sources.resolve_coins(store, coins, top, last)
+        names = store.coin_map(refresh=True)  # CoinGecko id -> integer id; frames carry the integer until the end
+        wanted = sources.resolve_coins(store, coins, top, last)
+        chosen = None if wanted is None else [names[c] for c in wanted]
         label_end = last + dt.timedelta(days=max(horizons) * step) if last is not None else None
         constituents = sources.read_index_constituents(store, last)
         members = sorted(set(constituents["coin_id"]))
@@ -62,10 +64,14 @@ def load_features(
             if members
             else None,
             alt=sources.read_alt(store, chosen, last),
+            coin_order=[names[c] for c in sorted(names)],  # rows sorted by CoinGecko id, as build_features does
         )
-        return assemble(
+        frame = assemble(
             inputs, horizons=horizons, naming=naming, step_days=step, start=first, end=last, columns=columns
         )
     finally:
         if own:
             store.close()
+    ids = pd.Series(list(names), index=list(names.values()), dtype=object)
+    frame["coin_id"] = ids.reindex(frame["coin_id"].to_numpy()).to_numpy(dtype=object)
+    return frame

@@ -19,14 +19,13 @@ from kallos.store.schema import ALT_DATA_COLUMNS, quote
 
 
 def _where(
-    coins: Sequence[str] | None, start: dt.date | None, end: dt.date | None, date_col: str = 't."date"'
+    coins: Sequence[int] | None, start: dt.date | None, end: dt.date | None, date_col: str = 't."date"'
 ) -> tuple[str, dict[str, Any]]:
+    """SQL conditions on the integer `coin_id` (inlined: they are ints from the coins table) and the date."""
     parts: list[str] = ["1 = 1"]
     params: dict[str, Any] = {}
     if coins is not None:
-        names = [f"k{i}" for i in range(len(coins))]
-        parts.append(f"c.coingecko_id IN ({', '.join(':' + n for n in names)})" if names else "1 = 0")
-        params.update(dict(zip(names, coins, strict=True)))
+        parts.append(f"t.coin_id IN ({', '.join(str(int(c)) for c in coins)})" if coins else "1 = 0")
     if start is not None:
         parts.append(f"{date_col} >= :start")
         params["start"] = start
@@ -40,22 +39,19 @@ def _read(
     store: Store,
     table: str,
     columns: Sequence[str],
-    coins: Sequence[str] | None,
+    coins: Sequence[int] | None,
     start: dt.date | None,
     end: dt.date | None,
 ) -> pd.DataFrame:
+    """Rows keyed by the integer coin id (no join, no string per row: `load_features` names the coins last)."""
     cond, params = _where(coins, start, end)
     cols = ", ".join(f"t.{quote(c)}" for c in columns)
-    return store.query_bulk(
-        f'SELECT c.coingecko_id AS coin_id, t."date", {cols} FROM {table} t '
-        f"JOIN coins c ON c.coin_id = t.coin_id WHERE {cond}",
-        params,
-    )
+    return store.query_bulk(f'SELECT t.coin_id, t."date", {cols} FROM {table} t WHERE {cond}', params)
 
 
 def resolve_coins(store: Store, coins: Sequence[str] | None, top: int | None, end: dt.date | None) -> list[str] | None:
-    """`coins` checked against the store, or the `top` coins by market cap on the last stored day on or before
-    `end`, or None (every coin with bars)."""
+    """`coins` (CoinGecko ids) checked against the store, or the `top` coins by market cap on the last stored
+    day on or before `end`, or None (every coin with bars)."""
     if coins is not None and top is not None:
         raise InputError("give either coins or top, not both", input="coins")
     if coins is not None:
@@ -81,18 +77,18 @@ def resolve_coins(store: Store, coins: Sequence[str] | None, top: int | None, en
     return list(ranked["coin_id"])
 
 
-def read_bars(store: Store, coins: Sequence[str] | None, start: dt.date | None, end: dt.date | None) -> pd.DataFrame:
+def read_bars(store: Store, coins: Sequence[int] | None, start: dt.date | None, end: dt.date | None) -> pd.DataFrame:
     fields = ["open", "high", "low", "close", "volume", "market_cap"]
     return _read(store, "daily_market_data", fields, coins, start, end)
 
 
 def read_indicators(
-    store: Store, coins: Sequence[str] | None, start: dt.date | None, end: dt.date | None
+    store: Store, coins: Sequence[int] | None, start: dt.date | None, end: dt.date | None
 ) -> pd.DataFrame:
     return _read(store, "daily_technical_indicators", ["ohlc_source", *OUTPUT_COLUMNS], coins, start, end)
 
 
-def read_signals(store: Store, coins: Sequence[str] | None, start: dt.date | None, end: dt.date | None) -> pd.DataFrame:
+def read_signals(store: Store, coins: Sequence[int] | None, start: dt.date | None, end: dt.date | None) -> pd.DataFrame:
     return _read(
         store, "trading_signals", ["signal", "direction", "strength", "composite_score", "action"], coins, start, end
     )
@@ -103,20 +99,23 @@ def read_caps(store: Store, start: dt.date | None, end: dt.date | None) -> pd.Da
     return _read(store, "daily_market_data", ["market_cap"], None, start, end)
 
 
-def read_first_bars(store: Store, coins: Sequence[str] | None) -> pd.Series:
+def read_first_bars(store: Store, coins: Sequence[int] | None) -> pd.Series:
     cond, params = _where(coins, None, None)
     frame = store.query(
-        'SELECT c.coingecko_id AS coin_id, MIN(t."date") AS first_date FROM daily_market_data t '
-        f"JOIN coins c ON c.coin_id = t.coin_id WHERE {cond} GROUP BY c.coingecko_id",
+        f'SELECT t.coin_id, MIN(t."date") AS first_date FROM daily_market_data t WHERE {cond} GROUP BY t.coin_id',
         params,
     )
     return pd.Series(pd.to_datetime(frame["first_date"]).to_numpy(), index=frame["coin_id"].to_numpy())
 
 
 def read_index_constituents(store: Store, end: dt.date | None = None) -> pd.DataFrame:
-    """The index's target weights per selection date on or before `end`: selection_date, coin_id, weight."""
-    return store.read("index_monthly_constituents", end=end, columns=["selection_date", "coin_id", "weight"])
+    """The index's target weights per selection date on or before `end`: selection_date, coin_id (the integer
+    id), weight."""
+    cond, params = _where(None, None, end, "t.selection_date")
+    return store.query(
+        f"SELECT t.selection_date, t.coin_id, t.weight FROM index_monthly_constituents t WHERE {cond}", params
+    )
 
 
-def read_alt(store: Store, coins: Sequence[str] | None, end: dt.date | None) -> pd.DataFrame:
+def read_alt(store: Store, coins: Sequence[int] | None, end: dt.date | None) -> pd.DataFrame:
     return _read(store, "coin_details_history", list(ALT_DATA_COLUMNS), coins, None, end)

@@ -26,7 +26,7 @@ from psycopg import errors as pgerrors
 from psycopg_pool import ConnectionPool
 
 from kallos.errors import StoreError
-from kallos.store.base import Store, _typed, _wrap, named_params, redact_url
+from kallos.store.base import Store, _wrap, arrow_frame, named_params, redact_url
 from kallos.store.schema import Table, quote
 
 _KINDS = {
@@ -41,6 +41,7 @@ _KINDS = {
     23: "int",
 }
 _ARROW_READ = {"date": pa.date32(), "ts": pa.timestamp("us", tz="UTC"), "float": pa.float64(), "int": pa.int64()}
+"""Arrow types of the CSV columns `query_bulk` parses, by the result's column kind."""
 _RETRYABLE = (pgerrors.DeadlockDetected, pgerrors.SerializationFailure)
 
 
@@ -117,9 +118,9 @@ class PostgresStore(Store):
             with cur.copy(f"COPY ({text}) TO STDOUT (FORMAT CSV)", args) as copy:
                 for block in copy:
                     buf.write(block)
-        if not buf.getbuffer().nbytes:
-            return _typed(pd.DataFrame({n: pd.Series(dtype=object) for n in names}), kinds)
         types = {n: _ARROW_READ.get(kinds[n], pa.string()) for n in names}
+        if not buf.getbuffer().nbytes:
+            return arrow_frame(pa.table({n: pa.array([], type=t) for n, t in types.items()}))
         table = pacsv.read_csv(
             io.BytesIO(buf.getvalue()),
             read_options=pacsv.ReadOptions(column_names=names, block_size=1 << 24),
@@ -127,7 +128,7 @@ class PostgresStore(Store):
                 column_types=types, strings_can_be_null=True, quoted_strings_can_be_null=False
             ),
         )
-        return _typed(table.to_pandas(), kinds)
+        return arrow_frame(table)
 
     def execute(self, sql: str, params: Mapping[str, Any] | None = None) -> int:
         with _wrap(None, self.driver_errors), self._conn() as conn, conn.cursor() as cur:

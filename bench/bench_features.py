@@ -1,0 +1,200 @@
+"""Benchmark of `load_features`: 1,000 coins x 3,000 days from DuckDB and from PostgreSQL.
+
+    .venv/bin/python bench/bench_features.py [--coins 1000] [--days 3000] [--repeat 3] [--backends duckdb,postgresql]
+
+The store is filled once per backend with synthetic random-walk OHLCV bars, their indicators and signals (computed
+by the same engines the pipeline uses), an index basket per month and weekly alternative data. Then each case runs
+in a fresh child process (so its peak RSS is its own; the interpreter with Kallos imported is measured too):
+
+1. `load_features` of every coin and day (the frame: bars, 45 indicators, 15 signal columns, rank, age, index weight,
+   21 alternative-data columns, labels at 1, 7 and 30 days).
+2. The alternative: what a user writes by hand today — read `daily_market_data`, `daily_technical_indicators` and
+   the composite rows of `trading_signals` with `Store.query`, then merge them on (coin_id, date) in pandas (no rank,
+   index, alternative data or labels, so it does less work).
+
+Prints a Markdown table for docs/benchmarks.md ("Features").
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from kallos.indicators.engine import compute_indicators
+from kallos.signals.engine import generate_signals
+from kallos.store import open_store
+from kallos.store.schema import ALT_DATA_COLUMNS
+
+PG_URL = os.environ.get("KALLOS_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
+CHUNK = 100
+
+
+def synthetic_bars(coins: list[str], days: int, seed: int) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    dates = pd.date_range("2017-01-01", periods=days, freq="D")
+    n = len(coins)
+    close = rng.uniform(1e-3, 1e3, n) * np.exp(np.cumsum(rng.normal(0, 0.04, (days, n)), axis=0))
+    spread = np.abs(rng.normal(0, 0.02, (days, n))) + 0.005
+    frame = pd.DataFrame(
+        {
+            "coin_id": np.tile(np.asarray(coins, dtype=object), days),
+            "date": np.repeat(dates.to_numpy(), n),
+            "close": close.ravel(),
+            "high": (close * (1 + spread)).ravel(),
+            "low": (close * (1 - spread)).ravel(),
+            "volume": rng.uniform(1e4, 1e9, (days, n)).ravel(),
+            "market_cap": (close * rng.lognormal(16, 2, n)).ravel(),
+        }
+    )
+    frame["open"] = frame["close"] * (1 + rng.normal(0, 0.004, len(frame))).clip(0.99, 1.01)
+    frame["open"] = frame["open"].clip(frame["low"], frame["high"])
+    return frame.sort_values(["coin_id", "date"], kind="stable").reset_index(drop=True)
+
+
+def fill(url: str, n_coins: int, days: int, schema: str | None = None) -> None:
+    store = open_store(url, schema=schema)
+    store.init()
+    coins = [f"coin-{i:04d}" for i in range(n_coins)]
+    store.upsert("coins", pd.DataFrame({"coingecko_id": coins, "symbol": coins, "name": coins}))
+    t0 = time.perf_counter()
+    for lo in range(0, n_coins, CHUNK):
+        part = coins[lo : lo + CHUNK]
+        bars = synthetic_bars(part, days, seed=lo)
+        ind = compute_indicators(bars[["coin_id", "date", "open", "high", "low", "close", "volume"]])
+        sig = generate_signals(ind.drop(columns=["ohlc_source"]).assign(close=bars["close"].to_numpy()))
+        store.upsert("daily_market_data", bars)
+        store.upsert("daily_technical_indicators", ind)
+        store.upsert("trading_signals", sig)
+        alt = bars.loc[bars["date"].dt.dayofweek == 0, ["coin_id", "date"]].copy()
+        for i, col in enumerate(ALT_DATA_COLUMNS):
+            alt[col] = np.arange(len(alt), dtype="float64") + i
+        store.upsert("coin_details_history", alt.assign(source="details"))
+        print(f"  filled {lo + len(part)}/{n_coins} coins ({time.perf_counter() - t0:.0f} s)", file=sys.stderr)
+    caps = store.query(
+        "SELECT c.coingecko_id AS coin_id, d.date, d.market_cap FROM daily_market_data d "
+        "JOIN coins c ON c.coin_id = d.coin_id WHERE EXTRACT(day FROM d.date + 1) = 1"
+    )
+    top = caps.sort_values("market_cap", ascending=False).groupby("date").head(20)
+    top = top.assign(
+        selection_date=top["date"],
+        year=top["date"].dt.year,
+        month=top["date"].dt.month,
+        rank=top.groupby("date")["market_cap"].rank(ascending=False).astype(int),
+        weight=top["market_cap"] / top.groupby("date")["market_cap"].transform("sum"),
+    )
+    store.upsert("index_monthly_constituents", top.drop(columns=["date"]))
+    store.close()
+
+
+CHILD = """
+import json, sys, time
+from kallos.store import open_store
+url, schema, case = sys.argv[1], sys.argv[2] or None, sys.argv[3]
+store = open_store(url, schema=schema)
+t0 = time.perf_counter()
+if case == "load_features":
+    from kallos.features import load_features
+    frame = load_features(store=store)
+elif case == "hand_join":
+    m = store.read("daily_market_data")
+    i = store.read("daily_technical_indicators")
+    s = store.query("SELECT c.coingecko_id AS coin_id, t.date, t.composite_score, t.action FROM trading_signals t "
+                    "JOIN coins c ON c.coin_id = t.coin_id WHERE t.signal = 'composite'")
+    frame = m.merge(i, on=["coin_id", "date"], how="left").merge(s, on=["coin_id", "date"], how="left")
+else:
+    frame = None
+wall = time.perf_counter() - t0
+import resource
+print(json.dumps({"wall": wall, "rows": 0 if frame is None else len(frame),
+                  "columns": 0 if frame is None else frame.shape[1],
+                  "peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+
+
+def run_child(url: str, schema: str | None, case: str) -> dict:
+    out = subprocess.run(
+        [sys.executable, "-c", CHILD, url, schema or "", case], check=True, capture_output=True, text=True
+    )
+    return dict(json.loads(out.stdout.strip().splitlines()[-1]))  # peak_mib: the child's own peak RSS
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--coins", type=int, default=1000)
+    ap.add_argument("--days", type=int, default=3000)
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--backends", default="duckdb,postgresql")
+    args = ap.parse_args()
+    print(f"python {platform.python_version()}, {os.cpu_count()} cores, load {os.getloadavg()}", file=sys.stderr)
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        targets = []
+        for backend in args.backends.split(","):
+            if backend == "duckdb":
+                targets.append(("duckdb", f"duckdb:///{Path(tmp) / 'bench.duckdb'}", None))
+            else:
+                import psycopg
+
+                schema = f"bench_{uuid.uuid4().hex[:8]}"
+                with psycopg.connect(PG_URL, autocommit=True) as conn:
+                    conn.execute(f"CREATE SCHEMA {schema}")
+                targets.append(("postgresql", PG_URL, schema))
+        try:
+            for backend, url, schema in targets:
+                t0 = time.perf_counter()
+                fill(url, args.coins, args.days, schema)
+                print(f"{backend}: filled in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
+                # The child with nothing to do: the interpreter and its imports (the RSS floor of every case).
+                base = run_child(url, schema, "imports")
+                for case in ("hand_join", "load_features"):
+                    runs = [run_child(url, schema, case) for _ in range(args.repeat)]
+                    walls = [r["wall"] for r in runs]
+                    peaks = [r["peak_mib"] for r in runs]
+                    rows.append(
+                        {
+                            "backend": backend,
+                            "case": case,
+                            "median_s": statistics.median(walls),
+                            "best_s": min(walls),
+                            "peak_rss_mib": max(peaks),
+                            "rows": runs[0]["rows"],
+                            "columns": runs[0]["columns"],
+                            "floor_mib": base["peak_mib"],
+                        }
+                    )
+                    print(rows[-1], file=sys.stderr)
+        finally:
+            for backend, _, schema in targets:
+                if backend == "postgresql":
+                    import psycopg
+
+                    with psycopg.connect(PG_URL, autocommit=True) as conn:
+                        conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+    print("| backend | case | median s | best s | peak RSS MiB (imports alone) | rows | columns |")
+    print("|---|---|---|---|---|---|---|")
+    for r in rows:
+        print(
+            f"| {r['backend']} | {r['case']} | {r['median_s']:.2f} | {r['best_s']:.2f} | "
+            f"{r['peak_rss_mib']:.0f} ({r['floor_mib']:.0f}) | {r['rows']:,} | {r['columns']} |"
+        )
+    for backend in dict.fromkeys(r["backend"] for r in rows):
+        by = {r["case"]: r for r in rows if r["backend"] == backend}
+        if {"hand_join", "load_features"} <= by.keys():
+            ratio = by["hand_join"]["median_s"] / by["load_features"]["median_s"]
+            print(f"\n{backend}: hand join / load_features (median wall) = {ratio:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
