@@ -63,39 +63,43 @@ def synthetic_bars(coins: list[str], days: int, seed: int) -> pd.DataFrame:
     return frame.sort_values(["coin_id", "date"], kind="stable").reset_index(drop=True)
 
 
-def fill(url: str, n_coins: int, days: int, schema: str | None = None) -> None:
-    store = open_store(url, schema=schema)
-    store.init()
+def fill(targets: list[tuple[str, str, str | None]], n_coins: int, days: int) -> None:
+    """Compute every chunk once and write it to each target store (backend, url, schema)."""
+    stores = [open_store(url, schema=schema) for _, url, schema in targets]
     coins = [f"coin-{i:04d}" for i in range(n_coins)]
-    store.upsert("coins", pd.DataFrame({"coingecko_id": coins, "symbol": coins, "name": coins}))
+    for store in stores:
+        store.init()
+        store.upsert("coins", pd.DataFrame({"coingecko_id": coins, "symbol": coins, "name": coins}))
     t0 = time.perf_counter()
     for lo in range(0, n_coins, CHUNK):
         part = coins[lo : lo + CHUNK]
         bars = synthetic_bars(part, days, seed=lo)
         ind = compute_indicators(bars[["coin_id", "date", "open", "high", "low", "close", "volume"]])
         sig = generate_signals(ind.drop(columns=["ohlc_source"]).assign(close=bars["close"].to_numpy()))
-        store.upsert("daily_market_data", bars)
-        store.upsert("daily_technical_indicators", ind)
-        store.upsert("trading_signals", sig)
         alt = bars.loc[bars["date"].dt.dayofweek == 0, ["coin_id", "date"]].copy()
         for i, col in enumerate(ALT_DATA_COLUMNS):
             alt[col] = np.arange(len(alt), dtype="float64") + i
-        store.upsert("coin_details_history", alt.assign(source="details"))
+        for store in stores:
+            store.upsert("daily_market_data", bars)
+            store.upsert("daily_technical_indicators", ind)
+            store.upsert("trading_signals", sig)
+            store.upsert("coin_details_history", alt.assign(source="details"))
         print(f"  filled {lo + len(part)}/{n_coins} coins ({time.perf_counter() - t0:.0f} s)", file=sys.stderr)
-    caps = store.query(
-        "SELECT c.coingecko_id AS coin_id, d.date, d.market_cap FROM daily_market_data d "
-        "JOIN coins c ON c.coin_id = d.coin_id WHERE EXTRACT(day FROM d.date + 1) = 1"
-    )
-    top = caps.sort_values("market_cap", ascending=False).groupby("date").head(20)
-    top = top.assign(
-        selection_date=top["date"],
-        year=top["date"].dt.year,
-        month=top["date"].dt.month,
-        rank=top.groupby("date")["market_cap"].rank(ascending=False).astype(int),
-        weight=top["market_cap"] / top.groupby("date")["market_cap"].transform("sum"),
-    )
-    store.upsert("index_monthly_constituents", top.drop(columns=["date"]))
-    store.close()
+    for store in stores:
+        caps = store.query(
+            "SELECT c.coingecko_id AS coin_id, d.date, d.market_cap FROM daily_market_data d "
+            "JOIN coins c ON c.coin_id = d.coin_id WHERE EXTRACT(day FROM d.date + 1) = 1"
+        )
+        top = caps.sort_values("market_cap", ascending=False).groupby("date").head(20)
+        top = top.assign(
+            selection_date=top["date"],
+            year=top["date"].dt.year,
+            month=top["date"].dt.month,
+            rank=top.groupby("date")["market_cap"].rank(ascending=False).astype(int),
+            weight=top["market_cap"] / top.groupby("date")["market_cap"].transform("sum"),
+        )
+        store.upsert("index_monthly_constituents", top.drop(columns=["date"]))
+        store.close()
 
 
 CHILD = """
@@ -136,26 +140,36 @@ def main() -> None:
     ap.add_argument("--days", type=int, default=3000)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--backends", default="duckdb,postgresql")
+    ap.add_argument(
+        "--keep",
+        metavar="NAME",
+        help="Keep the filled stores (/tmp/NAME.duckdb, PostgreSQL schema NAME) and reuse "
+        "them when they exist (to re-measure without refilling).",
+    )
     args = ap.parse_args()
     print(f"python {platform.python_version()}, {os.cpu_count()} cores, load {os.getloadavg()}", file=sys.stderr)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
+        import psycopg
+
         targets = []
+        reuse = False
         for backend in args.backends.split(","):
             if backend == "duckdb":
-                targets.append(("duckdb", f"duckdb:///{Path(tmp) / 'bench.duckdb'}", None))
+                path = Path(f"/tmp/{args.keep}.duckdb") if args.keep else Path(tmp) / "bench.duckdb"
+                reuse = reuse or path.exists()
+                targets.append(("duckdb", f"duckdb:///{path}", None))
             else:
-                import psycopg
-
-                schema = f"bench_{uuid.uuid4().hex[:8]}"
+                schema = args.keep or f"bench_{uuid.uuid4().hex[:8]}"
                 with psycopg.connect(PG_URL, autocommit=True) as conn:
-                    conn.execute(f"CREATE SCHEMA {schema}")
+                    conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
                 targets.append(("postgresql", PG_URL, schema))
         try:
-            for backend, url, schema in targets:
+            if not reuse:
                 t0 = time.perf_counter()
-                fill(url, args.coins, args.days, schema)
-                print(f"{backend}: filled in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
+                fill(targets, args.coins, args.days)
+                print(f"filled in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
+            for backend, url, schema in targets:
                 # The child with nothing to do: the interpreter and its imports (the RSS floor of every case).
                 base = run_child(url, schema, "imports")
                 for case in ("hand_join", "load_features"):
@@ -177,9 +191,7 @@ def main() -> None:
                     print(rows[-1], file=sys.stderr)
         finally:
             for backend, _, schema in targets:
-                if backend == "postgresql":
-                    import psycopg
-
+                if backend == "postgresql" and not args.keep:
                     with psycopg.connect(PG_URL, autocommit=True) as conn:
                         conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
     print("| backend | case | median s | best s | peak RSS MiB (imports alone) | rows | columns |")

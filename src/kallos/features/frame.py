@@ -118,10 +118,10 @@ def _take(values: np.ndarray, pos: np.ndarray, fill: object = np.nan) -> np.ndar
         values = np.array([fill], dtype="float64" if values.dtype.kind in "fiu" else object)
         pos = np.full(len(pos), -1)
     if values.dtype.kind in "fiu":
-        out = values.astype("float64")[np.maximum(pos, 0)]
+        out = np.asarray(values, dtype="float64")[np.maximum(pos, 0)]
         out[pos < 0] = np.nan
         return out
-    out = values.astype(object)[np.maximum(pos, 0)]
+    out = np.asarray(values, dtype=object)[np.maximum(pos, 0)]
     out[pos < 0] = fill
     return out
 
@@ -164,26 +164,28 @@ def drifted_weights(constituents: pd.DataFrame, closes: pd.DataFrame) -> pd.Data
     last_day = wide.index.max()
     grid = pd.date_range(min(wide.index.min(), cons["selection_date"].min()), last_day, freq="D")
     wide = wide.reindex(grid).ffill()
-    selections = sorted(cons["selection_date"].unique())
+    prices = wide.to_numpy(dtype="float64")
+    column = pd.Index(wide.columns)
+    selections = pd.DatetimeIndex(sorted(cons["selection_date"].unique()))
+    starts = grid.get_indexer(selections)
     parts = []
-    for i, s in enumerate(selections):
+    for i, (s, row) in enumerate(zip(selections, starts, strict=True)):
         if s > last_day:
             break
-        until = selections[i + 1] - pd.Timedelta(days=1) if i + 1 < len(selections) else last_day
-        if until < s:
-            continue
+        stop = starts[i + 1] if i + 1 < len(starts) and starts[i + 1] >= 0 else len(grid)
         basket = cons.loc[cons["selection_date"] == s]
-        members = [c for c in basket["coin_id"] if c in wide.columns]
-        w = basket.set_index("coin_id").loc[members, "weight"].to_numpy(dtype="float64")
-        block = wide.loc[s:until, members].to_numpy(dtype="float64")
-        raw = w * block / wide.loc[s, members].to_numpy(dtype="float64")
+        cols = column.get_indexer(basket["coin_id"])
+        have = cols >= 0
+        members, cols = basket["coin_id"].to_numpy()[have], cols[have]
+        w = basket["weight"].to_numpy(dtype="float64")[have]
+        raw = w * prices[row:stop, cols] / prices[row, cols]
         weights = raw / raw.sum(axis=1, keepdims=True)
-        days = wide.loc[s:until].index
+        days = grid[row:stop]
         parts.append(
             pd.DataFrame(
                 {
                     "date": np.repeat(days.to_numpy(), len(members)),
-                    "coin_id": np.tile(np.asarray(members, dtype=object), len(days)),
+                    "coin_id": np.tile(members, len(days)),
                     "weight": weights.ravel(),
                 }
             )

@@ -441,7 +441,7 @@ def _typed(frame: pd.DataFrame, kinds: Mapping[str, str]) -> pd.DataFrame:
 
 def arrow_frame(table: pa.Table) -> pd.DataFrame:
     """An Arrow table as a frame of separate columns (no consolidation copy): dates as datetime64[ns], integer
-    and float columns as NumPy (NULL -> NaN), strings as objects."""
+    and float columns as NumPy (NULL -> NaN), strings as pandas strings."""
     columns: dict[str, Any] = {}
     for name, col in zip(table.column_names, table.columns, strict=True):
         kind = col.type
@@ -453,8 +453,8 @@ def arrow_frame(table: pa.Table) -> pd.DataFrame:
             columns[name] = col.to_numpy()
         elif pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_decimal(kind):
             columns[name] = col.cast(pa.float64()).to_numpy()
-        else:
-            columns[name] = col.to_numpy(zero_copy_only=False)
+        else:  # strings stay Arrow-backed (pandas' str dtype): no Python object per value
+            columns[name] = col.to_pandas()
     return pd.DataFrame(columns, copy=False)
 
 
