@@ -64,6 +64,12 @@ class Settings(BaseSettings):
     dask_scheduler: str | None = None
     index_base_date: dt.date | None = None
     pg_partition_by_year: bool = False
+    coingecko_ws_url: str = "wss://stream.coingecko.com/v1"
+    stream_nats_url: str | None = None
+    stream_redis_url: str | None = None
+    stream_flush_seconds: float = Field(default=1.0, gt=0, le=3600)
+    stream_silence_seconds: float = Field(default=60.0, gt=0)
+    stream_snapshot_seconds: float = Field(default=300.0, ge=0)
 
     @field_validator("log_level", mode="before")
     @classmethod
@@ -81,6 +87,27 @@ class Settings(BaseSettings):
         if not v.startswith(("duckdb://", "postgresql://", "postgres://", "postgresql+")):
             raise ValueError("must start with duckdb:/// or postgresql://")
         return v
+
+    @field_validator("coingecko_ws_url")
+    @classmethod
+    def _check_ws_url(cls, v: str) -> str:
+        if not v.startswith(("wss://", "ws://")):
+            raise ValueError("must start with wss:// (or ws:// for loopback testing)")
+        return v
+
+    @field_validator("stream_nats_url")
+    @classmethod
+    def _check_nats_url(cls, v: str | None) -> str | None:
+        if v and not v.startswith(("nats://", "tls://")):
+            raise ValueError("must start with nats:// or tls://")
+        return v or None
+
+    @field_validator("stream_redis_url")
+    @classmethod
+    def _check_redis_url(cls, v: str | None) -> str | None:
+        if v and not v.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must start with redis://, rediss:// or unix://")
+        return v or None
 
     @field_validator("now", mode="after")
     @classmethod
@@ -112,6 +139,9 @@ _ACCEPTED = {
     "log_level": "DEBUG, INFO, WARNING, ERROR, CRITICAL",
     "executor": "local, dask",
     "daily_close_source": "chart, markets",
+    "coingecko_ws_url": "wss://host/path (ws:// for loopback testing)",
+    "stream_nats_url": "nats://host:4222",
+    "stream_redis_url": "redis://host:6379/0",
     "database_url": "duckdb:///relative.duckdb, duckdb:////abs/path.duckdb, postgresql://user@host:port/db",
 }
 

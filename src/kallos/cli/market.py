@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from functools import partial
 
 import typer
@@ -17,6 +16,8 @@ from kallos.cli.common import (
     open_settings_store,
     parse_coins,
     parse_date,
+    print_json,
+    print_json_lines,
     setup,
 )
 from kallos.cli.progress import progress_for
@@ -92,8 +93,7 @@ def gaps_cmd(
     if only_gaps:
         report = report[(report["holes"] > 0) | (report["behind_days"].fillna(0) > 0)]
     if as_json:
-        for row in report.to_dict("records"):
-            console.print_json(json.dumps(row, default=str))
+        print_json_lines(report.to_dict("records"))
         return
     headers = {
         "checked_through": "checked",
@@ -141,7 +141,7 @@ def plan_backfill(
             include_inactive=include_inactive,
         )
     if as_json:
-        console.print_json(json.dumps(est))
+        print_json(est)
         return
     console.print(
         f"plan {est['plan']}: {est['coins_to_fetch']} of {est['coins']} coin(s) to fetch, "
@@ -178,7 +178,7 @@ def plan_details_history(
         plan = plan_history(store, settings.coingecko_plan, coins=ids, since=since_d, now=clock.utcnow())
     est = plan.estimate(settings.effective_rate_limit)
     if as_json:
-        console.print_json(json.dumps(est))
+        print_json(est)
         return
     console.print(
         f"plan {est['plan']}: {est['coins']} coin(s) with missing days {est['first_day']} .. {est['last_day']}, "

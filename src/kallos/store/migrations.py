@@ -60,8 +60,9 @@ def _initial(store: Store, partitioned: bool) -> None:
         store.execute(sql)
 
 
-def _create(*names: str) -> Callable[[Store, bool], None]:
-    """A migration that adds new tables (and their indexes) to an existing database, idempotently."""
+def _create_tables(*names: str) -> Callable[[Store, bool], None]:
+    """A migration that adds tables declared after the initial schema (idempotent: a fresh database already has
+    them from the initial migration, which creates every declared table)."""
 
     def apply(store: Store, partitioned: bool) -> None:
         for name in names:
@@ -74,7 +75,8 @@ def _create(*names: str) -> Callable[[Store, bool], None]:
 
 MIGRATIONS: list[tuple[int, str, Callable[[Store, bool], None]]] = [
     (1, "initial schema", _initial),
-    (2, "coin_details_history: alternative data over time", _create("coin_details_history")),
+    (2, "streamed prices: price_ticks, latest_prices", _create_tables("price_ticks", "latest_prices")),
+    (3, "coin_details_history: alternative data over time", _create_tables("coin_details_history")),
 ]
 LATEST = MIGRATIONS[-1][0]
 
