@@ -9,8 +9,9 @@ in a fresh child process (so its peak RSS is its own; the interpreter with Kallo
 1. `load_features` of every coin and day (the frame: bars, 45 indicators, 15 signal columns, rank, age, index weight,
    21 alternative-data columns, labels at 1, 7 and 30 days).
 2. The alternative: what a user writes by hand today — read `daily_market_data`, `daily_technical_indicators` and
-   the composite rows of `trading_signals` with `Store.query`, then merge them on (coin_id, date) in pandas (no rank,
-   index, alternative data or labels, so it does less work).
+   the composite rows of `trading_signals` joined to `coins` for the CoinGecko id (through the same Arrow bulk
+   reads, so the comparison is about the assembly, not the driver), then merge them on (coin_id, date) in pandas
+   (no rank, index, alternative data or labels: it does less work).
 
 Prints a Markdown table for docs/benchmarks.md ("Features").
 """
@@ -76,7 +77,7 @@ def fill(targets: list[tuple[str, str, str | None]], n_coins: int, days: int) ->
         bars = synthetic_bars(part, days, seed=lo)
         ind = compute_indicators(bars[["coin_id", "date", "open", "high", "low", "close", "volume"]])
         sig = generate_signals(ind.drop(columns=["ohlc_source"]).assign(close=bars["close"].to_numpy()))
-        alt = bars.loc[bars["date"].dt.dayofweek == 0, ["coin_id", "date"]].copy()
+        alt = bars.loc[bars["date"].dt.day_of_week == 0, ["coin_id", "date"]].copy()
         for i, col in enumerate(ALT_DATA_COLUMNS):
             alt[col] = np.arange(len(alt), dtype="float64") + i
         for store in stores:
@@ -112,10 +113,15 @@ if case == "load_features":
     from kallos.features import load_features
     frame = load_features(store=store)
 elif case == "hand_join":
-    m = store.read("daily_market_data")
-    i = store.read("daily_technical_indicators")
-    s = store.query("SELECT c.coingecko_id AS coin_id, t.date, t.composite_score, t.action FROM trading_signals t "
-                    "JOIN coins c ON c.coin_id = t.coin_id WHERE t.signal = 'composite'")
+    from kallos.indicators.contract import OUTPUT_COLUMNS
+    join = "JOIN coins c ON c.coin_id = t.coin_id"
+    cols = ", ".join(f"t.{c}" for c in OUTPUT_COLUMNS)
+    m = store.query_bulk('SELECT c.coingecko_id AS coin_id, t."date", t."open", t."high", t."low", t."close", '
+                         f"t.volume, t.market_cap FROM daily_market_data t {join}")
+    i = store.query_bulk(f'SELECT c.coingecko_id AS coin_id, t."date", t.ohlc_source, {cols} '
+                         f"FROM daily_technical_indicators t {join}")
+    s = store.query_bulk('SELECT c.coingecko_id AS coin_id, t."date", t.composite_score, t.action '
+                         f"FROM trading_signals t {join} WHERE t.signal = 'composite'")
     frame = m.merge(i, on=["coin_id", "date"], how="left").merge(s, on=["coin_id", "date"], how="left")
 else:
     frame = None
