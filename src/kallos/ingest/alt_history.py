@@ -8,28 +8,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from kallos.store.schema import ALT_DATA_COLUMNS
-
-_DEVELOPER = (
-    "forks",
-    "stars",
-    "subscribers",
-    "total_issues",
-    "closed_issues",
-    "pull_requests_merged",
-    "pull_request_contributors",
-    "commit_count_4_weeks",
-)
-_COMMUNITY = (
-    "facebook_likes",
-    "twitter_followers",
-    "reddit_subscribers",
-    "reddit_average_posts_48h",
-    "reddit_average_comments_48h",
-    "reddit_accounts_active_48h",
-    "telegram_channel_user_count",
-)
-_TOP = ("sentiment_votes_up_percentage", "sentiment_votes_down_percentage", "watchlist_portfolio_users")
+from kallos.store.schema import ALT_COMMUNITY_COLUMNS, ALT_DATA_COLUMNS, ALT_DEVELOPER_COLUMNS, ALT_TOP_COLUMNS
 
 
 def _number(value: Any) -> float | None:
@@ -57,11 +36,11 @@ def alt_row(
     """The history row of one answer, or None when it carries none of the metrics (nothing to remember)."""
     dev, com = _mapping(payload.get("developer_data")), _mapping(payload.get("community_data"))
     code = _mapping(dev.get("code_additions_deletions_4_weeks"))
-    values: dict[str, float | None] = {name: _number(dev.get(name)) for name in _DEVELOPER}
+    values: dict[str, float | None] = {name: _number(dev.get(name)) for name in ALT_DEVELOPER_COLUMNS}
     values["code_additions_4_weeks"] = _number(code.get("additions"))
     values["code_deletions_4_weeks"] = _number(code.get("deletions"))
-    values.update({name: _number(com.get(name)) for name in _COMMUNITY})
-    values.update({name: _number(payload.get(name)) for name in _TOP})
+    values.update({name: _number(com.get(name)) for name in ALT_COMMUNITY_COLUMNS})
+    values.update({name: _number(payload.get(name)) for name in ALT_TOP_COLUMNS})
     if all(v is None for v in values.values()):
         return None
     return {

@@ -369,7 +369,7 @@ RAW_RESPONSES = Table(
 
 # Alternative data over time (docs/features.md): the developer and community metrics, sentiment votes and watchlist
 # users of `/coins/{id}` (every details refresh) or `/coins/{id}/history` (the backfill), one row per coin and day.
-ALT_DATA_COLUMNS: tuple[str, ...] = (
+ALT_DEVELOPER_COLUMNS: tuple[str, ...] = (  # developer_data's counts, under CoinGecko's names
     "forks",
     "stars",
     "subscribers",
@@ -378,8 +378,9 @@ ALT_DATA_COLUMNS: tuple[str, ...] = (
     "pull_requests_merged",
     "pull_request_contributors",
     "commit_count_4_weeks",
-    "code_additions_4_weeks",
-    "code_deletions_4_weeks",
+)
+ALT_CODE_COLUMNS: tuple[str, ...] = ("code_additions_4_weeks", "code_deletions_4_weeks")  # code_additions_deletions
+ALT_COMMUNITY_COLUMNS: tuple[str, ...] = (  # community_data, under CoinGecko's names
     "facebook_likes",
     "twitter_followers",
     "reddit_subscribers",
@@ -387,10 +388,13 @@ ALT_DATA_COLUMNS: tuple[str, ...] = (
     "reddit_average_comments_48h",
     "reddit_accounts_active_48h",
     "telegram_channel_user_count",
+)
+ALT_TOP_COLUMNS: tuple[str, ...] = (  # top-level fields of /coins/{id}
     "sentiment_votes_up_percentage",
     "sentiment_votes_down_percentage",
     "watchlist_portfolio_users",
 )
+ALT_DATA_COLUMNS: tuple[str, ...] = ALT_DEVELOPER_COLUMNS + ALT_CODE_COLUMNS + ALT_COMMUNITY_COLUMNS + ALT_TOP_COLUMNS
 
 COIN_DETAILS_HISTORY = Table(
     "coin_details_history",
