@@ -93,6 +93,7 @@ def fill(targets: list[tuple[str, str, str | None]], n_coins: int, days: int) ->
         )
         top = caps.sort_values("market_cap", ascending=False).groupby("date").head(20)
         top = top.assign(
+            index_name="default",
             selection_date=top["date"],
             year=top["date"].dt.year,
             month=top["date"].dt.month,

@@ -28,6 +28,8 @@ def seed(store: Store, b: pd.DataFrame) -> None:
         "index_monthly_constituents",
         c.assign(year=c["selection_date"].dt.year, month=c["selection_date"].dt.month, rank=1, market_cap=1.0),
     )
+    other = c.assign(index_name="equal", year=2021, month=c["selection_date"].dt.month, rank=1, market_cap=1.0)
+    store.upsert("index_monthly_constituents", other.assign(weight=1.0))  # another named index: not read
     store.upsert("coin_details_history", alt().assign(source="details"))
 
 

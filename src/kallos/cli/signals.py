@@ -130,6 +130,7 @@ def evaluate(
             coins=parse_coins(coins),
             start=parse_date(start, "--start"),
             end=parse_date(end, "--end"),
+            settings=settings,
         )
     console.print(render_report(report))
     if output is not None:

@@ -26,12 +26,14 @@ def load_features(
     naming: str = "kallos",
     horizons: Sequence[int] = (1, 7, 30),
     store: Store | None = None,
+    index_name: str = "default",
 ) -> pd.DataFrame:
     """One row per stored bar of the chosen coins in [start, end], keyed by `coin_id` (CoinGecko id) and `date`.
 
     `database_url` defaults to KALLOS_DATABASE_URL; `store` passes an open store instead. `top` takes the N
     largest coins by market cap on the last stored day on or before `end` (a universe chosen with hindsight;
-    filter on `market_cap_rank` for a point-in-time one). Labels read stored bars after `end`.
+    filter on `market_cap_rank` for a point-in-time one). Labels read stored bars after `end`. `index_name` picks
+    the named index whose membership and weights fill `index_member` and `index_weight`.
     """
     check_naming(naming)
     step = check_timeframe(timeframe)
@@ -50,7 +52,7 @@ def load_features(
         wanted = sources.resolve_coins(store, coins, top, last)
         chosen = None if wanted is None else [names[c] for c in wanted]
         label_end = last + dt.timedelta(days=max(horizons) * step) if last is not None else None
-        constituents = sources.read_index_constituents(store, last)
+        constituents = sources.read_index_constituents(store, last, index_name)
         members = sorted(set(constituents["coin_id"]))
         since = pd.Timestamp(constituents["selection_date"].min()).date() if members else None
         inputs = Inputs(

@@ -13,6 +13,7 @@ from typing import Any
 import pandas as pd
 
 from kallos.errors import InputError
+from kallos.index.definition import DEFAULT_NAME
 from kallos.indicators.contract import OUTPUT_COLUMNS
 from kallos.store import Store
 from kallos.store.schema import ALT_DATA_COLUMNS, quote
@@ -108,12 +109,14 @@ def read_first_bars(store: Store, coins: Sequence[int] | None) -> pd.Series:
     return pd.Series(pd.to_datetime(frame["first_date"]).to_numpy(), index=frame["coin_id"].to_numpy())
 
 
-def read_index_constituents(store: Store, end: dt.date | None = None) -> pd.DataFrame:
-    """The index's target weights per selection date on or before `end`: selection_date, coin_id (the integer
-    id), weight."""
+def read_index_constituents(store: Store, end: dt.date | None = None, index_name: str = DEFAULT_NAME) -> pd.DataFrame:
+    """The named index's target weights per selection date on or before `end`: selection_date, coin_id (the
+    integer id), weight."""
     cond, params = _where(None, None, end, "t.selection_date")
     return store.query(
-        f"SELECT t.selection_date, t.coin_id, t.weight FROM index_monthly_constituents t WHERE {cond}", params
+        "SELECT t.selection_date, t.coin_id, t.weight FROM index_monthly_constituents t "
+        f"WHERE t.index_name = :index_name AND {cond}",
+        {**params, "index_name": index_name},
     )
 
 
