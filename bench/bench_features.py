@@ -2,8 +2,9 @@
 
     .venv/bin/python bench/bench_features.py [--coins 1000] [--days 3000] [--repeat 3] [--backends duckdb,postgresql]
 
-The store is filled once per backend with synthetic random-walk OHLCV bars, their indicators and signals (computed
-by the same engines the pipeline uses), an index basket per month and weekly alternative data. Then each case runs
+The stores are filled once with synthetic random-walk OHLCV bars, indicator and signal rows (random values in the
+tables' shape; `--exact` computes them with the engines instead), an index basket per month (the 20 largest caps)
+and weekly alternative data. Then each case runs
 in a fresh child process (so its peak RSS is its own; the interpreter with Kallos imported is measured too):
 
 1. `load_features` of every coin and day (the frame: bars, 45 indicators, 15 signal columns, rank, age, index weight,
@@ -33,8 +34,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from kallos.indicators.contract import OUTPUT_COLUMNS
 from kallos.indicators.engine import compute_indicators
 from kallos.signals.engine import generate_signals
+from kallos.signals.rules import RULE_IDS
 from kallos.store import open_store
 from kallos.store.schema import ALT_DATA_COLUMNS
 
@@ -64,7 +67,46 @@ def synthetic_bars(coins: list[str], days: int, seed: int) -> pd.DataFrame:
     return frame.sort_values(["coin_id", "date"], kind="stable").reset_index(drop=True)
 
 
-def fill(targets: list[tuple[str, str, str | None]], n_coins: int, days: int) -> None:
+def indicators_and_signals(bars: pd.DataFrame, *, exact: bool, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The engines' output, or (`exact` False, the default at full size) random values in the same shape: reading
+    and joining cost the same whatever the numbers, and computing 3 million rows of signals on a loaded machine
+    would take longer than the benchmark. Rule rows fire on about 5% of bars, as on real data."""
+    if exact:
+        ind = compute_indicators(bars[["coin_id", "date", "open", "high", "low", "close", "volume"]])
+        return ind, generate_signals(ind.drop(columns=["ohlc_source"]).assign(close=bars["close"].to_numpy()))
+    rng = np.random.default_rng(seed)
+    n = len(bars)
+    ind = pd.DataFrame(
+        {"coin_id": bars["coin_id"].to_numpy(), "date": bars["date"].to_numpy(), "ohlc_source": "candles"}
+    )
+    for col in OUTPUT_COLUMNS:
+        ind[col] = rng.uniform(0, 100, n)
+    score = rng.uniform(-1, 1, n)
+    comp = pd.DataFrame(
+        {
+            "coin_id": ind["coin_id"],
+            "date": ind["date"],
+            "signal": "composite",
+            "direction": np.sign(score).astype("int64"),
+            "strength": np.abs(score),
+            "composite_score": score,
+            "action": np.where(score > 0.5, "buy", np.where(score < -0.5, "sell", "hold")),
+        }
+    )
+    fired = rng.random(n) < 0.05
+    rules = pd.DataFrame(
+        {
+            "coin_id": ind["coin_id"][fired],
+            "date": ind["date"][fired],
+            "signal": rng.choice(RULE_IDS, int(fired.sum())),
+            "direction": 1,
+            "strength": rng.uniform(0, 1, int(fired.sum())),
+        }
+    )
+    return ind, pd.concat([comp, rules], ignore_index=True).assign(config_hash="bench")
+
+
+def fill(targets: list[tuple[str, str, str | None]], n_coins: int, days: int, *, exact: bool) -> None:
     """Compute every chunk once and write it to each target store (backend, url, schema)."""
     stores = [open_store(url, schema=schema) for _, url, schema in targets]
     coins = [f"coin-{i:04d}" for i in range(n_coins)]
@@ -75,8 +117,7 @@ def fill(targets: list[tuple[str, str, str | None]], n_coins: int, days: int) ->
     for lo in range(0, n_coins, CHUNK):
         part = coins[lo : lo + CHUNK]
         bars = synthetic_bars(part, days, seed=lo)
-        ind = compute_indicators(bars[["coin_id", "date", "open", "high", "low", "close", "volume"]])
-        sig = generate_signals(ind.drop(columns=["ohlc_source"]).assign(close=bars["close"].to_numpy()))
+        ind, sig = indicators_and_signals(bars, exact=exact, seed=lo)
         alt = bars.loc[bars["date"].dt.day_of_week == 0, ["coin_id", "date"]].copy()
         for i, col in enumerate(ALT_DATA_COLUMNS):
             alt[col] = np.arange(len(alt), dtype="float64") + i
@@ -147,6 +188,7 @@ def main() -> None:
     ap.add_argument("--days", type=int, default=3000)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--backends", default="duckdb,postgresql")
+    ap.add_argument("--exact", action="store_true", help="Fill with the engines' indicators and signals.")
     ap.add_argument(
         "--keep",
         metavar="NAME",
@@ -174,7 +216,7 @@ def main() -> None:
         try:
             if not reuse:
                 t0 = time.perf_counter()
-                fill(targets, args.coins, args.days)
+                fill(targets, args.coins, args.days, exact=args.exact)
                 print(f"filled in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
             for backend, url, schema in targets:
                 # The child with nothing to do: the interpreter and its imports (the RSS floor of every case).
