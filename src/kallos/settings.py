@@ -81,6 +81,17 @@ class Settings(BaseSettings):
     stream_flush_seconds: float = Field(default=1.0, gt=0, le=3600)
     stream_silence_seconds: float = Field(default=60.0, gt=0)
     stream_snapshot_seconds: float = Field(default=300.0, ge=0)
+    dashboard_token: SecretStr | None = None
+    """Bearer token `kallos serve` requires (always when set; needed to bind beyond loopback, D95)."""
+    dashboard_refresh_seconds: int = Field(default=30, ge=0, le=86400)
+    """How often dashboard pages refresh themselves (0 = never)."""
+
+    @field_validator("dashboard_token", mode="after")
+    @classmethod
+    def _token_strength(cls, v: SecretStr | None) -> SecretStr | None:
+        if v is not None and len(v.get_secret_value()) < 16:
+            raise ValueError("must be at least 16 characters (secrets.token_urlsafe())")
+        return v
 
     @field_validator("log_level", mode="before")
     @classmethod

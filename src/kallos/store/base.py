@@ -24,6 +24,7 @@ import pyarrow as pa
 
 from kallos.errors import SchemaMismatchError, StoreError, StoreWriteError, UnknownCoinError
 from kallos.log import get_logger
+from kallos.store.migrations import current_version, is_partitioned, migrate
 from kallos.store.schema import (
     BIGINT,
     BOOL,
@@ -114,8 +115,6 @@ class Store(ABC):
         """Create or upgrade the schema in place (idempotent); return the schema version.
 
         `partitioned=True` (PostgreSQL) creates the daily fact tables range-partitioned by year."""
-        from kallos.store.migrations import migrate
-
         return migrate(self, partitioned=partitioned)
 
     def query(self, sql: str, params: Mapping[str, Any] | None = None) -> pd.DataFrame:
@@ -227,15 +226,11 @@ class Store(ABC):
         return self.query(sql, params)
 
     def status(self) -> dict[str, Any]:
-        from kallos.store.migrations import current_version
-
         counts = {}
         version = current_version(self)
         if version:
             for name in TABLES:
                 counts[name] = int(self.scalar(f"SELECT count(*) FROM {name}") or 0)
-        from kallos.store.migrations import is_partitioned
-
         partitioned = bool(version) and is_partitioned(self)
         return {
             "backend": self.backend,

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from kallos.indicators.contract import COMPOSITE_COLUMNS, INDICATOR_COLUMNS
+
 # Column types are written once in PostgreSQL spelling; DuckDB accepts the same names.
 DOUBLE = "DOUBLE PRECISION"
 BIGINT = "BIGINT"
@@ -65,57 +67,6 @@ class Table:
 def _cols(*specs: tuple) -> tuple[Column, ...]:
     return tuple(Column(*s) for s in specs)
 
-
-# The indicator contract (shared/docs/indicators.md), in its order: one column each.
-INDICATOR_COLUMNS: tuple[str, ...] = (
-    "ema_10",
-    "ema_50",
-    "sma_20",
-    "sma_50",
-    "sma_200",
-    "rsi_14",
-    "macd_line",
-    "macd_signal",
-    "macd_histogram",
-    "plus_di_14",
-    "minus_di_14",
-    "adx_14",
-    "adxr_14",
-    "atr_14",
-    "natr_14",
-    "bb_upper",
-    "bb_mid",
-    "bb_lower",
-    "bb_width",
-    "kc_upper",
-    "kc_mid",
-    "kc_lower",
-    "stoch_k",
-    "stoch_d",
-    "willr_14",
-    "cci_20",
-    "roc_10",
-    "kst",
-    "kst_signal",
-    "mfi_14",
-    "cmf_20",
-    "obv",
-    "ui_14",
-    "chop_14",
-    "realized_vol_30",
-)
-COMPOSITE_COLUMNS: tuple[str, ...] = (
-    "ema_diff",
-    "rsi_deviation",
-    "stoch_diff",
-    "di_diff",
-    "price_bb_diff",
-    "macd_diff",
-    "price_roc_30",
-    "volume_roc_7",
-    "volatility_ratio",
-    "trend_quality",
-)
 
 _AUDIT = (("updated_at", TS, True, "now()"),)
 
