@@ -122,6 +122,12 @@ class Store(ABC):
         frame = pd.DataFrame.from_records(rows, columns=names) if rows else pd.DataFrame(columns=names)
         return _typed(frame, dict(zip(names, kinds, strict=True)))
 
+    def query_bulk(self, sql: str, params: Mapping[str, Any] | None = None) -> pd.DataFrame:
+        """`query` for large results (millions of rows): read through Arrow without a Python object per value
+        (DuckDB natively, PostgreSQL through `COPY ... TO STDOUT`), one unconsolidated column each (no copy of the
+        whole result into one block). Dates come back as naive datetime64, NULL numbers as NaN."""
+        return self.query(sql, params)
+
     def scalar(self, sql: str, params: Mapping[str, Any] | None = None) -> Any:
         _, _, rows = self._fetch(sql, params)
         return rows[0][0] if rows else None
@@ -446,6 +452,25 @@ def _typed(frame: pd.DataFrame, kinds: Mapping[str, str]) -> pd.DataFrame:
         elif kind == "int":
             frame[name] = pd.to_numeric(col).astype("Int64") if col.isna().any() else col.astype("int64")
     return frame
+
+
+def arrow_frame(table: pa.Table) -> pd.DataFrame:
+    """An Arrow table as a frame of separate columns (no consolidation copy): dates as datetime64[ns], integer
+    and float columns as NumPy (NULL -> NaN), strings as pandas strings."""
+    columns: dict[str, Any] = {}
+    for name, col in zip(table.column_names, table.columns, strict=True):
+        kind = col.type
+        if pa.types.is_date(kind):
+            columns[name] = col.cast(pa.timestamp("ns")).to_numpy()
+        elif pa.types.is_timestamp(kind):
+            columns[name] = pd.to_datetime(col.to_numpy(), utc=kind.tz is not None)
+        elif pa.types.is_integer(kind) and col.null_count == 0:
+            columns[name] = col.to_numpy()
+        elif pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_decimal(kind):
+            columns[name] = col.cast(pa.float64()).to_numpy()
+        else:  # strings stay Arrow-backed (pandas' str dtype): no Python object per value
+            columns[name] = col.to_pandas()
+    return pd.DataFrame(columns, copy=False)
 
 
 def redact_url(url: str) -> str:
