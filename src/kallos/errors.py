@@ -5,13 +5,13 @@ Every error Kallos raises on purpose derives from :class:`KallosError`. Each car
 parsing messages, and each class has the exit code the CLI maps it to (see docs/operations.md)::
 
     KallosError                      exit 1  (anything unexpected but ours)
-    ├── ConfigError                  exit 78 a setting is missing or invalid (names the setting)
+    ├── ConfigError                  exit 78 a configuration input is missing or invalid (names it)
+    │   └── SignalConfigError             signal_generation.json is invalid (names file, key and value)
     ├── LockHeldError                exit 5  another run holds the pipeline lock
     ├── PartialFailure               exit 3  some coins or steps failed, the rest were done
     ├── StepFailed                   exit 4  a pipeline step (or the whole run) failed
     ├── InputError                   exit 4  bad user input: a file, a frame, a CLI value (names the input)
     │   ├── DataValidationError           a frame breaks a contract (missing column, duplicate date...)
-    │   ├── SignalConfigError             signal_generation.json is invalid (names key and value)
     │   └── IndexConstructionError        the index cannot be built (names the selection date)
     ├── StoreError                   exit 4  the database (names the table)
     │   ├── StoreBusyError                an embedded DuckDB file is open in another process
@@ -88,8 +88,11 @@ class DataValidationError(InputError):
     pass
 
 
-class SignalConfigError(InputError):
-    pass
+class SignalConfigError(ConfigError):
+    """A configuration input like any setting, so exit 78 (docs/decisions.md#D59)."""
+
+    def __init__(self, message: str, *, setting: str | None = "KALLOS_SIGNAL_CONFIG", **context: Any) -> None:
+        super().__init__(message, setting=setting, **context)
 
 
 class IndexConstructionError(InputError):

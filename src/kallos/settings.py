@@ -10,6 +10,7 @@ import datetime as dt
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import platformdirs
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
@@ -75,6 +76,54 @@ class Settings(BaseSettings):
     def _lower(cls, v: Any) -> Any:
         return v.lower() if isinstance(v, str) else v
 
+    @field_validator("coingecko_api_key", mode="before")
+    @classmethod
+    def _clean_key(cls, v: Any) -> Any:
+        """docs/decisions.md#D50: surrounding whitespace (a trailing newline from `echo` or a heredoc) is
+        stripped; any other control or non-ASCII character cannot be sent in an HTTP header, so the key is
+        refused here, by name and never by value, instead of failing inside the HTTP library."""
+        if isinstance(v, SecretStr):
+            v = v.get_secret_value()
+        if not isinstance(v, str):
+            return v
+        v = v.strip()
+        if any(not (32 <= ord(ch) < 127) for ch in v):
+            raise ValueError(
+                "the key contains a control or non-ASCII character (a pasted quote, a non-breaking space, an "
+                "embedded newline); copy it again from the CoinGecko dashboard"
+            )
+        return v or None
+
+    @field_validator("coingecko_base_url")
+    @classmethod
+    def _check_base_url(cls, v: str | None) -> str | None:
+        """docs/decisions.md#D54: only http(s) can ever answer; anything else is refused at load, not retried."""
+        if v is None or not v.strip():
+            return None
+        v = v.strip()
+        parts = urlsplit(v)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("must be an http:// or https:// URL with a host, e.g. https://pro-api.coingecko.com/api/v3")
+        return v
+
+    @field_validator("dask_scheduler")
+    @classmethod
+    def _check_scheduler(cls, v: str | None) -> str | None:
+        """docs/decisions.md#D52: a Dask scheduler address is `tcp://host:port` (or tls://, ucx://, or
+        host:port); anything else would only fail after a long connect timeout."""
+        if v is None or not v.strip():
+            return None
+        v = v.strip()
+        target = v if "://" in v else f"tcp://{v}"
+        parts = urlsplit(target)
+        try:
+            port = parts.port
+        except ValueError:
+            port = None
+        if parts.scheme not in ("tcp", "tls", "ucx", "ws", "wss") or not parts.hostname or port is None:
+            raise ValueError("must be a scheduler address like tcp://127.0.0.1:8786")
+        return v
+
     @field_validator("database_url")
     @classmethod
     def _check_url(cls, v: str) -> str:
@@ -92,6 +141,12 @@ class Settings(BaseSettings):
     @property
     def api_key(self) -> str | None:
         return self.coingecko_api_key.get_secret_value() if self.coingecko_api_key else None
+
+    @property
+    def partition_request(self) -> bool | None:
+        """KALLOS_PG_PARTITION_BY_YEAR when the user set it (env, .env or a flag), else None: keep what exists
+        (docs/decisions.md#D58)."""
+        return self.pg_partition_by_year if "pg_partition_by_year" in self.model_fields_set else None
 
     @property
     def effective_rate_limit(self) -> float:

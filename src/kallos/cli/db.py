@@ -23,7 +23,7 @@ def init(
     """Create or upgrade the schema (safe to run again)."""
     settings = setup(database_url=database_url, pg_partition_by_year=partition_by_year)
     with open_settings_store(settings) as store:
-        version = store.init(partitioned=settings.pg_partition_by_year)
+        version = store.init()
         info = store.status()
         layout = ", daily facts partitioned by year" if info["partitioned"] else ""
         console.print(f"database ready: {info['url']} (schema version {version}{layout})")

@@ -17,6 +17,7 @@ from kallos.cli.common import (
     setup,
 )
 from kallos.errors import InputError, PartialFailure
+from kallos.files import write_atomically
 
 indicators = typer.Typer(help="Technical indicators (docs/indicators.md).", no_args_is_help=True)
 
@@ -89,11 +90,14 @@ def write_frame(frame: pd.DataFrame, path: Path) -> None:
     suffix = path.suffix.lower()
     if suffix not in _FORMATS:
         raise InputError("the output file must end in .csv or .parquet", file=str(path))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if suffix == ".csv":
-        frame.to_csv(path, index=False, date_format="%Y-%m-%d")
-    else:
-        frame.to_parquet(path, index=False)
+
+    def write(tmp: Path) -> None:
+        if suffix == ".csv":
+            frame.to_csv(tmp, index=False, date_format="%Y-%m-%d")
+        else:
+            frame.to_parquet(tmp, index=False)
+
+    write_atomically(path, write, option="-o")
 
 
 @indicators.command("file")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -138,6 +139,9 @@ def run(
     from kallos.pipeline.run import STEP_NAMES, RunOptions, run_pipeline
 
     settings = setup(now=now, database_url=database_url)
+    from kallos.signals.step import resolve_config
+
+    resolve_config(settings)  # a bad signal config is a configuration error (78) before anything runs
     with LineReporter(len(STEP_NAMES)) as reporter:
         summary = run_pipeline(settings, RunOptions(mode="daily", full=full, force=force), reporter=reporter)
     print_summary(summary)
@@ -150,7 +154,7 @@ def _open_for_reading(settings: Any) -> Any:
     from kallos.store import open_store
 
     try:
-        store = open_store(settings.database_url)
+        store = open_store(settings.database_url, partitioned=settings.partition_request)
     except StoreBusyError as exc:
         if is_locked(settings.database_url):
             raise LockHeldError(
@@ -162,6 +166,17 @@ def _open_for_reading(settings: Any) -> Any:
         raise
     store.init()
     return store
+
+
+def run_seconds(counts: dict[str, Any], started: Any, finished: Any) -> float | None:
+    """How long a run took: the monotonic figure the run recorded; the wall-clock difference only for runs that
+    recorded none (under a pinned `--now` both timestamps are the same instant: docs/decisions.md#D57)."""
+    recorded = counts.get("duration_seconds")
+    if isinstance(recorded, (int, float)) and not isinstance(recorded, bool):
+        return float(recorded)
+    if finished is None or pd.isna(finished):
+        return None
+    return (pd.Timestamp(finished) - pd.Timestamp(started)).total_seconds()
 
 
 def _when(value: Any) -> str:
@@ -203,11 +218,7 @@ def status(
         runs.add_column(col)
     for r in rep.runs.itertuples(index=False):
         c = counts_of(r.counts)
-        secs = (
-            (pd.Timestamp(r.finished_at) - pd.Timestamp(r.started_at)).total_seconds()
-            if pd.notna(r.finished_at)
-            else None
-        )
+        secs = run_seconds(c, r.started_at, r.finished_at)
         runs.add_row(
             str(r.run_id), str(r.command), _when(r.started_at), f"{secs:.1f}" if secs is not None else "-",
             _styled(str(r.status)), f"{c.get('rows_written', 0):,}" if c else "-",
@@ -302,6 +313,7 @@ def export(
     output: str | None = typer.Option(
         None, "--output", "-o", help="File to write (default <table>.<format>; - = stdout, CSV)."
     ),
+    force: bool = typer.Option(False, "--force", help="Replace the output file if it exists."),
     database_url: str | None = DB_OPTION,
     now: str | None = NOW_OPTION,
 ) -> None:
@@ -322,7 +334,12 @@ def export(
     settings = setup(now=now, database_url=database_url)
     store = _open_for_reading(settings)
     try:
-        out = export_table(store, table, fmt=fmt, since=since_d, output=output)
+        out = export_table(store, table, fmt=fmt, since=since_d, output=output, force=force)
+    except BrokenPipeError:
+        # `kallos export -o - | head`: the reader has all it wanted; that is success, not a crash
+        # (docs/decisions.md#D51). Point stdout at /dev/null so the interpreter's final flush stays quiet.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return
     finally:
         store.close()
     if out["path"] != "-":

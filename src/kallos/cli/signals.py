@@ -18,6 +18,7 @@ from kallos.cli.common import (
     setup,
 )
 from kallos.errors import InputError
+from kallos.files import write_atomically
 
 CONFIG_OPTION = typer.Option(
     None, "--config", help="A signal_generation.json; overrides KALLOS_SIGNAL_CONFIG.", dir_okay=False
@@ -96,11 +97,14 @@ def write_report(report: pd.DataFrame, path: Path) -> None:
     suffix = path.suffix.lower()
     if suffix not in (".csv", ".parquet"):
         raise InputError("the report file must end in .csv or .parquet", file=str(path))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if suffix == ".csv":
-        report.to_csv(path, index=False)
-    else:
-        report.to_parquet(path, index=False)
+
+    def write(tmp: Path) -> None:
+        if suffix == ".csv":
+            report.to_csv(tmp, index=False)
+        else:
+            report.to_parquet(tmp, index=False)
+
+    write_atomically(path, write)
 
 
 @signals.command("evaluate")
@@ -120,6 +124,9 @@ def evaluate(
     from kallos.signals.step import evaluate_step
 
     hs = parse_horizons(horizons)
+    start_d, end_d = parse_date(start, "--start"), parse_date(end, "--end")
+    if start_d and end_d and start_d > end_d:
+        raise typer.BadParameter(f"--start {start_d} is after --end {end_d}", param_hint="--start")
     if output is not None and output.suffix.lower() not in (".csv", ".parquet"):
         raise InputError("the report file must end in .csv or .parquet", file=str(output))
     settings = setup(now=now, database_url=database_url)
@@ -129,8 +136,8 @@ def evaluate(
             store,
             hs,
             coins=parse_coins(coins),
-            start=parse_date(start, "--start"),
-            end=parse_date(end, "--end"),
+            start=start_d,
+            end=end_d,
         )
     console.print(render_report(report))
     if output is not None:

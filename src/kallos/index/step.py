@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from kallos.errors import IndexConstructionError
 from kallos.index.build import IndexResult, NoQualifyingSelectionError, build_index
 from kallos.index.exclusions import excluded_coins
 from kallos.index.panel import as_date
@@ -101,6 +102,8 @@ def _months_changed(new: pd.DataFrame, old: pd.DataFrame) -> list[tuple[int, int
     """(year, month) whose stored constituents differ from the rebuilt ones in any coin or value."""
     key = ["selection_date", "coin_id"]
     vals = ["rank", "market_cap", "weight"]
+    if new.empty and old.empty:
+        return []
     a = new[key + vals].astype({"coin_id": str})
     b = old[key + vals].astype({"coin_id": str}) if not old.empty else pd.DataFrame(columns=key + vals)
     merged = a.merge(b, on=key, how="outer", suffixes=("", "_old"), indicator=True)
@@ -249,6 +252,13 @@ def build_step(
             extra={"step": "index", "detail": str(exc)},
         )
         return {"status": "skipped", "reason": str(exc), "base_date": base.isoformat() if base else None}
+    if end_d is not None and end_d < result.base_date:
+        raise IndexConstructionError(
+            f"no month end qualifies on or before --end {end_d}: the index starts at its base date "
+            f"{result.base_date} (the first month end with enough eligible coins); give an --end on or after it",
+            end=end_d.isoformat(),
+            base_date=result.base_date.isoformat(),
+        )
     if configured is None and stored_base is None:
         store.upsert(
             "kallos_state", pd.DataFrame({"key": [BASE_DATE_KEY], "value": [result.base_date.isoformat()]})

@@ -10,6 +10,7 @@ from typing import Any
 import pandas as pd
 
 from kallos.errors import InputError
+from kallos.files import write_atomically
 from kallos.store import Store
 from kallos.store.schema import TABLES
 
@@ -23,10 +24,13 @@ def export_table(
     fmt: str = "parquet",
     since: dt.date | None = None,
     output: Path | str | None = None,
+    force: bool = False,
 ) -> dict[str, Any]:
     """Write `table` (rows on or after `since` by its date column) to `output`; return the path and row count.
 
     `output` "-" writes CSV to stdout. The default file name is `<table>.<format>` in the working directory.
+    The file is written whole or not at all, never onto the database, and replaces an existing file only with
+    `force` (docs/decisions.md#D51).
     """
     if table not in TABLES:
         raise InputError(f"unknown table {table!r}; tables: {', '.join(sorted(TABLES))}", table=table)
@@ -46,11 +50,14 @@ def export_table(
         frame.to_csv(sys.stdout, index=False, date_format="%Y-%m-%d")
         return {"table": table, "rows": len(frame), "path": "-", "format": fmt}
     path = Path(output) if output else Path(f"{table}.{fmt}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if fmt == "parquet":
-        frame.to_parquet(path, index=False)
-    else:
-        _csv_frame(frame, t.column_names).to_csv(path, index=False)
+
+    def write(tmp: Path) -> None:
+        if fmt == "parquet":
+            frame.to_parquet(tmp, index=False)
+        else:
+            _csv_frame(frame, t.column_names).to_csv(tmp, index=False)
+
+    write_atomically(path, write, force=force, protected=store.files())
     return {"table": table, "rows": len(frame), "path": str(path), "format": fmt}
 
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from kallos.errors import KallosError
-from kallos.log import get_logger
+from kallos.log import get_logger, redact
 from kallos.pipeline.ledger import Ledger
 
 log = get_logger(__name__)
@@ -168,7 +168,8 @@ def outcome_of(counts: dict[str, Any]) -> str:
 
 
 def _error_text(exc: BaseException) -> str:
-    return str(exc) if isinstance(exc, KallosError) else f"{type(exc).__name__}: {exc}"
+    text = str(exc) if isinstance(exc, KallosError) else f"{type(exc).__name__}: {exc}"
+    return redact(text)  # the summary and the ledger show it: docs/decisions.md#D50
 
 
 async def run_steps(
@@ -211,9 +212,9 @@ async def run_steps(
             error = f"{len(failed)} coin(s) failed: " + "; ".join(
                 f"{k}: {v}" for k, v in list(failed.items())[:5]
             )
-        result = StepResult(step.name, status, counts, error, duration)
+        result = StepResult(step.name, status, counts, redact(error) if error else None, duration)
         results[step.name] = result
-        ledger.finish_step(step.name, started, status, counts, error)
+        ledger.finish_step(step.name, started, status, counts, result.error)
         log.info(
             "step finished",
             extra={
