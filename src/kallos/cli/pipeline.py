@@ -120,8 +120,8 @@ def _raise_for(summary: RunSummary) -> None:
             f"run {summary.run_id} finished with failures in: {', '.join(bad)}", failures=failures
         )
     if summary.status == "failed":
-        bad = "; ".join(f"{s.name}: {s.error}" for s in summary.steps if s.status == "failed")
-        raise StepFailed(f"run {summary.run_id} failed: {bad}", run_id=summary.run_id)
+        errors = "; ".join(f"{s.name}: {s.error}" for s in summary.steps if s.status == "failed")
+        raise StepFailed(f"run {summary.run_id} failed: {errors}", run_id=summary.run_id)
 
 
 def run(

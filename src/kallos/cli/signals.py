@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import SupportsFloat
 
 import pandas as pd
 import typer
@@ -57,8 +58,8 @@ def generate(
 def _fmt(value: object, pct: bool = False) -> str:
     if value is None or (isinstance(value, float) and pd.isna(value)):
         return "-"
-    if pct:
-        return f"{float(value):+.2%}" if not isinstance(value, str) else value
+    if pct and isinstance(value, SupportsFloat):  # a str passes through as it is
+        return f"{float(value):+.2%}"
     return f"{value}"
 
 

@@ -189,7 +189,9 @@ class Store(ABC):
         bad = [c for c in wanted if c not in t.column_names and c != "coin_id"]
         if bad:
             raise SchemaMismatchError(f"unknown columns {bad}", table=table)
-        select, where, params = [], [], {}
+        select: list[str] = []
+        where: list[str] = []
+        params: dict[str, object] = {}
         if t.coin_keyed:
             select.append("c.coingecko_id AS coin_id")
             src = f"{t.name} t JOIN coins c ON c.coin_id = t.coin_id"
