@@ -15,6 +15,7 @@ parsing messages, and each class has the exit code the CLI maps it to (see docs/
     │   └── IndexConstructionError        the index cannot be built (names the selection date)
     ├── StoreError                   exit 4  the database (names the table)
     │   ├── StoreBusyError                an embedded DuckDB file is open in another process
+    │   ├── StoreUnavailableError         the database went away mid-command (stops the whole command)
     │   ├── SchemaMismatchError           frame columns do not fit the table
     │   ├── UnknownCoinError              a write names coins absent from `coins`
     │   └── StoreWriteError               a batch was rejected; the table is unchanged
@@ -24,6 +25,7 @@ parsing messages, and each class has the exit code the CLI maps it to (see docs/
         ├── RetryBudgetExceeded           retries exhausted, or Retry-After above the configured ceiling
         ├── AuthError                     401/403: bad key, wrong plan for the host, Cloudflare block
         ├── PlanLimitError                10005/10012: the plan does not allow this endpoint or range
+        ├── UnresolvableHostError         the API host name never resolved in this run (not retried)
         ├── NotFoundError                 404 for one coin: that coin alone fails
         └── BadRequestError               other 4xx: the request itself is wrong
 """
@@ -111,6 +113,11 @@ class StoreBusyError(StoreError):
     pass
 
 
+class StoreUnavailableError(StoreError):
+    """The connection to the database was lost: no later write can succeed, so the command stops (it is not one
+    coin's failure). Every batch is one transaction, so nothing is half-written (docs/decisions.md#D53)."""
+
+
 class SchemaMismatchError(StoreError):
     pass
 
@@ -164,6 +171,10 @@ class AuthError(CoinGeckoError):
 
 
 class PlanLimitError(CoinGeckoError):
+    pass
+
+
+class UnresolvableHostError(CoinGeckoError):
     pass
 
 

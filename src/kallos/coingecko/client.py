@@ -19,6 +19,7 @@ import functools
 import json
 import math
 import random
+import socket
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
@@ -55,6 +56,7 @@ from kallos.errors import (
     RateLimitedError,
     RetryBudgetExceeded,
     TransientAPIError,
+    UnresolvableHostError,
 )
 from kallos.log import get_logger, redact, register_secret
 
@@ -169,6 +171,8 @@ class CoinGeckoClient:
         self.server_now: dt.datetime | None = None
         """The fake server's clock (`X-Fake-Now`, decisions.md #36) as last seen; None on the real API."""
         self.key_info_cache: KeyInfo | None = None
+        self._host_answered = False
+        """Set by the first answer: after it, a DNS failure is a transient blip and is retried."""
         self._transport = transport
         self._http: httpx.AsyncClient | None = None
         self._sem: asyncio.Semaphore | None = None
@@ -481,6 +485,16 @@ class CoinGeckoClient:
                     )
                     response = None
                 except httpx.TransportError as exc:
+                    if _dns_failure(exc) and not self._host_answered:
+                        # docs/decisions.md#D54: a name that never resolved in this run is a wrong host or no
+                        # network, not a blip; retrying it would only wait.
+                        self.stats.failures += 1
+                        raise UnresolvableHostError(
+                            f"cannot resolve the CoinGecko host {self._http.base_url.host!r} "
+                            f"({_dns_failure(exc)}); check KALLOS_COINGECKO_BASE_URL and this machine's DNS",
+                            endpoint=endpoint,
+                            coin_id=coin_id,
+                        ) from None
                     error = TransientAPIError(
                         f"connection to CoinGecko failed ({type(exc).__name__}: "
                         f"{redact(str(exc)) or 'no detail'}); "
@@ -490,6 +504,7 @@ class CoinGeckoClient:
                     )
                     response = None
             if response is not None:
+                self._host_answered = True
                 fetched_at = self._note_server_clock(response)
                 log.debug(
                     "GET %s -> %s",
@@ -665,3 +680,15 @@ def _list(data: Any) -> list[Any]:
 def _short_error(exc: BaseException) -> str:
     text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
     return text[:300]
+
+
+def _dns_failure(exc: BaseException) -> str | None:
+    """The resolver's message when `exc` was caused by a failed name lookup (socket.gaierror), else None."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, socket.gaierror):
+            return current.strerror or str(current)
+        current = current.__cause__ or current.__context__
+    return None

@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from kallos.errors import InputError, KallosError
+from kallos.errors import InputError, KallosError, StoreUnavailableError
 from kallos.ingest.state import CoinWrite, write_coins
 from kallos.log import get_logger
 from kallos.store import Store
@@ -130,8 +130,8 @@ async def _tagged(coin: str, job: Callable[[str], Awaitable[CoinWrite | None]]) 
 def _handle(coin: str, result: Any, counts: RunCounts, started: float) -> None:
     """A coin that produced nothing to write: up to date (None) or failed (an exception)."""
     if isinstance(result, BaseException):
-        if not isinstance(result, KallosError | ValueError | KeyError):
-            raise result
+        if isinstance(result, StoreUnavailableError) or not isinstance(result, KallosError | ValueError | KeyError):
+            raise result  # the database is gone: every other coin would fail the same way
         counts.failed[coin] = str(result)
         log.warning(
             "coin failed: %s",
@@ -150,6 +150,8 @@ def _write(
         return
     try:
         done = write_coins(store, writes, run_id=run_id)
+    except StoreUnavailableError:
+        raise
     except KallosError as exc:
         for w in writes:
             counts.failed[w.coin_id] = str(exc)
