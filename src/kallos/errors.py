@@ -6,7 +6,8 @@ parsing messages, and each class has the exit code the CLI maps it to (see docs/
 
     KallosError                      exit 1  (anything unexpected but ours)
     ├── ConfigError                  exit 78 a configuration input is missing or invalid (names it)
-    │   └── SignalConfigError             signal_generation.json is invalid (names file, key and value)
+    │   ├── SignalConfigError             signal_generation.json is invalid (names file, key and value)
+    │   └── ClockAheadError               this run's clock is ahead of the API's (KALLOS_NOW or the system clock)
     ├── LockHeldError                exit 5  another run holds the pipeline lock
     ├── PartialFailure               exit 3  some coins or steps failed, the rest were done
     ├── StepFailed                   exit 4  a pipeline step (or the whole run) failed
@@ -64,6 +65,10 @@ class ConfigError(KallosError):
     def __init__(self, message: str, *, setting: str | None = None, **context: Any) -> None:
         super().__init__(message, setting=setting, **context)
         self.setting = setting
+
+
+class ClockAheadError(ConfigError):
+    """The run's clock is ahead of the API's: refused before anything is stored (docs/decisions.md#D55)."""
 
 
 class LockHeldError(KallosError):

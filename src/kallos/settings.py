@@ -65,6 +65,10 @@ class Settings(BaseSettings):
     dask_scheduler: str | None = None
     index_base_date: dt.date | None = None
     pg_partition_by_year: bool = False
+    universe_top: int | None = Field(default=None, ge=1, le=15000)
+    """The configured universe: today's top N by market cap; the daily run backfills coins that enter it."""
+    entrant_calls_per_run: int = Field(default=200, ge=0)
+    """API calls a daily run may spend backfilling new entrants (0: report them, backfill none)."""
 
     @field_validator("log_level", mode="before")
     @classmethod

@@ -140,3 +140,110 @@ def test_a_clock_in_1970_does_not_age_the_coins(backfilled, monkeypatch):
     both = before.dropna().index
     assert (after[both] >= before[both]).all()
     assert after.min() > pd.Timestamp(dt.date(2000, 1, 1), tz="UTC")
+
+
+def _watermarks(url: str) -> pd.DataFrame:
+    store = open_store(url)
+    try:
+        return store.query(
+            "SELECT coin_id, series, first_date, last_date, missing_dates, state FROM ingestion_watermarks "
+            "ORDER BY coin_id, series"
+        )
+    finally:
+        store.close()
+
+
+def test_a_clock_ahead_of_the_api_is_refused_and_moves_nothing(backfilled, monkeypatch, capsys):
+    """Issue 13 #1: a run whose clock was a year ahead moved every watermark past data never stored."""
+    from .conftest import RUN_NOW
+
+    before = _watermarks(backfilled)
+    monkeypatch.setenv("KALLOS_NOW", (RUN_NOW + dt.timedelta(days=365)).isoformat())
+    assert main(["run"]) == 78
+    err = capsys.readouterr().err
+    assert "ahead" in err and "KALLOS_NOW" in err and "X-Fake-Now" in err
+    pd.testing.assert_frame_equal(_watermarks(backfilled), before)
+    monkeypatch.setenv("KALLOS_NOW", RUN_NOW.isoformat())  # the clock fixed: the next run does the work
+    assert main(["run"]) == 0
+    store = open_store(backfilled)
+    try:
+        last = pd.Timestamp(store.scalar("SELECT max(date) FROM daily_market_data")).date()
+    finally:
+        store.close()
+    assert last == RUN_NOW.date()
+
+
+def test_a_watermark_past_the_stored_data_is_seen_and_repaired(backfilled, monkeypatch, capsys):
+    """A store damaged before the fix (watermarks a year ahead): `market gaps` finds the lag from the data, and
+    the daily run at the right clock fetches the days behind it."""
+    from .conftest import RUN_NOW
+
+    store = open_store(backfilled)
+    try:
+        stored_last = pd.Timestamp(store.scalar("SELECT max(date) FROM daily_market_data")).date()
+        store.execute("UPDATE ingestion_watermarks SET last_date = '2025-12-01' WHERE series = 'market_chart'")
+    finally:
+        store.close()
+    capsys.readouterr()
+    assert main(["market", "gaps", "--json", "--only-gaps"]) == 0
+    out = capsys.readouterr().out
+    assert f'"behind_days": {(RUN_NOW.date() - stored_last).days}' in out
+    assert main(["run"]) == 0
+    assert main(["market", "gaps", "--json", "--only-gaps"]) == 0
+    assert '"coin_id"' not in capsys.readouterr().out  # nothing behind, no holes
+    store = open_store(backfilled)
+    try:
+        per_coin = store.query(
+            "SELECT c.coingecko_id, max(d.date) AS last FROM daily_market_data d JOIN coins c USING (coin_id) "
+            "WHERE c.status = 'active' GROUP BY c.coingecko_id"
+        )
+    finally:
+        store.close()
+    assert (pd.to_datetime(per_coin["last"]).dt.date == RUN_NOW.date()).all()
+
+
+def test_the_daily_run_backfills_new_entrants_within_its_budget(backfilled, monkeypatch):
+    """Issue 13 #6: `kallos run` updated only coins already stored; a coin entering the top N needed a manual
+    backfill. Three coins without history enter the universe; a budget of ~one coin's calls takes one a run."""
+    store = open_store(backfilled)
+    try:
+        newcomers = list(
+            store.query("SELECT coingecko_id FROM coins WHERE status = 'active' ORDER BY coingecko_id LIMIT 3")[
+                "coingecko_id"
+            ]
+        )
+        for table in ("daily_market_data", "ingestion_watermarks"):
+            store.execute(
+                f"DELETE FROM {table} WHERE coin_id IN (SELECT coin_id FROM coins WHERE coingecko_id IN "
+                "(:a, :b, :c))",
+                dict(zip("abc", newcomers, strict=True)),
+            )
+    finally:
+        store.close()
+    monkeypatch.setenv("KALLOS_UNIVERSE_TOP", "12")
+    monkeypatch.setenv("KALLOS_ENTRANT_CALLS_PER_RUN", "15")  # one coin: 1 chart + ~10 candle calls
+
+    def with_history() -> set[str]:
+        s = open_store(backfilled)
+        try:
+            have = set(s.read("daily_market_data", coins=newcomers, columns=["date"])["coin_id"])
+        finally:
+            s.close()
+        return have
+
+    assert main(["run"]) == 0
+    store = open_store(backfilled)
+    try:
+        market = json.loads(
+            store.scalar(
+                "SELECT counts FROM pipeline_steps WHERE step = 'market' ORDER BY started_at DESC LIMIT 1"
+            )
+        )
+    finally:
+        store.close()
+    assert market["entrants"] == 3 and market["entrants_backfilled"] == 1 and market["entrants_pending"] == 2
+    assert len(with_history()) == 1
+    assert main(["market", "update", "--no-progress"]) == 0  # the next run takes the next one
+    assert len(with_history()) == 2
+    assert main(["market", "update", "--no-progress"]) == 0
+    assert with_history() == set(newcomers)

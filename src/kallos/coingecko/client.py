@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import email.utils
 import functools
 import json
 import math
@@ -51,6 +52,7 @@ from kallos.coingecko.ratelimit import RateLimiter
 from kallos.errors import (
     AuthError,
     BadRequestError,
+    ClockAheadError,
     CoinGeckoError,
     ConfigError,
     RateLimitedError,
@@ -63,6 +65,8 @@ from kallos.log import get_logger, redact, register_secret
 log = get_logger(__name__)
 T = TypeVar("T")
 FAKE_NOW_HEADER = "x-fake-now"
+CLOCK_TOLERANCE = dt.timedelta(minutes=10)
+"""How far this run's clock may be ahead of the API's before the run is refused (docs/decisions.md#D55)."""
 ResponseSink = Callable[[str, dict[str, Any], int, bytes, dt.datetime], None]
 """Called with (endpoint, params, status, body, fetched_at) for every answered request (raw archive)."""
 
@@ -169,6 +173,8 @@ class CoinGeckoClient:
         self.on_response = on_response
         self.stats = ClientStats()
         self.server_now: dt.datetime | None = None
+        self.server_date: dt.datetime | None = None
+        """The API's `Date` header as last seen (its clock, to the second)."""
         """The fake server's clock (`X-Fake-Now`, decisions.md #36) as last seen; None on the real API."""
         self.key_info_cache: KeyInfo | None = None
         self._host_answered = False
@@ -433,6 +439,13 @@ class CoinGeckoClient:
 
     # --- transport ------------------------------------------------------------------------------------------
 
+    async def effective_rate(self) -> float:
+        """Requests per minute this client will use: the configured rate, else the pro plan's `/key` rate."""
+        if self._http is None:
+            await self.open()
+        await self._ensure_rate()
+        return self.limiter.rate_per_minute
+
     async def _ensure_rate(self) -> None:
         """On pro without a configured rate, read the plan's rate from `/key` once (before other calls)."""
         if self._rate_known:
@@ -613,13 +626,36 @@ class CoinGeckoClient:
         return ceiling / 2 + self._random.uniform(0, ceiling / 2)
 
     def _note_server_clock(self, response: httpx.Response) -> dt.datetime:
+        """Remember the API's clock and refuse to go on when ours is ahead of it (docs/decisions.md#D55)."""
         value = response.headers.get(FAKE_NOW_HEADER)
         if value:
             try:
                 self.server_now = to_utc_datetime(value)
             except ValueError:
                 log.debug("unreadable %s header: %r", FAKE_NOW_HEADER, value)
-        return utcnow()
+        date = response.headers.get("date")
+        if date:
+            try:
+                self.server_date = email.utils.parsedate_to_datetime(date).astimezone(dt.UTC)
+            except (TypeError, ValueError):
+                log.debug("unreadable Date header: %r", date)
+        now = utcnow()
+        api_now = self.api_now
+        if api_now is not None and now - api_now > CLOCK_TOLERANCE:
+            source = "X-Fake-Now" if self.server_now is not None else "Date"
+            raise ClockAheadError(
+                f"this run's clock says {now:%Y-%m-%d %H:%M} UTC but the CoinGecko API's clock ({source} header) "
+                f"says {api_now:%Y-%m-%d %H:%M} UTC, {_span(now - api_now)} ahead; days the API has not "
+                "published yet would look missing, so nothing is fetched or stored. Fix the system clock (NTP), "
+                "or KALLOS_NOW / --now",
+                setting="KALLOS_NOW",
+            )
+        return now
+
+    @property
+    def api_now(self) -> dt.datetime | None:
+        """The API's clock as last seen: the fake server's `X-Fake-Now`, else the HTTP `Date` header."""
+        return self.server_now or self.server_date
 
     def _parse(self, endpoint: str, coin_id: str | None, build: Callable[[], T]) -> T:
         try:
@@ -692,3 +728,8 @@ def _dns_failure(exc: BaseException) -> str | None:
             return current.strerror or str(current)
         current = current.__cause__ or current.__context__
     return None
+
+
+def _span(delta: dt.timedelta) -> str:
+    hours = delta.total_seconds() / 3600
+    return f"{hours / 24:.0f} days" if hours >= 48 else f"{hours:.1f} hours"

@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from kallos.errors import InputError, KallosError, StoreUnavailableError
+from kallos.errors import ConfigError, InputError, KallosError, StoreUnavailableError
 from kallos.ingest.state import CoinWrite, write_coins
 from kallos.log import get_logger
 from kallos.store import Store
@@ -130,8 +130,10 @@ async def _tagged(coin: str, job: Callable[[str], Awaitable[CoinWrite | None]]) 
 def _handle(coin: str, result: Any, counts: RunCounts, started: float) -> None:
     """A coin that produced nothing to write: up to date (None) or failed (an exception)."""
     if isinstance(result, BaseException):
-        if isinstance(result, StoreUnavailableError) or not isinstance(result, KallosError | ValueError | KeyError):
-            raise result  # the database is gone: every other coin would fail the same way
+        if isinstance(result, StoreUnavailableError | ConfigError) or not isinstance(
+            result, KallosError | ValueError | KeyError
+        ):
+            raise result  # the database is gone, or the configuration is wrong: every coin would fail the same way
         counts.failed[coin] = str(result)
         log.warning(
             "coin failed: %s",

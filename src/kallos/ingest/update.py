@@ -56,6 +56,19 @@ async def daily_update(store: Store, client: Any, settings: Any, progress: bool 
     last_final = clock.last_final_day(now)
     plan = plan_name(client, settings)
     mode = settings.effective_close_source
+    entrants: dict[str, Any] = {}
+    if settings.universe_top:
+        from kallos.ingest.entrants import backfill_entrants
+
+        entrants = await backfill_entrants(
+            store, client, settings, now=now, last_final=last_final, progress=progress
+        )
+        entrant_result = entrants.pop("entrant_result", {})
+        counts.rows_written += int(entrant_result.get("rows_written", 0))
+        counts.rows_quarantined += int(entrant_result.get("rows_quarantined", 0))
+        counts.events += int(entrant_result.get("events", 0))
+        counts.failed.update(entrant_result.get("failed") or {})
+        counts.extra.update(entrants)
     tracked = tracked_coins(store, active_only=True)
     if not tracked:
         log.warning("no tracked coins: run `kallos market backfill --coins ... | --top N` first")

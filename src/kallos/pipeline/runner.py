@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from kallos.errors import KallosError
+from kallos.errors import ConfigError, KallosError
 from kallos.log import get_logger, redact
 from kallos.pipeline.ledger import Ledger
 
@@ -185,6 +185,7 @@ async def run_steps(
         t0 = time.perf_counter()
         counts: dict[str, Any] = {}
         error: str | None = None
+        fatal: ConfigError | None = None
         if step.skip_reason is not None or broken:
             reason = step.skip_reason or f"skipped because step(s) {', '.join(broken)} failed"
             counts = {"status": "skipped", "reason": reason}
@@ -199,6 +200,8 @@ async def run_steps(
                 if status == "failed":
                     error = str(counts.get("error") or "step reported failure")
             except Exception as exc:  # noqa: BLE001 - one step's failure must not stop the others
+                if isinstance(exc, ConfigError):
+                    fatal = exc  # a configuration error fails every step alike: stop, exit 78 (decisions.md#D59)
                 status, error = "failed", _error_text(exc)
                 log.error(
                     "step failed",
@@ -225,6 +228,8 @@ async def run_steps(
             },
         )
         reporter.step_finished(result)
+        if fatal is not None:
+            raise fatal
     return list(results.values())
 
 
