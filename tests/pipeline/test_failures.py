@@ -241,7 +241,8 @@ def test_the_daily_run_backfills_new_entrants_within_its_budget(backfilled, monk
         )
     finally:
         store.close()
-    assert market["entrants"] == 3 and market["entrants_backfilled"] == 1 and market["entrants_pending"] == 2
+    extra = market["extra"]
+    assert extra["entrants"] == 3 and extra["entrants_backfilled"] == 1 and extra["entrants_pending"] == 2
     assert len(with_history()) == 1
     assert main(["market", "update", "--no-progress"]) == 0  # the next run takes the next one
     assert len(with_history()) == 2

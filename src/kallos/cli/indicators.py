@@ -2,20 +2,14 @@
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 import pandas as pd
 import typer
 
-from kallos.cli.common import (
-    DB_OPTION,
-    NOW_OPTION,
-    console,
-    err_console,
-    open_settings_store,
-    parse_coins,
-    setup,
-)
+from kallos.cli.coins import run_step
+from kallos.cli.common import DB_OPTION, NOW_OPTION, console, err_console, parse_coins, setup
 from kallos.errors import InputError, PartialFailure
 from kallos.files import write_atomically
 
@@ -47,7 +41,7 @@ def compute(
     database_url: str | None = DB_OPTION,
 ) -> None:
     """Compute indicators for coins with enough history and upsert daily_technical_indicators."""
-    from kallos.indicators.step import compute_step
+    from kallos.indicators.step import indicators_step
 
     settings = setup(
         now=now,
@@ -56,21 +50,23 @@ def compute(
         close_only_approx=close_only_approx,
         workers=workers,
     )
-    with open_settings_store(settings) as store:
-        store.init()
-        counts = compute_step(store, settings, coins=parse_coins(coins), full=full)
+    step = partial(indicators_step, coins=parse_coins(coins), full=full)
+    outcome = run_step(settings, "indicators compute", step, name="indicators", api=False)
+    x = outcome.extra
+    computed = int(x["full"] or 0) + int(x["incremental"] or 0)  # type: ignore[arg-type]
     console.print(
-        f"indicators: {counts['full'] + counts['incremental']} coin(s) computed ({counts['full']} full, "
-        f"{counts['incremental']} incremental), {counts['up_to_date']} up to date, "
-        f"{counts['below_coverage']} below coverage; {counts['rows_written']} rows written"
+        f"indicators: {computed} coin(s) computed ({x['full']} full, "
+        f"{x['incremental']} incremental), {x['up_to_date']} up to date, "
+        f"{x['below_coverage']} below coverage; {outcome.rows_written} rows written"
     )
-    if counts["unknown_coins"]:
-        err_console.print(f"no stored bars for: {', '.join(counts['unknown_coins'])}")
-    if counts["failures"]:
-        for coin, reason in counts["failures"].items():
+    unknown = x.get("unknown_coins") or ()
+    if unknown:
+        err_console.print(f"no stored bars for: {', '.join(unknown)}")  # type: ignore[arg-type]
+    if outcome.failures:
+        for coin, reason in outcome.failures.items():
             err_console.print(f"{coin}: {reason}")
         raise PartialFailure(
-            f"indicators failed for {len(counts['failures'])} coin(s)", failures=counts["failures"]
+            f"indicators failed for {len(outcome.failures)} coin(s)", failures=outcome.failures
         )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
-import sys
+from functools import partial
 from typing import Any
 
 import typer
@@ -22,6 +22,7 @@ from kallos.cli.common import (
     parse_date,
     setup,
 )
+from kallos.cli.progress import progress_for
 
 market = typer.Typer(help="Daily market data: backfill, daily update, coverage.", no_args_is_help=True)
 plan_app = typer.Typer(help="Dry runs: what a command costs on the configured plan.", no_args_is_help=True)
@@ -31,7 +32,9 @@ INACTIVE_OPTION = typer.Option(
     False, "--include-inactive", help="Also backfill delisted coins (no survivorship)."
 )
 PROGRESS_OPTION = typer.Option(
-    None, "--progress/--no-progress", help="Progress bar (default: on a terminal)."
+    None,
+    "--progress/--no-progress",
+    help="Progress: a bar on a terminal, else a plain line every few seconds (default: on).",
 )
 
 
@@ -46,22 +49,17 @@ def backfill_cmd(
     now: str | None = NOW_OPTION,
 ) -> None:
     """Load daily close, market cap and volume (and candles on paid plans), resuming from the watermarks."""
-    from kallos.ingest.backfill import backfill
+    from kallos.ingest.backfill import backfill_step
 
     if coins and top:
         raise typer.BadParameter("give either --coins or --top", param_hint="--coins")
     since_d = parse_date(since, "--since")
     settings = setup(now=now, database_url=database_url)
-    result = run_step(
-        backfill,
-        settings,
-        coins=parse_coins(coins),
-        top=top,
-        since=since_d,
-        include_inactive=include_inactive,
-        progress=sys.stderr.isatty() if progress is None else progress,
+    step = partial(
+        backfill_step, coins=parse_coins(coins), top=top, since=since_d, include_inactive=include_inactive
     )
-    finish(result, "backfill")
+    outcome = run_step(settings, "market backfill", step, name="backfill", progress=progress_for(progress))
+    finish(outcome, "backfill")
 
 
 @market.command("update")
@@ -71,11 +69,11 @@ def update_cmd(
     now: str | None = NOW_OPTION,
 ) -> None:
     """Refresh every tracked coin from /coins/markets; fill the gaps the watermarks show."""
-    from kallos.ingest.update import daily_update
+    from kallos.ingest.update import update_step
 
     settings = setup(now=now, database_url=database_url)
-    result = run_step(daily_update, settings, progress=sys.stderr.isatty() if progress is None else progress)
-    finish(result, "update")
+    outcome = run_step(settings, "market update", update_step, name="market", progress=progress_for(progress))
+    finish(outcome, "update")
 
 
 @market.command("gaps")

@@ -52,7 +52,6 @@ from kallos.coingecko.ratelimit import RateLimiter
 from kallos.errors import (
     AuthError,
     BadRequestError,
-    ClockAheadError,
     CoinGeckoError,
     ConfigError,
     RateLimitedError,
@@ -65,8 +64,6 @@ from kallos.log import get_logger, redact, register_secret
 log = get_logger(__name__)
 T = TypeVar("T")
 FAKE_NOW_HEADER = "x-fake-now"
-CLOCK_TOLERANCE = dt.timedelta(minutes=10)
-"""How far this run's clock may be ahead of the API's before the run is refused (docs/decisions.md#D55)."""
 ResponseSink = Callable[[str, dict[str, Any], int, bytes, dt.datetime], None]
 """Called with (endpoint, params, status, body, fetched_at) for every answered request (raw archive)."""
 
@@ -626,7 +623,7 @@ class CoinGeckoClient:
         return ceiling / 2 + self._random.uniform(0, ceiling / 2)
 
     def _note_server_clock(self, response: httpx.Response) -> dt.datetime:
-        """Remember the API's clock and refuse to go on when ours is ahead of it (docs/decisions.md#D55)."""
+        """Remember the API's clock (ingestion refuses to run ahead of it: docs/decisions.md#D55)."""
         value = response.headers.get(FAKE_NOW_HEADER)
         if value:
             try:
@@ -640,16 +637,6 @@ class CoinGeckoClient:
             except (TypeError, ValueError):
                 log.debug("unreadable Date header: %r", date)
         now = utcnow()
-        api_now = self.api_now
-        if api_now is not None and now - api_now > CLOCK_TOLERANCE:
-            source = "X-Fake-Now" if self.server_now is not None else "Date"
-            raise ClockAheadError(
-                f"this run's clock says {now:%Y-%m-%d %H:%M} UTC but the CoinGecko API's clock ({source} header) "
-                f"says {api_now:%Y-%m-%d %H:%M} UTC, {_span(now - api_now)} ahead; days the API has not "
-                "published yet would look missing, so nothing is fetched or stored. Fix the system clock (NTP), "
-                "or KALLOS_NOW / --now",
-                setting="KALLOS_NOW",
-            )
         return now
 
     @property
@@ -729,7 +716,3 @@ def _dns_failure(exc: BaseException) -> str | None:
         current = current.__cause__ or current.__context__
     return None
 
-
-def _span(delta: dt.timedelta) -> str:
-    hours = delta.total_seconds() / 3600
-    return f"{hours / 24:.0f} days" if hours >= 48 else f"{hours:.1f} hours"

@@ -14,11 +14,12 @@ import math
 from typing import Any
 
 from kallos.coingecko import plans
-from kallos.ingest.backfill import backfill, plan_name
-from kallos.ingest.market import HistoryFetcher, expected_calls
+from kallos.ingest.backfill import _backfill, plan_name
+from kallos.ingest.market import HistoryFetcher, check_api_clock, expected_calls
 from kallos.ingest.select import tracked_coins
 from kallos.ingest.universe import ensure_coins
 from kallos.log import get_logger
+from kallos.pipeline.contract import Progress, StepOutcome
 from kallos.store import Store
 
 log = get_logger("kallos.ingest.entrants")
@@ -37,19 +38,29 @@ def within_budget(costs: list[tuple[str, int]], budget: int) -> list[str]:
 
 
 async def backfill_entrants(
-    store: Store, client: Any, settings: Any, *, now: dt.datetime, last_final: dt.date, progress: bool = False
-) -> dict[str, Any]:
-    """Backfill today's top-N coins that have no history yet, within the run's call budget."""
+    store: Store,
+    client: Any,
+    settings: Any,
+    *,
+    now: dt.datetime,
+    last_final: dt.date,
+    progress: Progress,
+    run_id: str | None = None,
+) -> tuple[dict[str, int], StepOutcome | None]:
+    """Backfill today's top-N coins that have no history yet, within the run's call budget.
+
+    Returns the counts for the step's `extra` and the backfill's outcome (None when nothing was backfilled)."""
     top = int(settings.universe_top)
     per_page = min(plans.MARKETS_MAX_PER_PAGE, top)
     rows = (await client.coins_markets(per_page=per_page, pages=math.ceil(top / per_page)))[:top]
+    check_api_clock(client, now)
     ensure_coins(store, rows, now)
     tracked = set(tracked_coins(store))
     entrants = [r.id for r in rows if r.id not in tracked]
-    out: dict[str, Any] = {"universe_top": top, "entrants": len(entrants), "entrants_backfilled": 0}
+    out: dict[str, int] = {"universe_top": top, "entrants": len(entrants), "entrants_backfilled": 0}
     if not entrants:
         out["entrants_pending"] = 0
-        return out
+        return out, None
     plan = plan_name(client, settings)
     candles = plans.get_plan(plan).paid
     fetcher = HistoryFetcher.for_run(store, client, plan=plan, now=now, candles=candles, coins=entrants)
@@ -74,8 +85,20 @@ async def backfill_entrants(
             settings.entrant_calls_per_run,
             extra={"entrants_pending": pending[:20]},
         )
-    if chosen:
-        result = await backfill(store, client, settings, coins=chosen, progress=progress)
-        out["entrants_backfilled"] = len(chosen) - len(result.get("failed") or {})
-        out["entrant_result"] = result
-    return out
+    if not chosen:
+        return out, None
+    outcome = await _backfill(
+        store,
+        client,
+        settings,
+        coins=chosen,
+        top=None,
+        since=None,
+        include_inactive=False,
+        candles=None,
+        progress=progress,
+        now=now,
+        run_id=run_id,
+    )
+    out["entrants_backfilled"] = len(chosen) - len(outcome.failures)
+    return out, outcome

@@ -18,6 +18,7 @@ import pandas as pd
 
 from kallos.clock import last_final_day
 from kallos.coingecko import plans
+from kallos.errors import ClockAheadError
 from kallos.ingest import frames
 from kallos.ingest.state import (
     CHART,
@@ -147,6 +148,7 @@ async def fetch_history(
         if floor is not None:
             frm = max(frm, floor + plans.DAY)
     chart = await client.market_chart_range(coin, frm, now)  # type: ignore[attr-defined]
+    check_api_clock(client, now)
     window = proven_window(window, getattr(client, "api_now", None))
     raw = frames.chart_frame(chart)
     final, provisional = frames.split_final(raw, window.end)
@@ -189,6 +191,29 @@ async def fetch_history(
         events=events,
         snapshots=frames.snapshots_from_chart(coin, provisional, "market_chart"),
         watermarks=watermarks,
+    )
+
+
+CLOCK_TOLERANCE = dt.timedelta(minutes=10)
+"""How far a run's clock may be ahead of the API's before ingestion refuses to go on (docs/decisions.md#D55)."""
+
+
+def check_api_clock(client: object, now: dt.datetime) -> None:
+    """Refuse to ingest when this run's `now` is ahead of the API's own clock (read from its last answer).
+
+    Days the API has not published yet would look missing, and watermarks would pass data never stored."""
+    api_now = getattr(client, "api_now", None)
+    if not isinstance(api_now, dt.datetime) or now - api_now <= CLOCK_TOLERANCE:
+        return
+    source = "X-Fake-Now" if getattr(client, "server_now", None) is not None else "Date"
+    ahead = now - api_now
+    hours = ahead.total_seconds() / 3600
+    span = f"{hours / 24:.0f} days" if hours >= 48 else f"{hours:.1f} hours"
+    raise ClockAheadError(
+        f"this run's clock says {now:%Y-%m-%d %H:%M} UTC but the CoinGecko API's clock ({source} header) says "
+        f"{api_now:%Y-%m-%d %H:%M} UTC, {span} ahead; days the API has not published yet would look missing, so "
+        "nothing is stored. Fix the system clock (NTP), or KALLOS_NOW / --now",
+        setting="KALLOS_NOW",
     )
 
 

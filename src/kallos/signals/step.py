@@ -26,6 +26,7 @@ import pandas as pd
 
 from kallos.errors import DataValidationError
 from kallos.log import get_logger
+from kallos.pipeline.contract import StepContext, StepOutcome
 from kallos.scale.executor import LocalExecutor, get_executor
 from kallos.signals.config import SignalConfig, load_signal_config
 from kallos.signals.engine import generate_signals
@@ -184,6 +185,20 @@ def _plan(
     return info, plan, up_to_date
 
 
+def signals_step(
+    ctx: StepContext,
+    *,
+    coins: Sequence[str] | None = None,
+    full: bool = False,
+    config: SignalConfig | None = None,
+    config_path: Any = None,
+) -> StepOutcome:
+    """Signal generation as a step (docs/decisions.md#D37); rows are stamped with the context's run id."""
+    return _generate(
+        ctx.store, ctx.settings, coins=coins, full=full, config=config, config_path=config_path, run_id=ctx.run_id
+    )
+
+
 def generate_step(
     store: Any,
     settings: Any = None,
@@ -194,7 +209,23 @@ def generate_step(
     config_path: Any = None,
     run_id: str | None = None,
 ) -> dict[str, Any]:
-    """Bring `trading_signals` up to date with the stored indicators; return counts for the run ledger."""
+    """Bring `trading_signals` up to date with the stored indicators; return the step's counts."""
+    outcome = _generate(
+        store, settings, coins=coins, full=full, config=config, config_path=config_path, run_id=run_id
+    )
+    return outcome.counts()
+
+
+def _generate(
+    store: Any,
+    settings: Any,
+    *,
+    coins: Sequence[str] | None,
+    full: bool,
+    config: SignalConfig | None,
+    config_path: Any,
+    run_id: str | None,
+) -> StepOutcome:
     t0 = time.monotonic()
     config = config or resolve_config(settings, config_path)
     chash = config.config_hash()
@@ -228,9 +259,18 @@ def generate_step(
             for signals in executor.map_batches(generate_signals, inputs_of_batches(), config):
                 batch, inputs = read.popleft()
                 _write_batch(store, batch, plan, info, inputs, signals, chash, run_id, counts)
-    counts["duration_seconds"] = round(time.monotonic() - t0, 3)
-    log.info("signals generated", extra={k: v for k, v in counts.items() if k != "config_hash"})
-    return counts
+    log.info(
+        "signals generated",
+        extra={
+            **{k: v for k, v in counts.items() if k != "config_hash"},
+            "duration_seconds": round(time.monotonic() - t0, 3),
+        },
+    )
+    return StepOutcome(
+        coins_ok=counts["coins"] + counts["up_to_date"],
+        rows_written=counts["rule_rows"] + counts["composite_rows"],
+        extra=counts,
+    )
 
 
 def _executor(settings: Any) -> Any:
