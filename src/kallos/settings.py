@@ -69,6 +69,12 @@ class Settings(BaseSettings):
     """The configured universe: today's top N by market cap; the daily run backfills coins that enter it."""
     entrant_calls_per_run: int = Field(default=200, ge=0)
     """API calls a daily run may spend backfilling new entrants (0: report them, backfill none)."""
+    coingecko_ws_url: str = "wss://stream.coingecko.com/v1"
+    stream_nats_url: str | None = None
+    stream_redis_url: str | None = None
+    stream_flush_seconds: float = Field(default=1.0, gt=0, le=3600)
+    stream_silence_seconds: float = Field(default=60.0, gt=0)
+    stream_snapshot_seconds: float = Field(default=300.0, ge=0)
 
     @field_validator("log_level", mode="before")
     @classmethod
@@ -135,6 +141,27 @@ class Settings(BaseSettings):
             raise ValueError("must start with duckdb:/// or postgresql://")
         return v
 
+    @field_validator("coingecko_ws_url")
+    @classmethod
+    def _check_ws_url(cls, v: str) -> str:
+        if not v.startswith(("wss://", "ws://")):
+            raise ValueError("must start with wss:// (or ws:// for loopback testing)")
+        return v
+
+    @field_validator("stream_nats_url")
+    @classmethod
+    def _check_nats_url(cls, v: str | None) -> str | None:
+        if v and not v.startswith(("nats://", "tls://")):
+            raise ValueError("must start with nats:// or tls://")
+        return v or None
+
+    @field_validator("stream_redis_url")
+    @classmethod
+    def _check_redis_url(cls, v: str | None) -> str | None:
+        if v and not v.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must start with redis://, rediss:// or unix://")
+        return v or None
+
     @field_validator("now", mode="after")
     @classmethod
     def _utc(cls, v: dt.datetime | None) -> dt.datetime | None:
@@ -171,6 +198,9 @@ _ACCEPTED = {
     "log_level": "DEBUG, INFO, WARNING, ERROR, CRITICAL",
     "executor": "local, dask",
     "daily_close_source": "chart, markets",
+    "coingecko_ws_url": "wss://host/path (ws:// for loopback testing)",
+    "stream_nats_url": "nats://host:4222",
+    "stream_redis_url": "redis://host:6379/0",
     "database_url": "duckdb:///relative.duckdb, duckdb:////abs/path.duckdb, postgresql://user@host:port/db",
 }
 

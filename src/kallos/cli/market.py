@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import math
 from functools import partial
 from typing import Any
@@ -20,6 +19,8 @@ from kallos.cli.common import (
     open_settings_store,
     parse_coins,
     parse_date,
+    print_json,
+    print_json_lines,
     setup,
 )
 from kallos.cli.progress import progress_for
@@ -95,8 +96,7 @@ def gaps_cmd(
     if only_gaps:
         report = report[(report["holes"] > 0) | (report["behind_days"].fillna(0) > 0)]
     if as_json:
-        for row in report.to_dict("records"):
-            console.print_json(json.dumps(row, default=str))
+        print_json_lines(report.to_dict("records"))
         return
     headers = {
         "checked_through": "checked",
@@ -149,7 +149,7 @@ def plan_backfill(
             top_ids=top_ids,
         )
     if as_json:
-        console.print_json(json.dumps(est))
+        print_json(est)
         return
     console.print(
         f"plan {est['plan']}: {est['coins_to_fetch']} of {est['coins']} coin(s) to fetch"

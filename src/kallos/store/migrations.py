@@ -61,8 +61,22 @@ def _initial(store: Store, partitioned: bool) -> None:
         store.execute(sql)
 
 
+def _create_tables(*names: str) -> Callable[[Store, bool], None]:
+    """A migration that adds tables declared after the initial schema (idempotent: a fresh database already has
+    them from the initial migration, which creates every declared table)."""
+
+    def apply(store: Store, partitioned: bool) -> None:
+        for name in names:
+            store.execute(create_table_sql(TABLES[name]))
+            for sql in create_index_sql(TABLES[name]):
+                store.execute(sql)
+
+    return apply
+
+
 MIGRATIONS: list[tuple[int, str, Callable[[Store, bool], None]]] = [
     (1, "initial schema", _initial),
+    (2, "streamed prices: price_ticks, latest_prices", _create_tables("price_ticks", "latest_prices")),
 ]
 LATEST = MIGRATIONS[-1][0]
 

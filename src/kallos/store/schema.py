@@ -376,6 +376,30 @@ KV_STATE = Table(
     audit=("updated_at",),
 )
 
+_TICK_COLUMNS = (
+    ("price", DOUBLE),
+    ("price_change_24h_pct", DOUBLE),
+    ("market_cap", DOUBLE),
+    ("volume_24h", DOUBLE),
+    ("received_at", TS, False),
+)
+
+PRICE_TICKS = Table(
+    "price_ticks",
+    _cols(("coin_id", BIGINT, False), ("ts", TS, False), *_TICK_COLUMNS),
+    key=("coin_id", "ts"),
+    date_column="ts",
+)
+"""Every streamed price update, keyed by (coin, CoinGecko's update time) so replays are stored once."""
+
+LATEST_PRICES = Table(
+    "latest_prices",
+    _cols(("coin_id", BIGINT, False), ("ts", TS, False), *_TICK_COLUMNS),
+    key=("coin_id",),
+    date_column="ts",
+)
+"""The newest streamed update per coin (docs/decisions.md#D103)."""
+
 TABLES: dict[str, Table] = {
     t.name: t
     for t in (
@@ -394,6 +418,8 @@ TABLES: dict[str, Table] = {
         PIPELINE_STEPS,
         RAW_RESPONSES,
         KV_STATE,
+        PRICE_TICKS,
+        LATEST_PRICES,
     )
 }
 
