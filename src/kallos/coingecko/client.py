@@ -636,8 +636,7 @@ class CoinGeckoClient:
                 self.server_date = email.utils.parsedate_to_datetime(date).astimezone(dt.UTC)
             except (TypeError, ValueError):
                 log.debug("unreadable Date header: %r", date)
-        now = utcnow()
-        return now
+        return utcnow()
 
     @property
     def api_now(self) -> dt.datetime | None:
