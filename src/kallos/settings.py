@@ -13,7 +13,7 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import platformdirs
-from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from kallos.errors import ConfigError
@@ -64,6 +64,17 @@ class Settings(BaseSettings):
     executor: Literal["local", "dask"] = "local"
     dask_scheduler: str | None = None
     index_base_date: dt.date | None = None
+    # the default index's methodology (docs/index.md, docs/decisions.md#D62)
+    index_constituents: int = Field(default=20, ge=1, le=1000)
+    index_max_weight: float = Field(default=0.35, gt=0, le=1)
+    index_rebalance: Literal["monthly", "quarterly"] = "monthly"
+    index_rank_buffer: int = Field(default=0, ge=0)
+    index_min_history_days: int = Field(default=1095, ge=0)
+    index_min_coverage: float = Field(default=0.9, ge=0, le=1)
+    index_cost_bps: float | None = Field(default=None, ge=0, lt=10_000)
+    index_excluded_categories: str = "default"
+    index_risk_free: float = Field(default=0.0, gt=-1, le=1)
+    signals_excluded_categories: str = "default"
     pg_partition_by_year: bool = False
     universe_top: int | None = Field(default=None, ge=1, le=15000)
     """The configured universe: today's top N by market cap; the daily run backfills coins that enter it."""
@@ -75,13 +86,32 @@ class Settings(BaseSettings):
     stream_flush_seconds: float = Field(default=1.0, gt=0, le=3600)
     stream_silence_seconds: float = Field(default=60.0, gt=0)
     stream_snapshot_seconds: float = Field(default=300.0, ge=0)
+    dashboard_token: SecretStr | None = None
+    """Bearer token `kallos serve` requires (always when set; needed to bind beyond loopback, D95)."""
+    dashboard_refresh_seconds: int = Field(default=30, ge=0, le=86400)
+    """How often dashboard pages refresh themselves (0 = never)."""
+
+    @field_validator("dashboard_token", mode="after")
+    @classmethod
+    def _token_strength(cls, v: SecretStr | None) -> SecretStr | None:
+        if v is not None and len(v.get_secret_value()) < 16:
+            raise ValueError("must be at least 16 characters (secrets.token_urlsafe())")
+        return v
 
     @field_validator("log_level", mode="before")
     @classmethod
     def _upper_level(cls, v: Any) -> Any:
         return v.upper() if isinstance(v, str) else v
 
-    @field_validator("coingecko_plan", "log_format", "executor", "daily_close_source", mode="before")
+    @field_validator("index_max_weight", mode="after")
+    @classmethod
+    def _cap_feasible(cls, v: float, info: ValidationInfo) -> float:
+        n = info.data.get("index_constituents")
+        if n is not None and n * v < 1 - 1e-12:
+            raise ValueError(f"{n} constituents cannot be capped at {v:g}: constituents x cap must be at least 1")
+        return v
+
+    @field_validator("coingecko_plan", "log_format", "executor", "daily_close_source", "index_rebalance", mode="before")
     @classmethod
     def _lower(cls, v: Any) -> Any:
         return v.lower() if isinstance(v, str) else v
@@ -198,6 +228,7 @@ _ACCEPTED = {
     "log_level": "DEBUG, INFO, WARNING, ERROR, CRITICAL",
     "executor": "local, dask",
     "daily_close_source": "chart, markets",
+    "index_rebalance": "monthly, quarterly",
     "coingecko_ws_url": "wss://host/path (ws:// for loopback testing)",
     "stream_nats_url": "nats://host:4222",
     "stream_redis_url": "redis://host:6379/0",

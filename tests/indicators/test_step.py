@@ -159,3 +159,35 @@ def test_incremental_equals_full_on_real_data(duck_store: Store, exchange_panel,
     counts = compute_step(store, load_settings(), workers=1, min_coverage=0.0)
     assert counts["incremental"] == 3
     assert_store_equals_full(store, bars)
+
+
+def test_the_contract_step_reports_progress_and_its_outcome(duck_store: Store) -> None:
+    import datetime as dt
+
+    from kallos.indicators.step import indicators_step
+    from kallos.pipeline.contract import StepContext
+
+    class Recorder:
+        def __init__(self) -> None:
+            self.events: list[tuple[str, object]] = []
+
+        def start(self, label: str, total: int | None = None) -> None:
+            self.events.append(("start", (label, total)))
+
+        def advance(self, n: int = 1) -> None:
+            self.events.append(("advance", n))
+
+        def finish(self) -> None:
+            self.events.append(("finish", None))
+
+    bars = pd.concat([candle_coin(300, 11), candle_coin(300, 12)], ignore_index=True)
+    seed_coins(duck_store, ["candle-11", "candle-12"])
+    write_bars(duck_store, bars)
+    progress = Recorder()
+    ctx = StepContext(
+        store=duck_store, settings=load_settings(), run_id="r", now=dt.datetime.now(dt.UTC), progress=progress
+    )
+    outcome = indicators_step(ctx, workers=1, batch_coins=1)
+    assert outcome.status == "success" and outcome.coins_ok == 2 and outcome.rows_written == len(bars)
+    assert outcome.extra["full"] == 2 and outcome.failures == {}
+    assert progress.events == [("start", ("indicators", 2)), ("advance", 1), ("advance", 1), ("finish", None)]

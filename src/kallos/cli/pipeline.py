@@ -131,6 +131,10 @@ def run(
     force: bool = typer.Option(
         False, "--force", help="Run the universe sync and the index build even if not due."
     ),
+    metrics_file: Path | None = typer.Option(
+        None, "--metrics-file", help="After the run, write Prometheus metrics here (node_exporter textfile "
+        "collector; written atomically).", dir_okay=False,
+    ),
     database_url: str | None = DB_OPTION,
     now: str | None = NOW_OPTION,
 ) -> None:
@@ -142,15 +146,35 @@ def run(
     from kallos.signals.step import resolve_config
 
     resolve_config(settings)  # a bad signal config is a configuration error (78) before anything runs
-    with LineReporter(len(STEP_NAMES)) as reporter:
-        summary = run_pipeline(
-            settings,
-            RunOptions(mode="daily", full=full, force=force),
-            reporter=reporter,
-            progress=progress_for(None),
-        )
+    try:
+        with LineReporter(len(STEP_NAMES)) as reporter:
+            summary = run_pipeline(
+                settings,
+                RunOptions(mode="daily", full=full, force=force),
+                reporter=reporter,
+                progress=progress_for(None),
+            )
+    finally:
+        if metrics_file is not None:
+            _write_metrics(settings, metrics_file)
     print_summary(summary)
     _raise_for(summary)
+
+
+def _write_metrics(settings: Any, path: Path) -> None:
+    """The same metrics /metrics serves, for cron users without a server (also after a failed run)."""
+    from kallos.errors import KallosError
+    from kallos.pipeline.metrics import write_metrics_file
+    from kallos.store import open_store
+
+    try:
+        store = open_store(settings.database_url)
+        try:
+            write_metrics_file(store, path)
+        finally:
+            store.close()
+    except (KallosError, OSError) as exc:
+        err_console.print(f"[yellow]could not write the metrics file {path}[/]: {exc}")
 
 
 def _open_for_reading(settings: Any) -> Any:
@@ -171,17 +195,6 @@ def _open_for_reading(settings: Any) -> Any:
         raise
     store.init()
     return store
-
-
-def run_seconds(counts: dict[str, Any], started: Any, finished: Any) -> float | None:
-    """How long a run took: the monotonic figure the run recorded; the wall-clock difference only for runs that
-    recorded none (under a pinned `--now` both timestamps are the same instant: docs/decisions.md#D57)."""
-    recorded = counts.get("duration_seconds")
-    if isinstance(recorded, (int, float)) and not isinstance(recorded, bool):
-        return float(recorded)
-    if finished is None or pd.isna(finished):
-        return None
-    return (pd.Timestamp(finished) - pd.Timestamp(started)).total_seconds()
 
 
 def _when(value: Any) -> str:
@@ -223,6 +236,7 @@ def status(
 ) -> None:
     """The last runs, the freshness of each table and the coverage of the market data."""
     from kallos.pipeline.status import counts_of, status_report
+    from kallos.pipeline.telemetry import complete, human_bytes, of_counts, status_text
 
     settings = setup(now=now, database_url=database_url)
     store = _open_for_reading(settings)
@@ -253,7 +267,13 @@ def status(
         errors = []
         for r in rep.runs.itertuples(index=False):
             c = counts_of(r.counts)
-            secs = run_seconds(c, r.started_at, r.finished_at)
+            secs = c.get("duration_seconds")  # measured; the ledger's times follow a pinned clock (--now)
+            if not isinstance(secs, int | float):
+                secs = (
+                    (pd.Timestamp(r.finished_at) - pd.Timestamp(r.started_at)).total_seconds()
+                    if pd.notna(r.finished_at)
+                    else None
+                )
             runs.add_row(
                 str(r.run_id), str(r.command), _styled(str(r.status)), f"{secs:.1f}" if secs is not None else "-",
                 f"{int(c.get('rows_written') or 0):,}" if c else "-",
@@ -279,6 +299,21 @@ def status(
                 f"{int(c.get('rows_written') or 0):,}", Text(_short(str(note))),
             )  # fmt: skip
         console.print(steps)
+        # The run telemetry (docs/decisions.md#D90), a second table so both fit an 80-column log.
+        tele = _table("telemetry")
+        tele.add_column("step", no_wrap=True)
+        tele.add_column("requests", overflow="fold")
+        for col in ("credits", "retries", "429s", "wait s", "received", "quarant."):
+            tele.add_column(col, justify="right", no_wrap=True)
+        for s in rep.last_run_steps.itertuples(index=False):
+            c = counts_of(s.counts)
+            t = complete(of_counts(c))
+            tele.add_row(
+                str(s.step), status_text(t["requests_by_status"]), f"{t['credits']:,}", f"{t['retries']:,}",
+                f"{t['rate_limited']:,}", f"{t['rate_limit_wait_seconds']:.1f}", human_bytes(t["bytes_received"]),
+                f"{int(c.get('rows_quarantined') or 0):,}",
+            )  # fmt: skip
+        console.print(tele)
     fresh = _table("freshness")
     fresh.add_column("table", no_wrap=True)
     for col in ("rows", "latest", "age (days)"):

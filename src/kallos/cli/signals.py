@@ -137,6 +137,7 @@ def evaluate(
             coins=parse_coins(coins),
             start=start_d,
             end=end_d,
+            settings=settings,
         )
     console.print(render_report(report))
     if output is not None:

@@ -193,6 +193,6 @@ def compute_indicators(bars: pd.DataFrame, *, close_only_approx: bool = False) -
     problems = validate_indicators(out_frame)
     if problems:
         raise DataValidationError(
-            "indicator values outside their valid range: " + "; ".join(problems[:5]), problems=len(problems)
+            "indicator values outside their valid range: " + "; ".join(problems), problems=len(problems)
         )
     return out_frame

@@ -215,29 +215,6 @@ def _finish(job: _Job, result: pd.DataFrame) -> pd.DataFrame:
     return result
 
 
-def indicators_step(
-    ctx: StepContext,
-    *,
-    coins: Sequence[str] | None = None,
-    full: bool = False,
-    workers: int | None = None,
-    min_coverage: float | None = None,
-    close_only_approx: bool | None = None,
-    batch_coins: int = BATCH_COINS,
-) -> StepOutcome:
-    """The indicator computation as a step (docs/decisions.md#D37); options default to the settings."""
-    return _compute(
-        ctx.store,
-        ctx.settings,
-        coins=coins,
-        full=full,
-        workers=workers,
-        min_coverage=min_coverage,
-        close_only_approx=close_only_approx,
-        batch_coins=batch_coins,
-    )
-
-
 def compute_step(
     store: Store,
     settings: Settings | None = None,
@@ -254,9 +231,8 @@ def compute_step(
         from kallos.settings import get_settings
 
         settings = get_settings()
-    outcome = _compute(
-        store,
-        settings,
+    outcome = indicators_step(
+        StepContext.direct(store, settings),
         coins=coins,
         full=full,
         workers=workers,
@@ -267,17 +243,18 @@ def compute_step(
     return outcome.counts()
 
 
-def _compute(
-    store: Store,
-    settings: Settings,
+def indicators_step(
+    ctx: StepContext,
     *,
-    coins: Sequence[str] | None,
-    full: bool,
-    workers: int | None,
-    min_coverage: float | None,
-    close_only_approx: bool | None,
-    batch_coins: int,
+    coins: Sequence[str] | None = None,
+    full: bool = False,
+    workers: int | None = None,
+    min_coverage: float | None = None,
+    close_only_approx: bool | None = None,
+    batch_coins: int = BATCH_COINS,
 ) -> StepOutcome:
+    """The indicator computation as a step (docs/decisions.md#D37); options default to the settings."""
+    store, settings = ctx.store, ctx.settings
     approx = settings.close_only_approx if close_only_approx is None else close_only_approx
     threshold = settings.min_coverage if min_coverage is None else min_coverage
     n_workers = workers or settings.workers or default_workers()
@@ -362,8 +339,14 @@ def _compute(
             yield jobs[-1].bars
 
     with get_executor(settings, workers=n_workers, preload=["kallos.indicators.engine"]) as executor:
-        for result, failed in executor.map_batches(_compute_batch, bars_of_batches(), approx):
-            write(jobs.popleft(), result, failed)
+        ctx.progress.start("indicators", total=len(plans))
+        try:
+            for result, failed in executor.map_batches(_compute_batch, bars_of_batches(), approx):
+                job = jobs.popleft()
+                write(job, result, failed)
+                ctx.progress.advance(len(job.modes))
+        finally:
+            ctx.progress.finish()
 
     log.info(
         "indicators computed",

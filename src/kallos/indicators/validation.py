@@ -21,20 +21,36 @@ _OHLC_RTOL = 1e-9
 _BOUND_ATOL = 1e-9
 
 
-def _where(frame: pd.DataFrame, mask: np.ndarray) -> dict[str, object]:
-    """Context of the first offending row: its coin (for a panel), date, and how many rows fail."""
-    i = int(np.flatnonzero(mask)[0])
-    ctx: dict[str, object] = {"rows": int(mask.sum())}
-    if "coin_id" in frame.columns:
-        ctx["coin_id"] = frame["coin_id"].iloc[i]
-    day = frame["date"].iloc[i]
-    ctx["date"] = day.date().isoformat() if isinstance(day, pd.Timestamp) else str(day)
-    return ctx
+def _day(value: object) -> str:
+    return value.date().isoformat() if isinstance(value, pd.Timestamp) else str(value)
+
+
+def _per_coin(frame: pd.DataFrame, label: str, mask: np.ndarray) -> list[DataValidationError]:
+    """One problem per coin (for a panel) where `mask` holds, each naming its first row's date and its row count;
+    coins in the order they first fail."""
+    hit = np.flatnonzero(mask)
+    if hit.size == 0:
+        return []
+    if "coin_id" not in frame.columns:
+        return [DataValidationError(label, rows=int(hit.size), date=_day(frame["date"].iloc[hit[0]]))]
+    codes, coins = pd.factorize(frame["coin_id"].to_numpy()[hit])
+    counts = np.bincount(codes)
+    _, first = np.unique(codes, return_index=True)
+    dates = frame["date"].iloc[hit[first]]
+    return [
+        DataValidationError(label, rows=int(n), coin_id=coin, date=_day(day))
+        for coin, n, day in zip(coins, counts, dates, strict=True)
+    ]
 
 
 def check_bars(bars: pd.DataFrame) -> pd.DataFrame:
-    """Return the bars typed and sorted by (coin_id, date), or raise DataValidationError naming the
-    problem."""
+    """Return the bars typed and sorted by (coin_id, date), or raise one DataValidationError naming every
+    problem found (docs/decisions.md#D45).
+
+    The shape comes first (a frame, the columns, readable dates and numbers): without it the values cannot be
+    judged. Then every value check runs on every row, each row judged by the most basic check it fails (a zero
+    close is a bad close, not also a close outside its candle).
+    """
     if not isinstance(bars, pd.DataFrame):
         raise DataValidationError(f"bars must be a pandas DataFrame, not {type(bars).__name__}")
     missing = [c for c in BAR_COLUMNS if c not in bars.columns]
@@ -43,49 +59,50 @@ def check_bars(bars: pd.DataFrame) -> pd.DataFrame:
     panel = "coin_id" in bars.columns
     cols = (["coin_id"] if panel else []) + list(BAR_COLUMNS)
     frame = bars[cols].copy()
+    problems: list[DataValidationError] = []
     if panel and frame["coin_id"].isna().any():
-        raise DataValidationError("coin_id is missing on some rows", rows=int(frame["coin_id"].isna().sum()))
+        problems.append(DataValidationError("coin_id is missing on some rows", rows=int(frame["coin_id"].isna().sum())))
     try:
         dates = pd.to_datetime(frame["date"])
     except (TypeError, ValueError) as exc:
-        raise DataValidationError(f"unparseable date: {exc}") from None
-    if isinstance(dates.dtype, pd.DatetimeTZDtype):
-        dates = dates.dt.tz_convert("UTC").dt.tz_localize(None)
-    frame["date"] = dates
-    if dates.isna().any():
-        raise DataValidationError("missing date", **_where(frame, dates.isna().to_numpy()))
+        problems.append(DataValidationError(f"unparseable date: {exc}"))
+    else:
+        if isinstance(dates.dtype, pd.DatetimeTZDtype):
+            dates = dates.dt.tz_convert("UTC").dt.tz_localize(None)
+        frame["date"] = dates
     for name in ("open", "high", "low", "close", "volume"):
         try:
             frame[name] = pd.to_numeric(frame[name]).astype("float64")
         except (TypeError, ValueError):
-            raise DataValidationError(f"column {name} is not numeric", column=name) from None
-    frame = frame.sort_values((["coin_id"] if panel else []) + ["date"], kind="stable").reset_index(drop=True)
+            problems.append(DataValidationError(f"column {name} is not numeric", column=name))
+    if problems:
+        raise DataValidationError.of_problems("bars", problems)
 
-    dup = frame.duplicated(subset=(["coin_id"] if panel else []) + ["date"]).to_numpy()
-    if dup.any():
-        raise DataValidationError("duplicate dates", **_where(frame, dup))
+    frame = frame.sort_values((["coin_id"] if panel else []) + ["date"], kind="stable").reset_index(drop=True)
+    no_date = frame["date"].isna().to_numpy()
+    problems += _per_coin(frame, "missing date", no_date)
+    dup = frame.duplicated(subset=(["coin_id"] if panel else []) + ["date"]).to_numpy() & ~no_date
+    problems += _per_coin(frame, "duplicate dates", dup)
     close = frame["close"].to_numpy()
-    bad = ~(close > 0) | np.isinf(close)
-    if bad.any():
-        raise DataValidationError("non-positive, missing or infinite close", **_where(frame, bad))
+    bad_close = ~(close > 0) | np.isinf(close)
+    problems += _per_coin(frame, "non-positive, missing or infinite close", bad_close)
+    bad_candle = np.zeros(len(frame), dtype=bool)
     for name in ("open", "high", "low"):
         v = frame[name].to_numpy()
         bad = (~np.isnan(v)) & (~(v > 0) | np.isinf(v))
-        if bad.any():
-            raise DataValidationError(f"non-positive or infinite {name}", **_where(frame, bad))
+        problems += _per_coin(frame, f"non-positive or infinite {name}", bad)
+        bad_candle |= bad
     vol = frame["volume"].to_numpy()
-    bad = (vol < 0) | np.isinf(vol)
-    if bad.any():
-        raise DataValidationError("negative or infinite volume", **_where(frame, bad))
+    problems += _per_coin(frame, "negative or infinite volume", (vol < 0) | np.isinf(vol))
     high, low = frame["high"].to_numpy(), frame["low"].to_numpy()
-    has = ~np.isnan(high) & ~np.isnan(low)
+    has = ~np.isnan(high) & ~np.isnan(low) & ~bad_candle
     with np.errstate(invalid="ignore"):
-        bad = has & (high < low)
-        if bad.any():
-            raise DataValidationError("high below low", **_where(frame, bad))
-        bad = has & ((close > high * (1 + _OHLC_RTOL)) | (close < low * (1 - _OHLC_RTOL)))
-        if bad.any():
-            raise DataValidationError("close outside [low, high]", **_where(frame, bad))
+        inverted = has & (high < low)
+        problems += _per_coin(frame, "high below low", inverted)
+        outside = has & ~inverted & ~bad_close & ((close > high * (1 + _OHLC_RTOL)) | (close < low * (1 - _OHLC_RTOL)))
+        problems += _per_coin(frame, "close outside [low, high]", outside)
+    if problems:
+        raise DataValidationError.of_problems("bars", problems)
     return frame
 
 
@@ -133,15 +150,8 @@ def validate_indicators(frame: pd.DataFrame) -> list[str]:
         needed = ("bb_lower", "bb_mid", "bb_upper") if col == "bb_mid" else (col,)
         if not all(c in frame.columns for c in needed) or frame.empty:
             continue
-        bad = bad_rows(frame)
-        if not bad.any():
-            continue
-        if "coin_id" in frame.columns:
-            for coin in pd.unique(frame["coin_id"].to_numpy()[bad]):
-                coin_bad = bad & (frame["coin_id"].to_numpy() == coin)
-                ctx = _where(frame, coin_bad)
-                problems.append(f"{label}: coin {coin}, {ctx['rows']} rows from {ctx['date']}")
-        else:
-            ctx = _where(frame, bad)
-            problems.append(f"{label}: {ctx['rows']} rows from {ctx['date']}")
+        for problem in _per_coin(frame, label, bad_rows(frame)):
+            ctx = problem.context
+            coin = f"coin {ctx['coin_id']}, " if "coin_id" in ctx else ""
+            problems.append(f"{label}: {coin}{ctx['rows']} rows from {ctx['date']}")
     return problems

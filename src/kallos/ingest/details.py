@@ -16,7 +16,6 @@ from typing import Any
 
 import pandas as pd
 
-from kallos import clock
 from kallos.errors import KallosError
 from kallos.ingest import frames
 from kallos.ingest.archive import attach_archive
@@ -30,29 +29,6 @@ from kallos.store import Store
 log = get_logger("kallos.ingest.details")
 
 
-async def details_step(
-    ctx: StepContext,
-    *,
-    coins: Sequence[str] | None = None,
-    top: int | None = None,
-    max_age_days: int = 30,
-    limit: int | None = None,
-    include_inactive: bool = False,
-) -> StepOutcome:
-    """The details refresh as a step (docs/decisions.md#D37)."""
-    return await _refresh(
-        ctx.store,
-        ctx.require_client(),
-        ctx.settings,
-        coins=coins,
-        top=top,
-        max_age_days=max_age_days,
-        limit=limit,
-        include_inactive=include_inactive,
-        now=ctx.now,
-    )
-
-
 async def refresh_details(
     store: Store,
     client: Any,
@@ -64,32 +40,24 @@ async def refresh_details(
     include_inactive: bool = False,
 ) -> dict[str, Any]:
     """Refresh stale coin details; returns the step's counts (:meth:`StepOutcome.counts`)."""
-    outcome = await _refresh(
-        store,
-        client,
-        settings,
-        coins=coins,
-        top=top,
-        max_age_days=max_age_days,
-        limit=limit,
-        include_inactive=include_inactive,
-        now=clock.utcnow(),
+    ctx = StepContext.direct(store, settings, client=client)
+    outcome = await details_step(
+        ctx, coins=coins, top=top, max_age_days=max_age_days, limit=limit, include_inactive=include_inactive
     )
     return outcome.counts()
 
 
-async def _refresh(
-    store: Store,
-    client: Any,
-    settings: Any,
+async def details_step(
+    ctx: StepContext,
     *,
-    coins: Sequence[str] | None,
-    top: int | None,
-    max_age_days: int,
-    limit: int | None,
-    include_inactive: bool,
-    now: dt.datetime,
+    coins: Sequence[str] | None = None,
+    top: int | None = None,
+    max_age_days: int = 30,
+    limit: int | None = None,
+    include_inactive: bool = False,
 ) -> StepOutcome:
+    """The details refresh as a step (docs/decisions.md#D37)."""
+    store, client, settings, now = ctx.store, ctx.require_client(), ctx.settings, ctx.now
     started = time.perf_counter()
     counts = RunCounts()
     before = api_mark(client)

@@ -11,16 +11,14 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from typing import Any
 
 from kallos.coingecko import plans
-from kallos.ingest.backfill import _backfill, plan_name
+from kallos.ingest.backfill import backfill_step, plan_name
 from kallos.ingest.market import HistoryFetcher, check_api_clock, expected_calls
 from kallos.ingest.select import tracked_coins
 from kallos.ingest.universe import ensure_coins
 from kallos.log import get_logger
-from kallos.pipeline.contract import Progress, StepOutcome
-from kallos.store import Store
+from kallos.pipeline.contract import StepContext, StepOutcome
 
 log = get_logger("kallos.ingest.entrants")
 
@@ -37,20 +35,12 @@ def within_budget(costs: list[tuple[str, int]], budget: int) -> list[str]:
     return chosen
 
 
-async def backfill_entrants(
-    store: Store,
-    client: Any,
-    settings: Any,
-    *,
-    now: dt.datetime,
-    last_final: dt.date,
-    progress: Progress,
-    run_id: str | None = None,
-) -> tuple[dict[str, int], StepOutcome | None]:
+async def backfill_entrants(ctx: StepContext, *, last_final: dt.date) -> tuple[dict[str, int], StepOutcome | None]:
     """Backfill today's top-N coins that have no history yet, within the run's call budget.
 
     Returns the counts for the step's `extra` and the backfill's outcome (None when nothing was backfilled)."""
-    top = int(settings.universe_top)
+    store, client, settings, now = ctx.store, ctx.require_client(), ctx.settings, ctx.now
+    top = settings.universe_top or 0
     per_page = min(plans.MARKETS_MAX_PER_PAGE, top)
     rows = (await client.coins_markets(per_page=per_page, pages=math.ceil(top / per_page)))[:top]
     check_api_clock(client, now)
@@ -87,18 +77,6 @@ async def backfill_entrants(
         )
     if not chosen:
         return out, None
-    outcome = await _backfill(
-        store,
-        client,
-        settings,
-        coins=chosen,
-        top=None,
-        since=None,
-        include_inactive=False,
-        candles=None,
-        progress=progress,
-        now=now,
-        run_id=run_id,
-    )
+    outcome = await backfill_step(ctx, coins=chosen)
     out["entrants_backfilled"] = len(chosen) - len(outcome.failures)
     return out, outcome

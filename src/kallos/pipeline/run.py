@@ -1,7 +1,7 @@
 """`kallos run` (the seed's daily workflow) and the demo's backfill run, as ordered lists of steps.
 
 Daily: universe (Mondays, or when the last sync is older than 7 days) -> coin details (when stale) -> market
-data update -> indicators -> signals -> index (when a month has ended that is not built). Backfill (the demo,
+data update -> indicators -> signals -> index (each index with a new final day or a changed input). Backfill (the demo,
 a first load): universe -> details -> backfill -> indicators -> signals -> index. Each step is idempotent and
 resumable on its own (watermarks, upserts), so a rerun after a crash picks up where the data says it stopped.
 The whole run holds the pipeline lock and is recorded in the run ledger.
@@ -16,8 +16,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any
-
-import pandas as pd
 
 from kallos import clock
 from kallos.log import get_logger
@@ -50,13 +48,6 @@ class RunOptions:
     """Run the scheduled steps (universe, index) even when they are not due."""
     progress: bool = False
     details_max_age_days: int = 30
-
-
-def _last_date(store: Store, table: str, column: str = "date") -> dt.date | None:
-    value = store.scalar(f'SELECT max("{column}") FROM {table}')
-    if value is None:
-        return None
-    return pd.Timestamp(value).date()
 
 
 def build_steps(store: Store, settings: Settings, options: RunOptions) -> list[Step]:
@@ -121,17 +112,14 @@ def build_steps(store: Store, settings: Settings, options: RunOptions) -> list[S
         Step("signals", partial(signals_step, coins=options.coins, full=options.full), requires=("indicators",))
     )
 
-    # --- index: every month that has ended and is not built yet ---------------------------------------------
-    def index(ctx: StepContext) -> StepOutcome:
-        if options.mode == "daily" and not options.force:
-            due, why = schedule.index_due(
-                _last_date(ctx.store, "daily_market_data"), _last_date(ctx.store, "daily_index_values")
-            )
-            if not due:
-                return StepOutcome.skipped(f"not due: {why}")
-        return index_step(ctx)
-
-    steps.append(Step("index", index, requires=(market_name,)))
+    # --- index: every index with a new final day or a changed input (docs/decisions.md#D61) ---------------
+    steps.append(
+        Step(
+            "index",
+            partial(index_step, only_due=options.mode == "daily" and not options.force),
+            requires=(market_name,),
+        )
+    )
     return steps
 
 
@@ -146,7 +134,28 @@ async def _run_async(
     async with client:
         ctx = replace(ctx, client=client)
         results = await run_steps(steps(ctx.store), ledger, ctx, reporter)
-        return results, client.stats.as_dict()
+        usage = client.stats.as_dict()
+        key = await _key_usage(client)
+        if key:
+            usage["key"] = key
+        return results, usage
+
+
+async def _key_usage(client: Any) -> dict[str, Any] | None:
+    """On paid plans, the key's monthly credits left from `/key`, for the ledger and the metrics (D94)."""
+    if not client.plan.paid:
+        return None
+    try:
+        info = await client.key_info()
+    except Exception as exc:  # noqa: BLE001 - usage figures only decorate the run; never fail it for them
+        log.warning("could not read the key's credit usage from /key: %s", exc)
+        return None
+    return {
+        "plan": info.plan,
+        "monthly_credits": info.api_key_monthly_call_credit or info.monthly_call_credit,
+        "credits_used": info.api_key_current_total_monthly_calls or info.current_total_monthly_calls,
+        "credits_left": info.current_remaining_monthly_calls,
+    }
 
 
 def run_pipeline(

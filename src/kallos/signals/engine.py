@@ -30,25 +30,36 @@ COMPOSITE = "composite"
 
 
 def _prepare(frame: pd.DataFrame, config: SignalConfig) -> pd.DataFrame:
+    """The indicator frame typed and sorted, or one DataValidationError naming every problem found
+    (docs/decisions.md#D45)."""
     missing = [c for c in required_columns(config) if c not in frame.columns]
+    problems: list[DataValidationError] = []
     if missing:
-        raise DataValidationError("indicator frame lacks columns the enabled rules read", columns=missing)
+        problems.append(
+            DataValidationError("indicator frame lacks columns the enabled rules read", columns=missing)
+        )
+    if any(c in missing for c in ("coin_id", "date")):
+        raise DataValidationError.of_problems("indicator frame", problems)
     df = frame.copy()
     df["date"] = pd.to_datetime(df["date"]).astype("datetime64[ns]")
     dup = df.duplicated(["coin_id", "date"], keep=False)
     if dup.any():
         first = df.loc[dup].iloc[0]
-        raise DataValidationError(
-            "duplicate (coin_id, date) rows in the indicator frame",
-            coin_id=first["coin_id"],
-            date=str(first["date"].date()),
-            rows=int(dup.sum()),
+        problems.append(
+            DataValidationError(
+                "duplicate (coin_id, date) rows in the indicator frame",
+                coin_id=first["coin_id"],
+                date=str(first["date"].date()),
+                rows=int(dup.sum()),
+            )
         )
-    if df["close"].isna().any():
+    if "close" in df.columns and df["close"].isna().any():
         first = df.loc[df["close"].isna()].iloc[0]
-        raise DataValidationError(
-            "close is missing", coin_id=first["coin_id"], date=str(first["date"].date())
+        problems.append(
+            DataValidationError("close is missing", coin_id=first["coin_id"], date=str(first["date"].date()))
         )
+    if problems:
+        raise DataValidationError.of_problems("indicator frame", problems)
     return df.sort_values(["coin_id", "date"], kind="stable").reset_index(drop=True)
 
 

@@ -44,7 +44,7 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
-def _checked_file(path: Path) -> Path:
+def _checked_file(path: Path, *, create: bool = True) -> Path:
     """docs/decisions.md#D53: refuse, without touching it, a path that is not a DuckDB database file.
 
     DuckDB would happily write its header into an empty file and fail with a traceback on a directory or a
@@ -74,6 +74,8 @@ def _checked_file(path: Path) -> Path:
                 path=str(path),
             )
         return path
+    if not create:
+        return path
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -94,14 +96,17 @@ def _kind(type_code: Any) -> str:
 
 LOCK_WAIT_SECONDS = 3.0
 """How long opening waits for another process to let go of the file: the price stream holds it only for the few
-milliseconds of a flush (docs/decisions.md#D104), and a command should not fail on that."""
+milliseconds of a flush (docs/decisions.md#D104), the dashboard for one request (docs/decisions.md#D92), and a
+command should not fail on that. A read-only open (the dashboard) does not wait: it shows its last known state."""
 
 
-def _connect_waiting(path: str) -> duckdb.DuckDBPyConnection:
-    deadline = time.monotonic() + LOCK_WAIT_SECONDS
+def _connect_waiting(
+    path: str, *, read_only: bool = False, wait: float = LOCK_WAIT_SECONDS
+) -> duckdb.DuckDBPyConnection:
+    deadline = time.monotonic() + wait
     while True:
         try:
-            return duckdb.connect(path)
+            return duckdb.connect(path, read_only=read_only)
         except duckdb.IOException as exc:
             if "lock" not in str(exc).lower() or time.monotonic() >= deadline:
                 raise
@@ -112,13 +117,15 @@ class DuckDBStore(Store):
     backend = "duckdb"
     driver_errors = (duckdb.Error,)
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, read_only: bool = False, busy_wait_seconds: float | None = None) -> None:
         super().__init__(url)
         path = duckdb_path(url)
         if path != ":memory:":
-            path = str(_checked_file(Path(path).expanduser()))
+            path = str(_checked_file(Path(path).expanduser(), create=not read_only))
+        self.read_only = read_only
+        wait = (0.0 if read_only else LOCK_WAIT_SECONDS) if busy_wait_seconds is None else busy_wait_seconds
         try:
-            self._con = _connect_waiting(path)
+            self._con = _connect_waiting(path, read_only=read_only, wait=wait)
         except duckdb.IOException as exc:
             if "lock" in str(exc).lower():
                 raise StoreBusyError(

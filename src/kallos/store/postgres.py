@@ -57,13 +57,20 @@ class PostgresStore(Store):
     backend = "postgresql"
     driver_errors = (psycopg.Error,)
 
-    def __init__(self, url: str, *, schema: str | None = None, max_size: int = 8) -> None:
+    def __init__(self, url: str, *, schema: str | None = None, max_size: int = 8, read_only: bool = False) -> None:
         super().__init__(url)
         conninfo, url_schema = conninfo_from_url(url)
         self.schema = schema or url_schema
+        self.read_only = read_only
         kwargs: dict[str, Any] = {"autocommit": False}
+        options = []
         if self.schema:
-            kwargs["options"] = f"-c search_path={self.schema}"
+            options.append(f"-c search_path={self.schema}")
+        if read_only:
+            # Every transaction of this store is READ ONLY: a write fails in the server (the dashboard).
+            options.append("-c default_transaction_read_only=on")
+        if options:
+            kwargs["options"] = " ".join(options)
         self._local = threading.local()
         try:
             psycopg.connect(conninfo, connect_timeout=10, **kwargs).close()  # fail fast with the driver's reason

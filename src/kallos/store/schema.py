@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from kallos.indicators.contract import COMPOSITE_COLUMNS, INDICATOR_COLUMNS
+
 # Column types are written once in PostgreSQL spelling; DuckDB accepts the same names.
 DOUBLE = "DOUBLE PRECISION"
 BIGINT = "BIGINT"
@@ -65,57 +67,6 @@ class Table:
 def _cols(*specs: tuple) -> tuple[Column, ...]:
     return tuple(Column(*s) for s in specs)
 
-
-# The indicator contract (shared/docs/indicators.md), in its order: one column each.
-INDICATOR_COLUMNS: tuple[str, ...] = (
-    "ema_10",
-    "ema_50",
-    "sma_20",
-    "sma_50",
-    "sma_200",
-    "rsi_14",
-    "macd_line",
-    "macd_signal",
-    "macd_histogram",
-    "plus_di_14",
-    "minus_di_14",
-    "adx_14",
-    "adxr_14",
-    "atr_14",
-    "natr_14",
-    "bb_upper",
-    "bb_mid",
-    "bb_lower",
-    "bb_width",
-    "kc_upper",
-    "kc_mid",
-    "kc_lower",
-    "stoch_k",
-    "stoch_d",
-    "willr_14",
-    "cci_20",
-    "roc_10",
-    "kst",
-    "kst_signal",
-    "mfi_14",
-    "cmf_20",
-    "obv",
-    "ui_14",
-    "chop_14",
-    "realized_vol_30",
-)
-COMPOSITE_COLUMNS: tuple[str, ...] = (
-    "ema_diff",
-    "rsi_deviation",
-    "stoch_diff",
-    "di_diff",
-    "price_bb_diff",
-    "macd_diff",
-    "price_roc_30",
-    "volume_roc_7",
-    "volatility_ratio",
-    "trend_quality",
-)
 
 _AUDIT = (("updated_at", TS, True, "now()"),)
 
@@ -233,9 +184,13 @@ TRADING_SIGNALS = Table(
     partitionable=True,
 )
 
+INDEX_NAME_COLUMN = ("index_name", TEXT, False, "'default'")
+"""Every index table is keyed by the index's name first (docs/decisions.md#D62); `default` is the spec's index."""
+
 INDEX_MONTHLY_CONSTITUENTS = Table(
     "index_monthly_constituents",
     _cols(
+        INDEX_NAME_COLUMN,
         ("year", INTEGER, False),
         ("month", INTEGER, False),
         ("coin_id", BIGINT, False),
@@ -246,7 +201,7 @@ INDEX_MONTHLY_CONSTITUENTS = Table(
         ("run_id", TEXT),
         *_AUDIT,
     ),
-    key=("year", "month", "coin_id"),
+    key=("index_name", "year", "month", "coin_id"),
     date_column="selection_date",
     audit=("updated_at",),
 )
@@ -254,6 +209,7 @@ INDEX_MONTHLY_CONSTITUENTS = Table(
 DAILY_INDEX_VALUES = Table(
     "daily_index_values",
     _cols(
+        INDEX_NAME_COLUMN,
         ("date", DATE, False),
         ("index_value", DOUBLE, False),
         ("daily_return", DOUBLE, False),
@@ -262,7 +218,7 @@ DAILY_INDEX_VALUES = Table(
         ("run_id", TEXT),
         *_AUDIT,
     ),
-    key=("date",),
+    key=("index_name", "date"),
     coin_keyed=False,
     audit=("updated_at",),
 )
@@ -270,15 +226,34 @@ DAILY_INDEX_VALUES = Table(
 INDEX_TURNOVER = Table(
     "index_turnover",
     _cols(
+        INDEX_NAME_COLUMN,
         ("selection_date", DATE, False),
         ("turnover", DOUBLE, False),
         ("run_id", TEXT),
         *_AUDIT,
     ),
-    key=("selection_date",),
+    key=("index_name", "selection_date"),
     coin_keyed=False,
     date_column="selection_date",
     audit=("updated_at",),
+)
+
+INDEX_DEFINITIONS = Table(
+    "index_definitions",
+    _cols(
+        ("index_name", TEXT, False),
+        ("params", TEXT),  # JSON methodology (kallos.index.definition); NULL = the settings' (default index)
+        ("base_date", DATE),  # the persisted base date (docs/decisions.md#D34)
+        ("dirty_from", DATE),  # earliest close/market cap changed since the last build (docs/decisions.md#D61)
+        ("built_through", DATE),  # last day valued by the last build
+        ("built_at", TS),
+        ("created_at", TS, True, "now()"),
+        *_AUDIT,
+    ),
+    key=("index_name",),
+    coin_keyed=False,
+    date_column=None,
+    audit=("created_at", "updated_at"),
 )
 
 DATA_QUALITY_EVENTS = Table(
@@ -412,6 +387,7 @@ TABLES: dict[str, Table] = {
         INDEX_MONTHLY_CONSTITUENTS,
         DAILY_INDEX_VALUES,
         INDEX_TURNOVER,
+        INDEX_DEFINITIONS,
         DATA_QUALITY_EVENTS,
         INGESTION_WATERMARKS,
         PIPELINE_RUNS,
