@@ -7,6 +7,7 @@ import asyncio
 import json
 import os
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -36,7 +37,10 @@ async def _collect_and_stream(settings, coins, srv, subscribe):  # type: ignore[
     stats = await stream_prices(
         settings, coins, options=StreamOptions(duration=1.8, flush_seconds=0.2), handle_signals=False
     )
-    await asyncio.sleep(0.3)
+    deadline = time.monotonic() + 15  # delivery to the subscriber can lag on a loaded machine
+    while len(received) < stats.published and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    await asyncio.sleep(0.2)  # nothing more may arrive: every update is published once
     await closer()
     return stats, received
 

@@ -370,6 +370,19 @@ class CoinGeckoClient:
         data = await self._get("/coins/{id}", f"/coins/{_seg(coin_id)}", params, coin_id=coin_id)
         return self._parse("/coins/{id}", coin_id, lambda: CoinDetail.model_validate(data))
 
+    async def coin_history(self, coin_id: str, day: dt.date) -> dict[str, Any]:
+        """`/coins/{id}/history?date=dd-mm-yyyy`: the coin's snapshot at 00:00 UTC of `day`, as decoded JSON
+        (`market_data`, `community_data`, `developer_data`; `market_data` absent before the coin had data)."""
+        params = {"date": day.strftime("%d-%m-%Y"), "localization": "false"}
+        data = await self._get("/coins/{id}/history", f"/coins/{_seg(coin_id)}/history", params, coin_id=coin_id)
+
+        def shape() -> dict[str, Any]:
+            if not isinstance(data, dict):
+                raise TypeError(f"expected a JSON object, got {type(data).__name__}")
+            return data
+
+        return self._parse("/coins/{id}/history", coin_id, shape)
+
     async def market_chart(
         self,
         coin_id: str,

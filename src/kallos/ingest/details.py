@@ -1,5 +1,6 @@
 """Coin details from `/coins/{id}`: description, links, genesis date, hashing algorithm, categories, platforms,
-community and developer metrics (NULL where CoinGecko no longer supplies them).
+community and developer metrics (NULL where CoinGecko no longer supplies them). Each refresh also upserts the day's
+metrics into `coin_details_history` (docs/decisions.md#D78).
 
 Details change slowly, so only coins whose details are older than `max_age_days` (or missing) are fetched, the
 stalest first, at most `limit` per run: the rest wait for the next run, which keeps a run inside the rate
@@ -18,6 +19,7 @@ import pandas as pd
 
 from kallos.errors import KallosError
 from kallos.ingest import frames
+from kallos.ingest.alt_history import alt_row, snapshot_day
 from kallos.ingest.archive import attach_archive
 from kallos.ingest.runner import RunCounts, api_mark
 from kallos.ingest.select import select_coins
@@ -77,7 +79,7 @@ async def details_step(
             *(client.coin(c, market_data=False, community_data=True, developer_data=True) for c in group),
             return_exceptions=True,
         )
-        rows, cats, firsts = [], [], {}
+        rows, cats, firsts, alt = [], [], {}, []
         for coin, res in zip(group, results, strict=True):
             if isinstance(res, BaseException):
                 if not isinstance(res, KallosError):
@@ -101,11 +103,16 @@ async def details_step(
                 firsts[coin] = ids_names[0][0]
             cats += [{"coin_id": coin, "category_id": i, "name": n} for i, n in ids_names]
             rows.append(row)
+            snapshot = alt_row(res.model_extra or {}, coin, snapshot_day(now), source="details", fetched_at=now)
+            if snapshot is not None:
+                alt.append(snapshot)
             counts.coins += 1
         if rows:
             with store.transaction():
                 counts.rows_written += store.upsert("coins", pd.DataFrame(rows))
                 write_categories(store, cats, now, first=firsts)
+                if alt:  # one row per coin and day: the day's history of the metrics (docs/decisions.md#D78)
+                    store.upsert("coin_details_history", pd.DataFrame(alt))
         await archive.flush()
     counts.measure_api(client, before)
     return counts.finish("details refreshed", started)

@@ -124,6 +124,7 @@ MIGRATIONS: list[tuple[int, str, Callable[[Store, bool], None]]] = [
     (1, "initial schema", _initial),
     (2, "streamed prices: price_ticks, latest_prices", _create_tables("price_ticks", "latest_prices")),
     (3, "named indices", _named_indices),
+    (4, "coin_details_history: alternative data over time", _create_tables("coin_details_history")),
 ]
 LATEST = MIGRATIONS[-1][0]
 
