@@ -57,6 +57,9 @@ def test_each_page_has_a_json_endpoint_with_the_same_data(client):
     assert client.get("/api/market").json()["data"]["coins"]
     index = client.get("/api/index").json()["data"]
     assert index["levels"] and index["constituents"] and index["metrics"]["max_drawdown"] <= 0
+    assert index["name"] == "default" and index["names"] == ["default"]
+    bitcoin = index["benchmarks"]["bitcoin buy-and-hold"]  # the index module's own benchmark, same base
+    assert bitcoin[0]["date"] == index["levels"][0]["date"] and bitcoin[0]["value"] == index["levels"][0]["index_value"]
     signals = client.get("/api/signals").json()["data"]
     assert signals["latest"] and signals["evaluation"] and signals["history"]
     assert {e["horizon"] for e in signals["evaluation"]} == {1, 7, 30}
@@ -80,6 +83,8 @@ def test_each_page_has_a_json_endpoint_with_the_same_data(client):
         ("/quality?reason=DROP%20TABLE", 422),
         ("/api/quality?reason=never_seen", 404),
         ("/no/such/page", 404),
+        ("/index?name=no-such-index", 404),
+        ("/api/index?name=bad%20name", 422),
     ],
 )
 def test_bad_parameters_are_404_or_422_never_a_traceback(client, path, status):
