@@ -20,7 +20,9 @@ parsing messages, and each class has the exit code the CLI maps it to (see docs/
     │   └── StoreWriteError               a batch was rejected; the table is unchanged
     └── CoinGeckoError               exit 4  the CoinGecko API (names endpoint, status, error code)
         ├── TransientAPIError             retryable: 408, 429, 5xx, timeouts, connection errors, bad JSON
-        │   └── RateLimitedError          429, with the Retry-After it carried
+        │   ├── RateLimitedError          429, with the Retry-After it carried
+        │   ├── APITimeoutError           no answer within the timeout
+        │   └── APIConnectionError        the connection failed or dropped before an answer
         ├── RetryBudgetExceeded           retries exhausted, or Retry-After above the configured ceiling
         ├── AuthError                     401/403: bad key, wrong plan for the host, Cloudflare block
         ├── PlanLimitError                10005/10012: the plan does not allow this endpoint or range
@@ -30,7 +32,7 @@ parsing messages, and each class has the exit code the CLI maps it to (see docs/
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 
@@ -91,7 +93,17 @@ class InputError(KallosError):
 
 
 class DataValidationError(InputError):
-    pass
+    @classmethod
+    def of_problems(cls, subject: str, problems: Sequence[DataValidationError]) -> DataValidationError:
+        """One error naming every problem a frame check found (a lone problem is returned as it is).
+
+        The context is the first problem's (so a caller can still read its coin and date) plus ``checks``, the
+        number of problems; the message lists them all.
+        """
+        if len(problems) == 1:
+            return problems[0]
+        listed = "; ".join(str(p) for p in problems)
+        return cls(f"{subject} fails {len(problems)} checks: {listed}", **problems[0].context, checks=len(problems))
 
 
 class SignalConfigError(InputError):
@@ -156,6 +168,14 @@ class RateLimitedError(TransientAPIError):
     def __init__(self, message: str, *, retry_after: float | None = None, **context: Any) -> None:
         super().__init__(message, retry_after=retry_after, **context)
         self.retry_after = retry_after
+
+
+class APITimeoutError(TransientAPIError):
+    """No answer within KALLOS_REQUEST_TIMEOUT_SECONDS (connect, write, read or pool)."""
+
+
+class APIConnectionError(TransientAPIError):
+    """The connection could not be made, or dropped before an answer."""
 
 
 class RetryBudgetExceeded(CoinGeckoError):

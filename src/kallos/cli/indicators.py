@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pandas as pd
 import typer
 
 from kallos.cli.coins import run_step
 from kallos.cli.common import DB_OPTION, NOW_OPTION, console, err_console, parse_coins, setup
 from kallos.errors import InputError, PartialFailure
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 indicators = typer.Typer(help="Technical indicators (docs/indicators.md).", no_args_is_help=True)
 
@@ -70,6 +73,8 @@ def compute(
 
 
 def read_bars(path: Path) -> pd.DataFrame:
+    import pandas as pd
+
     suffix = path.suffix.lower()
     if suffix not in _FORMATS:
         raise InputError("the input file must end in .csv or .parquet", file=str(path))

@@ -32,6 +32,7 @@ COMMAND_MODULES = (
     "pipeline",
     "serve",
     "stream",
+    "features",
 )
 
 

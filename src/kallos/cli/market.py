@@ -156,6 +156,45 @@ def plan_backfill(
         )
 
 
+@plan_app.command("details-history")
+def plan_details_history(
+    coins: str | None = COINS_OPTION,
+    top: int | None = typer.Option(None, "--top", min=1, help="The N best stored market_cap_rank coins."),
+    since: str = typer.Option(..., "--since", help="First day to backfill (YYYY-MM-DD)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the estimate as JSON."),
+    database_url: str | None = DB_OPTION,
+    now: str | None = NOW_OPTION,
+) -> None:
+    """What `kallos coins details --history` costs: one /coins/{id}/history call per coin and missing day."""
+    from kallos import clock
+    from kallos.ingest.alt_backfill import plan_history, resolve
+
+    since_d = parse_date(since, "--since")
+    assert since_d is not None
+    settings = setup(now=now, database_url=database_url)
+    with open_settings_store(settings) as store:
+        store.init()
+        ids = resolve(store, parse_coins(coins), top)
+        plan = plan_history(store, settings.coingecko_plan, coins=ids, since=since_d, now=clock.utcnow())
+    est = plan.estimate(settings.effective_rate_limit)
+    if as_json:
+        print_json(est)
+        return
+    console.print(
+        f"plan {est['plan']}: {est['coins']} coin(s) with missing days {est['first_day']} .. {est['last_day']}, "
+        f"{est['calls']:,} call(s), {est['credits']:,} credit(s), about {est['minutes']:.1f} min "
+        f"at {est['rate_per_minute']:g} calls/min"
+    )
+    if est["clamped"]:
+        console.print(f"  limited to the past {plans_history_days(est['plan'])} days on this plan")
+
+
+def plans_history_days(plan: str) -> int | None:
+    from kallos.coingecko import plans
+
+    return plans.get_plan(plan).history_days
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(market, name="market")
     app.add_typer(plan_app, name="plan")

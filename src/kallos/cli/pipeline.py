@@ -8,19 +8,31 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 import typer
 from rich import box
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table as RichTable
 from rich.text import Text
 
-from kallos.cli.common import DB_OPTION, NOW_OPTION, console, err_console, parse_date, print_json, setup
+from kallos.cli.common import (
+    DB_OPTION,
+    NOW_OPTION,
+    console,
+    err_console,
+    parse_coins,
+    parse_date,
+    print_json,
+    setup,
+)
 from kallos.cli.progress import progress_for
 from kallos.errors import LockHeldError, PartialFailure, StepFailed, StoreBusyError
-from kallos.pipeline.runner import RunSummary, StepResult
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from kallos.pipeline.runner import RunSummary, StepResult
 
 DEMO_DIR = Path("kallos-demo")
 DEMO_DIR_OPTION = typer.Option(DEMO_DIR, "--output-dir", "-o", help="Where the database and report go.")
@@ -194,6 +206,8 @@ def _open_for_reading(settings: Any) -> Any:
 
 
 def _when(value: Any) -> str:
+    import pandas as pd
+
     if value is None or (not isinstance(value, str) and pd.isna(value)):
         return "-"
     ts = pd.Timestamp(value)
@@ -231,6 +245,8 @@ def status(
     now: str | None = NOW_OPTION,
 ) -> None:
     """The last runs, the freshness of each table and the coverage of the market data."""
+    import pandas as pd
+
     from kallos.pipeline.status import counts_of, status_report
     from kallos.pipeline.telemetry import complete, human_bytes, of_counts, status_text
 
@@ -263,11 +279,13 @@ def status(
         errors = []
         for r in rep.runs.itertuples(index=False):
             c = counts_of(r.counts)
-            secs = (
-                (pd.Timestamp(r.finished_at) - pd.Timestamp(r.started_at)).total_seconds()
-                if pd.notna(r.finished_at)
-                else None
-            )
+            secs = c.get("duration_seconds")  # measured; the ledger's times follow a pinned clock (--now)
+            if not isinstance(secs, int | float):
+                secs = (
+                    (pd.Timestamp(r.finished_at) - pd.Timestamp(r.started_at)).total_seconds()
+                    if pd.notna(r.finished_at)
+                    else None
+                )
             runs.add_row(
                 str(r.run_id), str(r.command), _styled(str(r.status)), f"{secs:.1f}" if secs is not None else "-",
                 f"{int(c.get('rows_written') or 0):,}" if c else "-",
@@ -375,35 +393,52 @@ def demo(
 
 
 def export(
-    table: str = typer.Argument(..., help="Table name, e.g. daily_market_data, daily_technical_indicators."),
+    table: str = typer.Argument(
+        ..., help="Table or view, e.g. daily_market_data, daily_technical_indicators, v_daily_market_data."
+    ),
     fmt: str = typer.Option("parquet", "--format", "-f", help="parquet or csv."),
     since: str | None = typer.Option(None, "--since", help="Only rows on or after this date (YYYY-MM-DD)."),
+    until: str | None = typer.Option(None, "--until", help="Only rows on or before this date (YYYY-MM-DD)."),
+    coins: str | None = typer.Option(None, "--coins", help="Only these CoinGecko ids (comma-separated)."),
+    columns: str | None = typer.Option(None, "--columns", help="Only these columns (comma-separated)."),
     output: str | None = typer.Option(
         None, "--output", "-o", help="File to write (default <table>.<format>; - = stdout, CSV)."
     ),
     database_url: str | None = DB_OPTION,
     now: str | None = NOW_OPTION,
 ) -> None:
-    """Export one table for downstream research (coin ids as CoinGecko ids)."""
-    from kallos.pipeline.export import FORMATS, export_table
+    """Export one table or view for downstream research (coin ids as CoinGecko ids); warns on 0 rows."""
+    from kallos.pipeline.export import FORMATS, VIEWS, export_table
     from kallos.store.schema import TABLES
 
     fmt = fmt.lower()
     if fmt not in FORMATS:
         raise typer.BadParameter("use parquet or csv", param_hint="--format")
-    if table not in TABLES:
-        raise typer.BadParameter(f"unknown table; tables: {', '.join(sorted(TABLES))}", param_hint="TABLE")
-    since_d = parse_date(since, "--since")
-    if since_d is not None and not TABLES[table].date_column:
-        raise typer.BadParameter(f"table {table} has no date column to filter on", param_hint="--since")
+    if table not in TABLES and table not in VIEWS:
+        known = ", ".join(sorted([*TABLES, *VIEWS]))
+        raise typer.BadParameter(f"unknown table or view; known: {known}", param_hint="TABLE")
+    since_d, until_d = parse_date(since, "--since"), parse_date(until, "--until")
+    if (since_d is not None or until_d is not None) and table in TABLES and not TABLES[table].date_column:
+        raise typer.BadParameter(f"table {table} has no date column to filter on", param_hint="--since/--until")
     if output == "-" and fmt != "csv":
         raise typer.BadParameter("only CSV can go to stdout", param_hint="--output")
     settings = setup(now=now, database_url=database_url)
     store = _open_for_reading(settings)
     try:
-        out = export_table(store, table, fmt=fmt, since=since_d, output=output)
+        out = export_table(
+            store,
+            table,
+            fmt=fmt,
+            since=since_d,
+            until=until_d,
+            coins=parse_coins(coins),
+            columns=parse_coins(columns),
+            output=output,
+        )
     finally:
         store.close()
+    if not out["rows"]:
+        err_console.print(f"[yellow]warning:[/] 0 rows of {table} matched the filters")
     if out["path"] != "-":
         err_console.print(f"wrote {out['rows']:,} rows of {table} to {out['path']} ({fmt})")
 

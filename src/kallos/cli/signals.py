@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from functools import partial
 from pathlib import Path
-from typing import SupportsFloat
+from typing import TYPE_CHECKING, SupportsFloat
 
-import pandas as pd
 import typer
 from rich import box
 from rich.table import Table as RichTable
@@ -21,6 +20,9 @@ from kallos.cli.common import (
     setup,
 )
 from kallos.errors import InputError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 CONFIG_OPTION = typer.Option(
     None, "--config", help="A signal_generation.json; overrides KALLOS_SIGNAL_CONFIG.", dir_okay=False
@@ -56,6 +58,8 @@ def generate(
 
 
 def _fmt(value: object, pct: bool = False) -> str:
+    import pandas as pd
+
     if value is None or (isinstance(value, float) and pd.isna(value)):
         return "-"
     if pct and isinstance(value, SupportsFloat):  # a str passes through as it is
@@ -65,6 +69,8 @@ def _fmt(value: object, pct: bool = False) -> str:
 
 def render_report(report: pd.DataFrame) -> RichTable:
     """The report as a table that fits 80 columns: short stacked headings, one space between columns."""
+    import pandas as pd
+
     table = RichTable(
         title="Signal evaluation (forward returns over calendar days)",
         title_justify="left",

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from kallos import clock
-from kallos.errors import InputError
+from kallos.errors import IndexConstructionError, InputError
 from kallos.index.build import IndexResult, NoQualifyingSelectionError, build_index
 from kallos.index.definition import DEFAULT_NAME, IndexDefinition, default_definition
 from kallos.index.exclusions import excluded_by_rules
@@ -126,6 +126,7 @@ def read_exclusion_inputs(store: Store) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 
 def read_exclusions(store: Store, rules: Sequence[str] = ("default",)) -> set[str]:
+    """The stored coins excluded under ``rules`` (an index definition's `excluded_categories`)."""
     return excluded_by_rules(*read_exclusion_inputs(store), rules)
 
 
@@ -386,8 +387,9 @@ def index_step(
     """Rebuild every index (or ``names``) and write the months in [start, end] that changed.
 
     With ``only_due`` (the daily run) an index is built only when it is marked dirty, a newer final day is
-    stored, or it was never built. Raises :class:`~kallos.errors.IndexConstructionError` when a month end after
-    an index's base date has too few eligible coins. ``extra`` holds the totals and, per index,
+    stored, or it was never built. An index whose month end after its base date has too few eligible coins fails
+    alone: the others are still built and the outcome is `partial`; when no index was built, the
+    :class:`~kallos.errors.IndexConstructionError` is raised. ``extra`` holds the totals and, per index,
     ``<name>.status``, ``<name>.through`` and ``<name>.base_date``.
     """
     t0 = time.perf_counter()
@@ -406,11 +408,18 @@ def index_step(
     )
     extra: dict[str, Any] = {}
     built = 0
+    errors: list[IndexConstructionError] = []
     for definition in chosen:
-        out = _build_one(
-            ctx, definition, market, exclusion_inputs, stored, start=start_d, end=end_d, only_due=only_due
-        )
         name = definition.name
+        try:
+            out = _build_one(
+                ctx, definition, market, exclusion_inputs, stored, start=start_d, end=end_d, only_due=only_due
+            )
+        except IndexConstructionError as exc:
+            # one index's failure does not hold back the others; it is reported and raised below
+            log.error("index failed", extra={"index": name, "detail": str(exc)})
+            errors.append(exc)
+            out = {"status": "failed", "reason": str(exc)}
         extra[f"{name}.status"] = out["status"]
         for key in ("through", "base_date", "rebuilt_from", "reason"):
             if out.get(key) is not None:
@@ -418,8 +427,16 @@ def index_step(
         for key in totals:
             totals[key] += int(out.get(key, 0))
         built += out["status"] == "success"
-        log.info("index built" if out["status"] == "success" else "index skipped", extra={"index": name, **out})
+        if out["status"] != "failed":
+            log.info("index " + ("built" if out["status"] == "success" else "skipped"), extra={"index": name, **out})
     extra.update(totals, indices=built, duration_seconds=round(time.perf_counter() - t0, 3))
+    if errors and not built:
+        raise errors[0]
+    if errors:
+        failed = [d.name for d in chosen if extra[d.name + ".status"] == "failed"]
+        reasons = "; ".join(f"{n}: {extra[n + '.reason']}" for n in failed)
+        rows = totals["constituent_rows"] + totals["value_rows"] + totals["turnover_rows"]
+        return StepOutcome(status="partial", rows_written=rows, reason=reasons, extra=extra)
     if not built:
         reasons = "; ".join(f"{d.name}: {extra.get(d.name + '.reason', '')}" for d in chosen)
         return StepOutcome(status="skipped", reason=reasons, extra=extra)

@@ -52,30 +52,17 @@ def in_close_window(now: dt.datetime, minutes: int) -> bool:
 NOTHING_TRACKED = "no coins tracked yet: start with `kallos market backfill --top N`"
 
 
-async def update_step(ctx: StepContext) -> StepOutcome:
-    """The daily update as a step (docs/decisions.md#D37)."""
-    return await _update(
-        ctx.store, ctx.require_client(), ctx.settings, progress=ctx.progress, now=ctx.now, run_id=ctx.run_id
-    )
-
-
 async def daily_update(
     store: Store, client: Any, settings: Any, progress: bool | Progress = False
 ) -> dict[str, Any]:
     """Refresh every tracked coin; returns the step's counts (:meth:`StepOutcome.counts`)."""
-    outcome = await _update(store, client, settings, progress=as_progress(progress), now=clock.utcnow())
-    return outcome.counts()
+    ctx = StepContext.direct(store, settings, client=client, progress=as_progress(progress))
+    return (await update_step(ctx)).counts()
 
 
-async def _update(
-    store: Store,
-    client: Any,
-    settings: Any,
-    *,
-    progress: Progress,
-    now: dt.datetime,
-    run_id: str | None = None,
-) -> StepOutcome:
+async def update_step(ctx: StepContext) -> StepOutcome:
+    """The daily update as a step (docs/decisions.md#D37)."""
+    store, client, settings, now = ctx.store, ctx.require_client(), ctx.settings, ctx.now
     started = time.perf_counter()
     counts = RunCounts()
     before = api_mark(client)
@@ -142,9 +129,9 @@ async def _update(
         fill,
         counts,
         batch_size=max(1, settings.concurrency * 4),
-        progress=progress,
+        progress=ctx.progress,
         label="update",
-        run_id=run_id,
+        run_id=ctx.run_id or None,
         after_batch=archive.flush,
     )
     chart_calls = client.stats.by_endpoint.get("/coins/{id}/market_chart/range", 0) - chart_calls0

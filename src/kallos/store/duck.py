@@ -19,7 +19,7 @@ import pandas as pd
 import pyarrow as pa
 
 from kallos.errors import ConfigError, StoreBusyError
-from kallos.store.base import Store, _typed, _wrap, named_params
+from kallos.store.base import Store, _typed, _wrap, arrow_frame, named_params
 from kallos.store.schema import Table
 
 _KINDS = {"DATE": "date", "DOUBLE": "float", "FLOAT": "float", "BIGINT": "int", "INTEGER": "int", "SMALLINT": "int"}
@@ -131,6 +131,10 @@ class DuckDBStore(Store):
             if kind == "ts" and name in frame.columns:
                 frame[name] = pd.to_datetime(frame[name], utc=True)
         return _typed(frame, kinds)
+
+    def query_bulk(self, sql: str, params: Mapping[str, Any] | None = None) -> pd.DataFrame:
+        rel = self._cursor().sql(named_params(sql, "dollar"), params=dict(params or {}))
+        return arrow_frame(rel.to_arrow_table())
 
     def execute(self, sql: str, params: Mapping[str, Any] | None = None) -> int:
         with _wrap(None, self.driver_errors):

@@ -9,11 +9,14 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 from kallos import clock
 from kallos.log import get_logger
-from kallos.store.base import Store
 from kallos.store.schema import TABLES, create_index_sql, create_table_sql, quote, year_partitions_sql
+
+if TYPE_CHECKING:  # migrations act on a store; the store runs them (base.py imports this module)
+    from kallos.store.base import Store
 
 log = get_logger(__name__)
 
@@ -121,6 +124,7 @@ MIGRATIONS: list[tuple[int, str, Callable[[Store, bool], None]]] = [
     (1, "initial schema", _initial),
     (2, "streamed prices: price_ticks, latest_prices", _create_tables("price_ticks", "latest_prices")),
     (3, "named indices", _named_indices),
+    (4, "coin_details_history: alternative data over time", _create_tables("coin_details_history")),
 ]
 LATEST = MIGRATIONS[-1][0]
 
