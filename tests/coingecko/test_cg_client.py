@@ -375,3 +375,19 @@ def test_key_never_appears_in_logs_errors_or_urls(
     assert "retrying" in logs.getvalue() and len(errors) == 2
     for text in (logs.getvalue(), caplog.text, *errors, *urls):
         assert KEY not in text
+
+
+def test_a_host_that_never_resolved_is_not_retried(tmp_path: Path) -> None:
+    """Issue 13 #5: a DNS failure was retried for about 70 s. `.invalid` never resolves (RFC 6761)."""
+    from kallos.errors import UnresolvableHostError
+
+    async def go() -> tuple[Exception, dict[str, Any]]:
+        async with client("http://kallos-no-such-host.invalid/api/v3", tmp_path, max_retries=6) as cg:
+            with pytest.raises(UnresolvableHostError) as info:
+                await cg.ping()
+            return info.value, cg.stats.as_dict()
+
+    err, stats = run(go())
+    assert stats["calls"] == 1 and stats["retries"] == 0
+    assert "kallos-no-such-host.invalid" in str(err) and "KALLOS_COINGECKO_BASE_URL" in str(err)
+    assert err.exit_code == 4
