@@ -41,7 +41,7 @@ def setup(now: str | None = None, **overrides: Any) -> Settings:
 def open_settings_store(settings: Settings) -> Iterator[Store]:
     from kallos.store import open_store
 
-    store = open_store(settings.database_url)
+    store = open_store(settings.database_url, partitioned=settings.partition_request)
     try:
         yield store
     finally:

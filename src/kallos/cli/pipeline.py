@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -154,6 +155,9 @@ def run(
     from kallos.pipeline.run import STEP_NAMES, RunOptions, run_pipeline
 
     settings = setup(now=now, database_url=database_url)
+    from kallos.signals.step import resolve_config
+
+    resolve_config(settings)  # a bad signal config is a configuration error (78) before anything runs
     try:
         with LineReporter(len(STEP_NAMES)) as reporter:
             summary = run_pipeline(
@@ -191,7 +195,7 @@ def _open_for_reading(settings: Any) -> Any:
     from kallos.store import open_store
 
     try:
-        store = open_store(settings.database_url)
+        store = open_store(settings.database_url, partitioned=settings.partition_request)
     except StoreBusyError as exc:
         if is_locked(settings.database_url):
             raise LockHeldError(
@@ -404,6 +408,7 @@ def export(
     output: str | None = typer.Option(
         None, "--output", "-o", help="File to write (default <table>.<format>; - = stdout, CSV)."
     ),
+    force: bool = typer.Option(False, "--force", help="Replace the output file if it exists."),
     database_url: str | None = DB_OPTION,
     now: str | None = NOW_OPTION,
 ) -> None:
@@ -434,7 +439,13 @@ def export(
             coins=parse_coins(coins),
             columns=parse_coins(columns),
             output=output,
+            force=force,
         )
+    except BrokenPipeError:
+        # `kallos export -o - | head`: the reader has all it wanted; that is success, not a crash
+        # (docs/decisions.md#D51). Point stdout at /dev/null so the interpreter's final flush stays quiet.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return
     finally:
         store.close()
     if not out["rows"]:

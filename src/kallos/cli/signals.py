@@ -20,6 +20,7 @@ from kallos.cli.common import (
     setup,
 )
 from kallos.errors import InputError
+from kallos.files import write_atomically
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -101,11 +102,14 @@ def write_report(report: pd.DataFrame, path: Path) -> None:
     suffix = path.suffix.lower()
     if suffix not in (".csv", ".parquet"):
         raise InputError("the report file must end in .csv or .parquet", file=str(path))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if suffix == ".csv":
-        report.to_csv(path, index=False)
-    else:
-        report.to_parquet(path, index=False)
+
+    def write(tmp: Path) -> None:
+        if suffix == ".csv":
+            report.to_csv(tmp, index=False)
+        else:
+            report.to_parquet(tmp, index=False)
+
+    write_atomically(path, write)
 
 
 @signals.command("evaluate")
@@ -125,6 +129,9 @@ def evaluate(
     from kallos.signals.step import evaluate_step
 
     hs = parse_horizons(horizons)
+    start_d, end_d = parse_date(start, "--start"), parse_date(end, "--end")
+    if start_d and end_d and start_d > end_d:
+        raise typer.BadParameter(f"--start {start_d} is after --end {end_d}", param_hint="--start")
     if output is not None and output.suffix.lower() not in (".csv", ".parquet"):
         raise InputError("the report file must end in .csv or .parquet", file=str(output))
     settings = setup(now=now, database_url=database_url)
@@ -134,8 +141,8 @@ def evaluate(
             store,
             hs,
             coins=parse_coins(coins),
-            start=parse_date(start, "--start"),
-            end=parse_date(end, "--end"),
+            start=start_d,
+            end=end_d,
             settings=settings,
         )
     console.print(render_report(report))

@@ -55,6 +55,10 @@ _ARROW = {
 }
 
 
+FORWARD_ONLY = frozenset({"last_seen"})
+"""Columns that never move backwards (docs/decisions.md#D57): a run with a wrong clock cannot age a coin."""
+
+
 def table_def(name: str) -> Table:
     try:
         return TABLES[name]
@@ -78,6 +82,8 @@ class Store(ABC):
 
     def __init__(self, url: str) -> None:
         self.url = url
+        self.layout: bool | None = None
+        """The partitioning the user asked for (None: keep what exists); see `init`."""
         self._coin_ids: dict[str, int] = {}
         self._coin_lock = threading.Lock()
 
@@ -106,16 +112,22 @@ class Store(ABC):
     @abstractmethod
     def close(self) -> None: ...
 
+    def files(self) -> list[str]:
+        """The files this store keeps its data in (none for a server): an export must never write onto them."""
+        return []
+
     @abstractmethod
     def refresh_views(self) -> None:
         """Refresh materialized views (PostgreSQL); a no-op where views are computed on read."""
 
     # ---- public API -------------------------------------------------------------------------------------
-    def init(self, *, partitioned: bool = False) -> int:
+    def init(self, *, partitioned: bool | None = None) -> int:
         """Create or upgrade the schema in place (idempotent); return the schema version.
 
-        `partitioned=True` (PostgreSQL) creates the daily fact tables range-partitioned by year."""
-        return migrate(self, partitioned=partitioned)
+        `partitioned=True` (PostgreSQL) creates the daily fact tables range-partitioned by year; an existing
+        store of the other layout is refused with the way to migrate. None uses the layout the store was opened
+        with (`open_store(partitioned=...)`), and when that is None too, keeps whatever exists."""
+        return migrate(self, partitioned=self.layout if partitioned is None else partitioned)
 
     def query(self, sql: str, params: Mapping[str, Any] | None = None) -> pd.DataFrame:
         names, kinds, rows = self._fetch(sql, params)
@@ -322,10 +334,21 @@ class Store(ABC):
         sets = []
         for c in values:
             q = quote(c)
-            sets.append(f"{q} = COALESCE(t.{q}, EXCLUDED.{q})" if c in preserve else f"{q} = EXCLUDED.{q}")
+            if c in preserve:
+                sets.append(f"{q} = COALESCE(t.{q}, EXCLUDED.{q})")
+            elif c in FORWARD_ONLY:
+                sets.append(f"{q} = GREATEST(t.{q}, EXCLUDED.{q})")
+            else:
+                sets.append(f"{q} = EXCLUDED.{q}")
         if "updated_at" in t.audit:
             sets.append("updated_at = now()")
-        changed = " OR ".join(f"t.{quote(c)} IS DISTINCT FROM EXCLUDED.{quote(c)}" for c in values if c not in preserve)
+        changed = " OR ".join(
+            f"(t.{quote(c)} IS NULL OR EXCLUDED.{quote(c)} > t.{quote(c)})"
+            if c in FORWARD_ONLY
+            else f"t.{quote(c)} IS DISTINCT FROM EXCLUDED.{quote(c)}"
+            for c in values
+            if c not in preserve
+        )
         preserved = " OR ".join(f"(t.{quote(c)} IS NULL AND EXCLUDED.{quote(c)} IS NOT NULL)" for c in preserve)
         cond = " OR ".join(x for x in (changed, preserved) if x)
         return f"{insert} ON CONFLICT ({keys}) DO UPDATE SET {', '.join(sets)} WHERE {cond}"

@@ -24,9 +24,9 @@ import pyarrow as pa
 import pyarrow.compute  # noqa: F401 - pa.compute
 import pyarrow.csv as pacsv
 from psycopg import errors as pgerrors
-from psycopg_pool import ConnectionPool
+from psycopg_pool import ConnectionPool, PoolTimeout
 
-from kallos.errors import StoreError
+from kallos.errors import StoreError, StoreUnavailableError
 from kallos.store import pgbinary
 from kallos.store.base import Store, _wrap, arrow_frame, named_params, redact_url
 from kallos.store.schema import Table, quote
@@ -46,6 +46,8 @@ _COPY_BATCH_ROWS = 20_000  # rows encoded at a time: buffers of a few MB, reused
 _ARROW_READ = {"date": pa.date32(), "ts": pa.timestamp("us", tz="UTC"), "float": pa.float64(), "int": pa.int64()}
 """Arrow types of the CSV columns `query_bulk` parses, by the result's column kind."""
 _RETRYABLE = (pgerrors.DeadlockDetected, pgerrors.SerializationFailure)
+POOL_TIMEOUT_SECONDS = 15.0
+"""How long a command waits for a pooled connection before calling the database lost."""
 
 
 def conninfo_from_url(url: str) -> tuple[str, str | None]:
@@ -78,7 +80,9 @@ class PostgresStore(Store):
         self._local = threading.local()
         try:
             psycopg.connect(conninfo, connect_timeout=10, **kwargs).close()  # fail fast with the driver's reason
-            self._pool = ConnectionPool(conninfo, min_size=1, max_size=max_size, kwargs=kwargs, open=False)
+            self._pool = ConnectionPool(
+                conninfo, min_size=1, max_size=max_size, kwargs=kwargs, open=False, timeout=POOL_TIMEOUT_SECONDS
+            )
             self._pool.open(wait=True, timeout=10)
         except Exception as exc:  # noqa: BLE001 - connection problems of any kind get one clear message
             raise StoreError(
@@ -86,12 +90,27 @@ class PostgresStore(Store):
             ) from None
 
     @contextmanager
+    def _reachable(self) -> Iterator[None]:
+        """A lost connection (server down, network cut, pool unable to reconnect) stops the command with one
+        clear error instead of a driver traceback; the transaction in flight was rolled back by the server."""
+        try:
+            yield
+        except (psycopg.OperationalError, psycopg.InterfaceError, PoolTimeout) as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise StoreUnavailableError(
+                f"lost the connection to PostgreSQL at {redact_url(self.url)}: {first}; every batch is one "
+                "transaction, so nothing is half-written: rerun the command when the server is back (it resumes "
+                "where the stored data ends)",
+            ) from None
+
+    @contextmanager
     def _conn(self) -> Iterator[psycopg.Connection]:
         tx = getattr(self._local, "tx", None)
         if tx is not None:
-            yield tx
+            with self._reachable():
+                yield tx
             return
-        with self._pool.connection() as conn:
+        with self._reachable(), self._pool.connection() as conn:
             yield conn
 
     @contextmanager
@@ -99,7 +118,8 @@ class PostgresStore(Store):
         if getattr(self._local, "tx", None) is not None:
             yield
             return
-        with self._pool.connection() as conn, conn.transaction():  # outer block: inner writes become savepoints
+        # outer block: inner writes become savepoints
+        with self._reachable(), self._pool.connection() as conn, conn.transaction():
             self._local.tx = conn
             try:
                 yield
@@ -147,11 +167,11 @@ class PostgresStore(Store):
 
     def _write(self, fn) -> int:  # type: ignore[no-untyped-def]
         if getattr(self._local, "tx", None) is not None:
-            with self._local.tx.transaction():
+            with self._reachable(), self._local.tx.transaction():
                 return fn(self._local.tx)
         for attempt in range(8):
             try:
-                with self._pool.connection() as conn, conn.transaction():
+                with self._reachable(), self._pool.connection() as conn, conn.transaction():
                     return fn(conn)
             except _RETRYABLE:
                 if attempt == 7:
