@@ -31,10 +31,10 @@ from kallos.stream.protocol import parse_frame
 from kallos.stream.run import StreamOptions, stream_prices
 
 
-def start_fake(n_coins: int) -> tuple[subprocess.Popen[str], str]:
+def start_fake(n_coins: int, rate: float = 0.0) -> tuple[subprocess.Popen[str], str]:
     cmd = [
         sys.executable, "-m", "kallos.cli.main", "fake-api", "serve", "--port", "0", "--ws-port", "0",
-        "--ws-rate", "0", "--n-coins", str(n_coins), "--start", "2024-01-01", "--end", "2024-12-31",
+        "--ws-rate", str(rate), "--n-coins", str(n_coins), "--start", "2024-01-01", "--end", "2024-12-31",
     ]  # fmt: skip
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
     assert proc.stdout is not None
@@ -91,6 +91,9 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--coins", type=int, default=200)
     ap.add_argument("--seconds", type=float, default=20.0)
+    ap.add_argument(
+        "--rate", type=float, default=0.0, help="updates/s per socket the fake offers (0: as fast as it can)"
+    )
     ap.add_argument("--url", default=os.environ.get("KALLOS_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test"))
     args = ap.parse_args()
 
@@ -103,7 +106,7 @@ def main() -> None:
     store.init()
     store.upsert("coins", pd.DataFrame({"coingecko_id": coins, "symbol": coins, "name": coins}))
     store.close()
-    proc, ws_url = start_fake(args.coins)
+    proc, ws_url = start_fake(args.coins, args.rate)
     try:
         settings = load_settings(
             database_url=db_url, coingecko_plan="pro", coingecko_api_key="bench-key", coingecko_ws_url=ws_url
@@ -130,7 +133,11 @@ def main() -> None:
         conn.execute(f"DROP SCHEMA {schema} CASCADE")
 
     rate = stats.stored / stats.seconds
-    print(f"coins {stats.coins} on {stats.sockets} sockets, {stats.seconds:.1f} s, machine: {os.cpu_count()} cores")
+    offered = "as fast as the fake can" if not args.rate else f"{args.rate * stats.sockets:,.0f} updates/s"
+    print(
+        f"coins {stats.coins} on {stats.sockets} sockets, {stats.seconds:.1f} s, offered: {offered}, "
+        f"machine: {os.cpu_count()} cores"
+    )
     print(
         f"received {stats.received}, stored {stats.stored} (rows in price_ticks: {stored_rows}), "
         f"replays dropped {stats.replays_dropped}, malformed {stats.malformed}, reconnects {stats.reconnects}"

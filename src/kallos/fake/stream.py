@@ -367,6 +367,12 @@ class FakeStream:
         f = self.faults
         n = 0
         interval = 1.0 / self.rate if self.rate > 0 else 0.0
+        # As fast as it can and no faults: frames go out in bursts of one write (a write per frame would make the
+        # fake, not the client under test, the bottleneck of a throughput benchmark).
+        burst = not interval and not any(
+            (f.drop_after, f.stall_after, f.malformed_every, f.duplicate_every, f.null_every)
+        )
+        pending: list[str] = []
         next_at = time.monotonic()
         while True:
             if not coins or self._paused:
@@ -382,6 +388,14 @@ class FakeStream:
                         c.forget_before(k + 1 - self.replay)
                 n += 1
                 frame = self._frame(coin, t_us, p, pp, m, v, null=bool(f.null_every and n % f.null_every == 0))
+                if burst:
+                    pending.append(frame)
+                    if len(pending) >= 64:
+                        await _send_many(ws, pending)
+                        self.updates_sent += len(pending)
+                        pending.clear()
+                        await asyncio.sleep(0)  # let commands and pings through
+                    continue
                 await ws.send(frame)
                 self.updates_sent += 1
                 if f.duplicate_every and n % f.duplicate_every == 0:
@@ -404,6 +418,10 @@ class FakeStream:
                         next_at = time.monotonic()
                 elif n % 64 == 0:
                     await asyncio.sleep(0)  # let commands and pings through
+            if pending:
+                await _send_many(ws, pending)
+                self.updates_sent += len(pending)
+                pending.clear()
 
     def _frame(self, coin: str, t_us: int, p: float, pp: float, m: float | None, v: float, *, null: bool) -> str:
         """One update frame, its keys in one of the precomputed random orders (cheap enough for 100k frames/s)."""
@@ -427,6 +445,14 @@ def _templates(rng: random.Random, n: int = 24) -> list[str]:
         rng.shuffle(order)
         out.append("{" + ",".join(order) + "}")
     return out
+
+
+async def _send_many(ws: Any, frames: list[str]) -> None:
+    """Several text frames in one socket write, through the connection's own send context (state checks, drain)."""
+    async with ws.send_context():
+        for frame in frames:
+            ws.protocol.send_text(frame.encode())
+        ws.transport.write(b"".join(ws.protocol.data_to_send()))
 
 
 def _reject(connection: Any, status: HTTPStatus, message: str) -> Any:
