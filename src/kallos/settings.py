@@ -64,6 +64,8 @@ class Settings(BaseSettings):
     dask_scheduler: str | None = None
     index_base_date: dt.date | None = None
     pg_partition_by_year: bool = False
+    hourly_universe: int = Field(default=20, ge=0, le=10_000)
+    """Coins the daily run keeps hourly bars for: the index's top N (0 turns hourly updates off)."""
 
     @field_validator("log_level", mode="before")
     @classmethod

@@ -67,3 +67,57 @@ def parse_date(value: str | None, option: str) -> dt.date | None:
 
 NOW_OPTION = typer.Option(None, "--now", help="Pretend it is this UTC time (ISO 8601); overrides KALLOS_NOW.")
 DB_OPTION = typer.Option(None, "--database-url", help="Overrides KALLOS_DATABASE_URL.")
+
+
+def _timeframe(value: str | None) -> str:
+    from kallos.errors import TimeframeError
+    from kallos.timeframes import parse_timeframe
+
+    try:
+        return parse_timeframe(value)
+    except TimeframeError as exc:
+        raise typer.BadParameter(exc.message) from None
+
+
+TIMEFRAME_OPTION = typer.Option(
+    "1d", "--timeframe", "-t", callback=_timeframe, help="Bars: 1h (hourly), 1d (daily) or 1w (weekly)."
+)
+
+
+def run_contract_step(step: Any, settings: Settings, *, with_client: bool) -> Any:
+    """Run one contract step `(ctx) -> StepOutcome` with the store (and the CoinGecko client) it needs."""
+    import asyncio
+    import inspect
+    from dataclasses import replace
+
+    from kallos.pipeline.contract import StepContext
+    from kallos.pipeline.ledger import new_run_id
+
+    async def go() -> Any:
+        with open_settings_store(settings) as store:
+            store.init()
+            ctx = StepContext(store=store, settings=settings, run_id=new_run_id(), now=clock.utcnow())
+            if with_client:
+                from kallos.coingecko import CoinGeckoClient
+
+                async with CoinGeckoClient.from_settings(settings) as client:
+                    out = step(replace(ctx, client=client))
+                    return await out if inspect.isawaitable(out) else out
+            out = step(ctx)
+            return await out if inspect.isawaitable(out) else out
+
+    return asyncio.run(go())
+
+
+def finish_outcome(outcome: Any, what: str) -> None:
+    """Print a StepOutcome; partial or failed exits 3 or 4 naming the failed coins."""
+    from kallos.errors import PartialFailure, StepFailed
+
+    shown = {k: v for k, v in outcome.as_dict().items() if k not in ("failures", "extra") and v is not None}
+    shown.update(outcome.extra)
+    console.print(f"{what}: " + ", ".join(f"{k}={v}" for k, v in shown.items()))
+    if outcome.failures:
+        first = "; ".join(f"{c}: {m}" for c, m in list(outcome.failures.items())[:5])
+        if outcome.status == "failed":
+            raise StepFailed(f"{what} failed for every coin ({first})")
+        raise PartialFailure(f"{len(outcome.failures)} coin(s) failed ({first})", failures=dict(outcome.failures))

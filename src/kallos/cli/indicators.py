@@ -68,9 +68,7 @@ def compute(
     if counts["failures"]:
         for coin, reason in counts["failures"].items():
             err_console.print(f"{coin}: {reason}")
-        raise PartialFailure(
-            f"indicators failed for {len(counts['failures'])} coin(s)", failures=counts["failures"]
-        )
+        raise PartialFailure(f"indicators failed for {len(counts['failures'])} coin(s)", failures=counts["failures"])
 
 
 def read_bars(path: Path) -> pd.DataFrame:
@@ -98,12 +96,8 @@ def write_frame(frame: pd.DataFrame, path: Path) -> None:
 
 @indicators.command("file")
 def file(
-    source: Path = typer.Argument(
-        ..., help="Bars: date, open, high, low, close, volume [, coin_id] (.csv/.parquet)."
-    ),
-    output: Path = typer.Option(
-        ..., "-o", "--output", help="Where to write the indicators (.csv or .parquet)."
-    ),
+    source: Path = typer.Argument(..., help="Bars: date, open, high, low, close, volume [, coin_id] (.csv/.parquet)."),
+    output: Path = typer.Option(..., "-o", "--output", help="Where to write the indicators (.csv or .parquet)."),
     close_only_approx: bool = typer.Option(
         False, "--close-only-approx", help="Approximate high/low where a bar has none."
     ),

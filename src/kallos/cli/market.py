@@ -13,10 +13,13 @@ from kallos.cli.coins import COINS_OPTION, TOP_OPTION, finish, run_step
 from kallos.cli.common import (
     DB_OPTION,
     NOW_OPTION,
+    TIMEFRAME_OPTION,
     console,
+    finish_outcome,
     open_settings_store,
     parse_coins,
     parse_date,
+    run_contract_step,
     setup,
 )
 
@@ -24,12 +27,8 @@ market = typer.Typer(help="Daily market data: backfill, daily update, coverage."
 plan_app = typer.Typer(help="Dry runs: what a command costs on the configured plan.", no_args_is_help=True)
 
 SINCE_OPTION = typer.Option(None, "--since", help="First day to load (YYYY-MM-DD); default: all history.")
-INACTIVE_OPTION = typer.Option(
-    False, "--include-inactive", help="Also backfill delisted coins (no survivorship)."
-)
-PROGRESS_OPTION = typer.Option(
-    None, "--progress/--no-progress", help="Progress bar (default: on a terminal)."
-)
+INACTIVE_OPTION = typer.Option(False, "--include-inactive", help="Also backfill delisted coins (no survivorship).")
+PROGRESS_OPTION = typer.Option(None, "--progress/--no-progress", help="Progress bar (default: on a terminal).")
 
 
 @market.command("backfill")
@@ -39,16 +38,34 @@ def backfill_cmd(
     since: str | None = SINCE_OPTION,
     include_inactive: bool = INACTIVE_OPTION,
     progress: bool | None = PROGRESS_OPTION,
+    timeframe: str = TIMEFRAME_OPTION,
     database_url: str | None = DB_OPTION,
     now: str | None = NOW_OPTION,
 ) -> None:
-    """Load daily close, market cap and volume (and candles on paid plans), resuming from the watermarks."""
+    """Load daily close, market cap and volume (and candles on paid plans), resuming from the watermarks.
+
+    `--timeframe 1h` loads hourly bars (docs/timeframes.md); `--timeframe 1w` builds weekly bars from the stored
+    final daily bars (no API call).
+    """
     from kallos.ingest.backfill import backfill
 
     if coins and top:
         raise typer.BadParameter("give either --coins or --top", param_hint="--coins")
     since_d = parse_date(since, "--since")
     settings = setup(now=now, database_url=database_url)
+    if timeframe == "1h":
+        from kallos.ingest.hourly import hourly_backfill_step
+
+        step = hourly_backfill_step(coins=parse_coins(coins), top=top, since=since_d)
+        finish_outcome(run_contract_step(step, settings, with_client=True), "hourly backfill")
+        return
+    if timeframe == "1w":
+        from kallos.ingest.weekly import weekly_bars_step
+
+        finish_outcome(
+            run_contract_step(weekly_bars_step(coins=parse_coins(coins)), settings, with_client=False), "weekly bars"
+        )
+        return
     result = run_step(
         backfill,
         settings,
@@ -117,6 +134,7 @@ def plan_backfill(
     since: str | None = SINCE_OPTION,
     include_inactive: bool = INACTIVE_OPTION,
     as_json: bool = typer.Option(False, "--json", help="Print the estimate as JSON."),
+    timeframe: str = TIMEFRAME_OPTION,
     database_url: str | None = DB_OPTION,
     now: str | None = NOW_OPTION,
 ) -> None:
@@ -130,18 +148,26 @@ def plan_backfill(
         raise typer.BadParameter("give either --coins or --top", param_hint="--coins")
     since_d = parse_date(since, "--since")
     settings = setup(now=now, database_url=database_url)
+    if timeframe == "1w":
+        console.print("weekly bars are built from stored daily bars: 0 calls, 0 credits")
+        return
     with open_settings_store(settings) as store:
         store.init()
-        est = estimate_backfill(
-            store,
-            settings,
-            now=clock.utcnow(),
-            last_final=clock.last_final_day(),
-            coins=parse_coins(coins),
-            top=top,
-            since=since_d,
-            include_inactive=include_inactive,
-        )
+        if timeframe == "1h":
+            from kallos.ingest.hourly import estimate_hourly
+
+            est = estimate_hourly(store, settings, now=clock.utcnow(), coins=parse_coins(coins), top=top, since=since_d)
+        else:
+            est = estimate_backfill(
+                store,
+                settings,
+                now=clock.utcnow(),
+                last_final=clock.last_final_day(),
+                coins=parse_coins(coins),
+                top=top,
+                since=since_d,
+                include_inactive=include_inactive,
+            )
     if as_json:
         console.print_json(json.dumps(est))
         return
@@ -153,9 +179,7 @@ def plan_backfill(
     for endpoint, n in est["by_endpoint"].items():
         console.print(f"  {endpoint}: {n:,}")
     if est["clamped"]:
-        console.print(
-            f"  {est['clamped']} coin(s) limited to the past {est['history_days']} days on this plan"
-        )
+        console.print(f"  {est['clamped']} coin(s) limited to the past {est['history_days']} days on this plan")
 
 
 def register(app: typer.Typer) -> None:

@@ -115,21 +115,15 @@ def _raise_for(summary: RunSummary) -> None:
             if s.status == "failed":
                 failures[s.name] = s.error or "failed"
         bad = [s.name for s in summary.steps if s.status in ("partial", "failed")]
-        raise PartialFailure(
-            f"run {summary.run_id} finished with failures in: {', '.join(bad)}", failures=failures
-        )
+        raise PartialFailure(f"run {summary.run_id} finished with failures in: {', '.join(bad)}", failures=failures)
     if summary.status == "failed":
         bad = "; ".join(f"{s.name}: {s.error}" for s in summary.steps if s.status == "failed")
         raise StepFailed(f"run {summary.run_id} failed: {bad}", run_id=summary.run_id)
 
 
 def run(
-    full: bool = typer.Option(
-        False, "--full", help="Recompute indicators and signals from each coin's first bar."
-    ),
-    force: bool = typer.Option(
-        False, "--force", help="Run the universe sync and the index build even if not due."
-    ),
+    full: bool = typer.Option(False, "--full", help="Recompute indicators and signals from each coin's first bar."),
+    force: bool = typer.Option(False, "--force", help="Run the universe sync and the index build even if not due."),
     database_url: str | None = DB_OPTION,
     now: str | None = NOW_OPTION,
 ) -> None:
@@ -289,9 +283,7 @@ def demo(
     else:
         err_console.print("[yellow]the index was not built[/yellow] (see the index step above)")
     console.print(f"report: [bold]{result.report.resolve()}[/]")
-    console.print(
-        f"database: {result.database_url}  (try: KALLOS_DATABASE_URL={result.database_url} kallos status)"
-    )
+    console.print(f"database: {result.database_url}  (try: KALLOS_DATABASE_URL={result.database_url} kallos status)")
     _raise_for(result.summary)
 
 

@@ -105,9 +105,7 @@ def write_report(report: pd.DataFrame, path: Path) -> None:
 
 @signals.command("evaluate")
 def evaluate(
-    horizons: str = typer.Option(
-        "1,7,30", "--horizons", help="Forward horizons in calendar days, e.g. 1,7,30."
-    ),
+    horizons: str = typer.Option("1,7,30", "--horizons", help="Forward horizons in calendar days, e.g. 1,7,30."),
     output: Path | None = OUTPUT_OPTION,
     coins: str | None = typer.Option(None, "--coins", help="Comma-separated CoinGecko ids (default: all)."),
     start: str | None = typer.Option(None, "--start", help="First signal day evaluated (YYYY-MM-DD)."),
