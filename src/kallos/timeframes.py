@@ -73,6 +73,20 @@ SPECS: dict[str, TimeframeSpec] = {
 }
 
 
+_FAMILIES = {"market_table": "daily_market_data", "indicator_table": "daily_technical_indicators",
+             "signal_table": "trading_signals"}  # fmt: skip
+
+
+def table_for(table: str, timeframe: str) -> str:
+    """The timeframe's counterpart of a bar, indicator or signal table (`daily_market_data`, 1h ->
+    `hourly_market_data`); other tables have one version only and are returned as they are."""
+    tf = spec(timeframe)
+    for attr in _FAMILIES:
+        if table in {getattr(s, attr) for s in SPECS.values()}:
+            return str(getattr(tf, attr))
+    return table
+
+
 def parse_timeframe(value: str | None) -> Timeframe:
     """`1h`, `1d` or `1w` (None means daily); anything else is a usage error naming the accepted values."""
     if value is None:
@@ -179,4 +193,4 @@ def _limit(final_through: dt.datetime | dt.date | None, latest: pd.Timestamp, *,
     return ts
 
 
-__all__ = ["SPECS", "TIMEFRAMES", "Timeframe", "TimeframeSpec", "parse_timeframe", "resample", "spec"]
+__all__ = ["table_for", "SPECS", "TIMEFRAMES", "Timeframe", "TimeframeSpec", "parse_timeframe", "resample", "spec"]

@@ -13,7 +13,9 @@ from kallos.errors import PartialFailure
 coins_app = typer.Typer(help="Load the coin universe and coin details from CoinGecko.", no_args_is_help=True)
 
 COINS_OPTION = typer.Option(None, "--coins", help="Comma-separated CoinGecko ids (bitcoin,ethereum).")
-TOP_OPTION = typer.Option(None, "--top", min=1, help="Today's top N by market cap (⌈N/250⌉ /coins/markets calls).")
+TOP_OPTION = typer.Option(
+    None, "--top", min=1, help="Today's top N by market cap (⌈N/250⌉ /coins/markets calls)."
+)
 
 
 def run_step(fn: Any, settings: Any, **kwargs: Any) -> dict[str, Any]:

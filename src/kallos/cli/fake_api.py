@@ -27,7 +27,9 @@ def _dataset(
     folders = [Path(p) for p in spec.split(",") if p]
     for folder in folders:
         if not folder.is_dir():
-            raise InputError("--dataset must be 'simulated' or CSV export folders (comma-separated)", path=str(folder))
+            raise InputError(
+                "--dataset must be 'simulated' or CSV export folders (comma-separated)", path=str(folder)
+            )
     return load_csv_dataset(folders, mapping=mapping, ohlc=ohlc_dir)
 
 
@@ -41,25 +43,34 @@ def serve(
         help="'simulated' or folder(s) of <symbol>-usd-max.csv exports, comma-separated.",
     ),
     plan: str = typer.Option("pro", "--plan", help="public | demo | pro: which keys and limits to enforce."),
-    api_key: str | None = typer.Option(None, "--api-key", help="Accept only this key (default: any non-empty key)."),
+    api_key: str | None = typer.Option(
+        None, "--api-key", help="Accept only this key (default: any non-empty key)."
+    ),
     keys_file: str | None = typer.Option(
         None, "--keys-file", help="Keys and their plans: JSON {key: plan} or lines 'key plan'."
     ),
-    rate_limit: int | None = typer.Option(None, "--rate-limit", help="Calls per sliding 60 s (default: none)."),
+    rate_limit: int | None = typer.Option(
+        None, "--rate-limit", help="Calls per sliding 60 s (default: none)."
+    ),
     faults: str | None = typer.Option(
         None,
         "--faults",
-        help="Rates '429=0.1,5xx=0.05,cloudflare=0.01,truncated=0.01,slow=0.01' or a script 'script:429,503,-'.",
+        help="Rates '429=0.1,5xx=0.05,cloudflare=0.01,truncated=0.01,slow=0.01' "
+        "or a script 'script:429,503,-'.",
     ),
     slow_seconds: float = typer.Option(2.0, "--slow-seconds", help="How long a 'slow' fault sleeps."),
     fault_seed: int = typer.Option(0, "--fault-seed", help="Seed of the fault rates."),
-    now: str | None = typer.Option(None, "--now", help="The server's clock (ISO 8601; default: dataset end + 15 h)."),
+    now: str | None = typer.Option(
+        None, "--now", help="The server's clock (ISO 8601; default: dataset end + 15 h)."
+    ),
     seed: int = typer.Option(7, "--seed", help="Simulated market: seed."),
     n_coins: int = typer.Option(60, "--n-coins", help="Simulated market: number of coins."),
     start: str = typer.Option("2014-01-01", "--start", help="Simulated market: first day."),
     end: str = typer.Option("2024-12-31", "--end", help="Simulated market: last published day."),
     mapping: str | None = typer.Option(None, "--mapping", help="CSV datasets: symbol -> CoinGecko id file."),
-    ohlc_dir: str | None = typer.Option(None, "--ohlc-dir", help="CSV datasets: exchange daily OHLC bars folder."),
+    ohlc_dir: str | None = typer.Option(
+        None, "--ohlc-dir", help="CSV datasets: exchange daily OHLC bars folder."
+    ),
 ) -> None:
     """Serve the fake API until interrupted; prints the base URL and the server's now."""
     from kallos.fake import FakeCoinGecko, Faults

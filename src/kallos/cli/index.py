@@ -76,7 +76,9 @@ def report(
     with open_settings_store(settings) as store:
         store.init()
         out = report_step(store, output_dir)
-    table = RichTable("metric", "value", title=f"Kallos index {out['base_date']:%Y-%m-%d} .. {out['through']:%Y-%m-%d}")
+    table = RichTable(
+        "metric", "value", title=f"Kallos index {out['base_date']:%Y-%m-%d} .. {out['through']:%Y-%m-%d}"
+    )
     for key, value in out["metrics"].items():
         table.add_row(key, _show(key, value))
     console.print(table)

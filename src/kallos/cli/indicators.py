@@ -10,6 +10,7 @@ import typer
 from kallos.cli.common import (
     DB_OPTION,
     NOW_OPTION,
+    TIMEFRAME_OPTION,
     console,
     err_console,
     open_settings_store,
@@ -42,10 +43,12 @@ def compute(
         "--close-only-approx/--no-close-only-approx",
         help="Approximate high/low for close-only bars (rows then say ohlc_source=close_only_approx).",
     ),
+    timeframe: str = TIMEFRAME_OPTION,
     now: str | None = NOW_OPTION,
     database_url: str | None = DB_OPTION,
 ) -> None:
-    """Compute indicators for coins with enough history and upsert daily_technical_indicators."""
+    """Compute indicators for coins with enough history and upsert the timeframe's indicator table
+    (daily_technical_indicators, hourly_technical_indicators or weekly_technical_indicators)."""
     from kallos.indicators.step import compute_step
 
     settings = setup(
@@ -57,9 +60,10 @@ def compute(
     )
     with open_settings_store(settings) as store:
         store.init()
-        counts = compute_step(store, settings, coins=parse_coins(coins), full=full)
+        counts = compute_step(store, settings, coins=parse_coins(coins), full=full, timeframe=timeframe)
     console.print(
-        f"indicators: {counts['full'] + counts['incremental']} coin(s) computed ({counts['full']} full, "
+        f"indicators ({timeframe}): {counts['full'] + counts['incremental']} coin(s) computed "
+        f"({counts['full']} full, "
         f"{counts['incremental']} incremental), {counts['up_to_date']} up to date, "
         f"{counts['below_coverage']} below coverage; {counts['rows_written']} rows written"
     )
@@ -68,7 +72,9 @@ def compute(
     if counts["failures"]:
         for coin, reason in counts["failures"].items():
             err_console.print(f"{coin}: {reason}")
-        raise PartialFailure(f"indicators failed for {len(counts['failures'])} coin(s)", failures=counts["failures"])
+        raise PartialFailure(
+            f"indicators failed for {len(counts['failures'])} coin(s)", failures=counts["failures"]
+        )
 
 
 def read_bars(path: Path) -> pd.DataFrame:
@@ -96,8 +102,12 @@ def write_frame(frame: pd.DataFrame, path: Path) -> None:
 
 @indicators.command("file")
 def file(
-    source: Path = typer.Argument(..., help="Bars: date, open, high, low, close, volume [, coin_id] (.csv/.parquet)."),
-    output: Path = typer.Option(..., "-o", "--output", help="Where to write the indicators (.csv or .parquet)."),
+    source: Path = typer.Argument(
+        ..., help="Bars: date, open, high, low, close, volume [, coin_id] (.csv/.parquet)."
+    ),
+    output: Path = typer.Option(
+        ..., "-o", "--output", help="Where to write the indicators (.csv or .parquet)."
+    ),
     close_only_approx: bool = typer.Option(
         False, "--close-only-approx", help="Approximate high/low where a bar has none."
     ),

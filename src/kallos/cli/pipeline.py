@@ -16,7 +16,7 @@ from rich import box
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table as RichTable
 
-from kallos.cli.common import DB_OPTION, NOW_OPTION, console, err_console, parse_date, setup
+from kallos.cli.common import DB_OPTION, NOW_OPTION, _timeframe, console, err_console, parse_date, setup
 from kallos.errors import LockHeldError, PartialFailure, StepFailed, StoreBusyError
 from kallos.pipeline.runner import RunSummary, StepResult, step_figures
 
@@ -115,15 +115,21 @@ def _raise_for(summary: RunSummary) -> None:
             if s.status == "failed":
                 failures[s.name] = s.error or "failed"
         bad = [s.name for s in summary.steps if s.status in ("partial", "failed")]
-        raise PartialFailure(f"run {summary.run_id} finished with failures in: {', '.join(bad)}", failures=failures)
+        raise PartialFailure(
+            f"run {summary.run_id} finished with failures in: {', '.join(bad)}", failures=failures
+        )
     if summary.status == "failed":
         bad = "; ".join(f"{s.name}: {s.error}" for s in summary.steps if s.status == "failed")
         raise StepFailed(f"run {summary.run_id} failed: {bad}", run_id=summary.run_id)
 
 
 def run(
-    full: bool = typer.Option(False, "--full", help="Recompute indicators and signals from each coin's first bar."),
-    force: bool = typer.Option(False, "--force", help="Run the universe sync and the index build even if not due."),
+    full: bool = typer.Option(
+        False, "--full", help="Recompute indicators and signals from each coin's first bar."
+    ),
+    force: bool = typer.Option(
+        False, "--force", help="Run the universe sync and the index build even if not due."
+    ),
     database_url: str | None = DB_OPTION,
     now: str | None = NOW_OPTION,
 ) -> None:
@@ -283,7 +289,9 @@ def demo(
     else:
         err_console.print("[yellow]the index was not built[/yellow] (see the index step above)")
     console.print(f"report: [bold]{result.report.resolve()}[/]")
-    console.print(f"database: {result.database_url}  (try: KALLOS_DATABASE_URL={result.database_url} kallos status)")
+    console.print(
+        f"database: {result.database_url}  (try: KALLOS_DATABASE_URL={result.database_url} kallos status)"
+    )
     _raise_for(result.summary)
 
 
@@ -293,6 +301,13 @@ def export(
     since: str | None = typer.Option(None, "--since", help="Only rows on or after this date (YYYY-MM-DD)."),
     output: str | None = typer.Option(
         None, "--output", "-o", help="File to write (default <table>.<format>; - = stdout, CSV)."
+    ),
+    timeframe: str | None = typer.Option(
+        None,
+        "--timeframe",
+        "-t",
+        callback=lambda v: None if v is None else _timeframe(v),
+        help="1h, 1d or 1w: the daily table named is swapped for that timeframe's (hourly_market_data ...).",
     ),
     database_url: str | None = DB_OPTION,
     now: str | None = NOW_OPTION,
@@ -306,6 +321,10 @@ def export(
         raise typer.BadParameter("use parquet or csv", param_hint="--format")
     if table not in TABLES:
         raise typer.BadParameter(f"unknown table; tables: {', '.join(sorted(TABLES))}", param_hint="TABLE")
+    if timeframe is not None:
+        from kallos.timeframes import table_for
+
+        table = table_for(table, timeframe)
     since_d = parse_date(since, "--since")
     if since_d is not None and not TABLES[table].date_column:
         raise typer.BadParameter(f"table {table} has no date column to filter on", param_hint="--since")

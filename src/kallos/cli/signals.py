@@ -11,6 +11,7 @@ from rich.table import Table as RichTable
 from kallos.cli.common import (
     DB_OPTION,
     NOW_OPTION,
+    TIMEFRAME_OPTION,
     console,
     open_settings_store,
     parse_coins,
@@ -32,20 +33,23 @@ def generate(
     coins: str | None = typer.Option(None, "--coins", help="Comma-separated CoinGecko ids (default: all)."),
     full: bool = typer.Option(False, "--full", help="Recompute every day, replacing the stored rows."),
     config: Path | None = CONFIG_OPTION,
+    timeframe: str = TIMEFRAME_OPTION,
     now: str | None = NOW_OPTION,
     database_url: str | None = DB_OPTION,
 ) -> None:
-    """Compute rule and composite signals for new (or changed) days and store them."""
+    """Compute rule and composite signals for new (or changed) bars of a timeframe and store them."""
     from kallos.signals.step import generate_step, resolve_config
 
     settings = setup(now=now, database_url=database_url)
     cfg = resolve_config(settings, config)  # a bad file fails before the database is opened
     with open_settings_store(settings) as store:
         store.init()
-        counts = generate_step(store, settings, coins=parse_coins(coins), full=full, config=cfg)
+        counts = generate_step(
+            store, settings, coins=parse_coins(coins), full=full, config=cfg, timeframe=timeframe
+        )
     c = counts
     console.print(
-        f"signals: {c['coins']} coin(s) computed ({c['full']} full, {c['incremental']} incremental), "
+        f"signals ({timeframe}): {c['coins']} coin(s) computed ({c['full']} full, {c['incremental']} incremental), "
         f"{c['up_to_date']} up to date; {c['rule_rows']} rule rows, {c['composite_rows']} composite "
         f"rows written (config {c['config_hash']})"
     )
@@ -105,7 +109,9 @@ def write_report(report: pd.DataFrame, path: Path) -> None:
 
 @signals.command("evaluate")
 def evaluate(
-    horizons: str = typer.Option("1,7,30", "--horizons", help="Forward horizons in calendar days, e.g. 1,7,30."),
+    horizons: str = typer.Option(
+        "1,7,30", "--horizons", help="Forward horizons in calendar days, e.g. 1,7,30."
+    ),
     output: Path | None = OUTPUT_OPTION,
     coins: str | None = typer.Option(None, "--coins", help="Comma-separated CoinGecko ids (default: all)."),
     start: str | None = typer.Option(None, "--start", help="First signal day evaluated (YYYY-MM-DD)."),

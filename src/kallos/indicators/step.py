@@ -28,6 +28,7 @@ from kallos.indicators.contract import OUTPUT_COLUMNS, RECOMPUTE_HISTORY_BARS
 from kallos.indicators.engine import compute_indicators
 from kallos.log import get_logger
 from kallos.scale.executor import get_executor
+from kallos.timeframes import SPECS, TimeframeSpec, spec
 
 if TYPE_CHECKING:
     from kallos.settings import Settings
@@ -47,12 +48,14 @@ def default_workers() -> int:
     return max(1, (os.cpu_count() or 2) - 1)
 
 
-def coverage_table(store: Store) -> pd.DataFrame:
+def coverage_table(store: Store, tf: TimeframeSpec = SPECS["1d"]) -> pd.DataFrame:
     """Per coin: first and last bar, and coverage as decisions.md #22 defines it (KALLOS_MIN_COVERAGE).
 
     Coverage = stored rows / calendar days over the last min(365, days since the first bar) days ending at the
-    coin's last bar.
+    coin's last bar. Hourly and weekly bars count hours and weeks over the same 365 days (docs/decisions.md#D85).
     """
+    if tf.name != "1d":
+        return _coverage_other(store, tf)
     frame = store.query(
         """
         WITH s AS (
@@ -74,6 +77,40 @@ def coverage_table(store: Store) -> pd.DataFrame:
     return frame.assign(window_days=window, coverage=rows / window)
 
 
+def _coverage_other(store: Store, tf: TimeframeSpec) -> pd.DataFrame:
+    t, table = f'"{tf.time_column}"', tf.market_table
+    back = "INTERVAL '365 days'" if tf.name == "1h" else "365"
+    frame = store.query(
+        f"""
+        WITH s AS (
+            SELECT coin_id, MIN({t}) AS first_date, MAX({t}) AS last_date, COUNT(*) AS n_all
+            FROM {table} GROUP BY coin_id
+        )
+        SELECT c.coingecko_id AS coin_id, s.first_date, s.last_date, s.n_all,
+               (SELECT COUNT(*) FROM {table} d
+                 WHERE d.coin_id = s.coin_id AND d.{t} > s.last_date - {back}) AS n_recent
+        FROM s JOIN coins c ON c.coin_id = s.coin_id
+        ORDER BY c.coingecko_id
+        """
+    )
+    if frame.empty:
+        return frame.assign(window_days=pd.Series(dtype="int64"), coverage=pd.Series(dtype="float64"))
+    for col in ("first_date", "last_date"):
+        frame[col] = _naive(frame[col])
+    span = ((frame["last_date"] - frame["first_date"]) / tf.step).astype("int64").to_numpy() + 1
+    window = np.minimum(span, int(pd.Timedelta(days=365) / tf.step))
+    rows = np.where(span <= window, frame["n_all"].to_numpy(), frame["n_recent"].to_numpy())
+    return frame.assign(window_days=window, coverage=rows / window)
+
+
+def _naive(s: pd.Series) -> pd.Series:
+    """UTC instants as naive datetimes: hourly stamps and daily dates compare on one scale in the planner."""
+    s = pd.to_datetime(s)
+    if isinstance(s.dtype, pd.DatetimeTZDtype):
+        s = s.dt.tz_convert("UTC").dt.tz_localize(None)
+    return s.astype("datetime64[ns]")
+
+
 @dataclass
 class _Plan:
     coin_id: str
@@ -83,7 +120,13 @@ class _Plan:
 
 
 def _plan(
-    stats: pd.DataFrame, marks: pd.DataFrame, done: pd.DataFrame, *, full: bool, approx: bool
+    stats: pd.DataFrame,
+    marks: pd.DataFrame,
+    done: pd.DataFrame,
+    *,
+    full: bool,
+    approx: bool,
+    step: pd.Timedelta = pd.Timedelta(days=1),
 ) -> tuple[list[_Plan], int]:
     marks = marks.set_index("coin_id") if not marks.empty else marks
     done = done.set_index("coin_id") if not done.empty else done
@@ -98,6 +141,8 @@ def _plan(
             last_done = pd.Timestamp(mark["last_date"])
             dirty = pd.Timestamp(mark["dirty_from"]) if pd.notna(mark["dirty_from"]) else None
             state = json.loads(mark["state"]) if isinstance(mark["state"], str) and mark["state"] else {}
+            if state.get("last_bar"):  # hourly: the watermark's DATE cannot hold the hour
+                last_done = pd.Timestamp(state["last_bar"])
             same_option = bool(state.get("close_only_approx", False)) == approx
         elif coin in done.index:
             last_done = pd.Timestamp(done.loc[coin, "last_date"])
@@ -110,7 +155,7 @@ def _plan(
             else:
                 up_to_date += 1
         else:
-            start = last_done + pd.Timedelta(days=1)
+            start = last_done + step
             if dirty is not None and dirty <= last_done:
                 start = dirty
             plans.append(_Plan(coin, "incremental", last_done, start))
@@ -145,10 +190,10 @@ class _Job:
     modes: dict[str, str]
 
 
-def _prepare(store: Store, plans: list[_Plan], done: pd.DataFrame) -> _Job:
+def _prepare(store: Store, plans: list[_Plan], done: pd.DataFrame, tf: TimeframeSpec = SPECS["1d"]) -> _Job:
     """Read one batch's bars and cut each incremental coin's tail (with its history) out of them."""
     coins = [p.coin_id for p in plans]
-    bars = store.read("daily_market_data", coins=coins, columns=["coin_id", *_BAR_COLUMNS])
+    bars = _read(store, tf, tf.market_table, coins, ["coin_id", *_BAR_COLUMNS])
     done_n = done.set_index("coin_id")["n"] if not done.empty else pd.Series(dtype="int64")
     parts, write_from, anchors, modes, spans = [], {}, {}, {}, {}
     groups = dict(tuple(bars.groupby("coin_id", sort=False)))
@@ -182,9 +227,7 @@ def _prepare(store: Store, plans: list[_Plan], done: pd.DataFrame) -> _Job:
     offsets: dict[str, float] = {}
     if anchors:
         first = min(a for a, _ in anchors.values())
-        stored = store.read(
-            "daily_technical_indicators", coins=list(anchors), start=first, columns=["date", "obv"]
-        )
+        stored = _read(store, tf, tf.indicator_table, list(anchors), ["date", "obv"], start=first)
         stored = stored.set_index(["coin_id", "date"])["obv"]
         for coin, (day, volume) in anchors.items():
             key = (coin, day)
@@ -197,6 +240,20 @@ def _prepare(store: Store, plans: list[_Plan], done: pd.DataFrame) -> _Job:
                 parts.append(groups[coin])
     frame = pd.concat(parts, ignore_index=True) if parts else bars.iloc[0:0]
     return _Job(frame, write_from, offsets, spans, modes)
+
+
+def _read(
+    store: Store, tf: TimeframeSpec, table: str, coins: list[str], columns: list[str], start: Any = None
+) -> pd.DataFrame:
+    """Rows with the timeframe's time column as a naive UTC `date` (what the engine and the planner use)."""
+    cols = [tf.time_column if c == "date" else c for c in columns]
+    if tf.time_column != "date" and start is not None:
+        start = pd.Timestamp(start).tz_localize("UTC")
+    frame = store.read(table, coins=coins, start=start, columns=cols)
+    if tf.time_column != "date":
+        frame = frame.rename(columns={tf.time_column: "date"})
+        frame["date"] = _naive(frame["date"])
+    return frame
 
 
 def _finish(job: _Job, result: pd.DataFrame) -> pd.DataFrame:
@@ -214,6 +271,13 @@ def _finish(job: _Job, result: pd.DataFrame) -> pd.DataFrame:
     return result
 
 
+def _mark_state(approx: bool, tf: TimeframeSpec, last_bar: pd.Timestamp) -> str:
+    state: dict[str, Any] = {"close_only_approx": approx}
+    if tf.time_column != "date":
+        state["last_bar"] = last_bar.isoformat()
+    return json.dumps(state)
+
+
 def compute_step(
     store: Store,
     settings: Settings | None = None,
@@ -224,8 +288,12 @@ def compute_step(
     min_coverage: float | None = None,
     close_only_approx: bool | None = None,
     batch_coins: int = BATCH_COINS,
+    timeframe: str = "1d",
 ) -> dict[str, Any]:
-    """Compute and upsert `daily_technical_indicators`; return counts (failures maps coin -> reason)."""
+    """Compute and upsert the timeframe's indicator table (`daily_technical_indicators` for 1d); return counts
+    (failures maps coin -> reason). Every timeframe uses the same engine and columns (docs/decisions.md#D85)."""
+    tf = spec(timeframe)
+    series = tf.series(SERIES)
     if settings is None:
         from kallos.settings import get_settings
 
@@ -235,11 +303,11 @@ def compute_step(
     n_workers = workers or settings.workers or default_workers()
     started = time.monotonic()
 
-    stats = coverage_table(store)
+    stats = coverage_table(store, tf)
     counts: dict[str, Any] = {
         "coins": 0, "below_coverage": 0, "up_to_date": 0, "full": 0, "incremental": 0,
         "rows_written": 0, "failed": 0, "failures": {}, "unknown_coins": [],
-        "close_only_approx": approx, "workers": n_workers,
+        "close_only_approx": approx, "workers": n_workers, "timeframe": tf.name,
     }  # fmt: skip
     if coins is not None:
         wanted = list(dict.fromkeys(coins))
@@ -253,13 +321,16 @@ def compute_step(
 
     ids = list(eligible["coin_id"])
     marks = store.read("ingestion_watermarks", coins=ids)
-    marks = marks[marks["series"] == SERIES]
+    marks = marks[marks["series"] == series]
     done = store.query(
-        "SELECT c.coingecko_id AS coin_id, COUNT(*) AS n, MAX(t.date) AS last_date "
-        "FROM daily_technical_indicators t JOIN coins c ON c.coin_id = t.coin_id GROUP BY c.coingecko_id"
+        f'SELECT c.coingecko_id AS coin_id, COUNT(*) AS n, MAX(t."{tf.time_column}") AS last_date '
+        f"FROM {tf.indicator_table} t JOIN coins c ON c.coin_id = t.coin_id GROUP BY c.coingecko_id"
     )
     done = done[done["coin_id"].isin(ids)]
-    plans, counts["up_to_date"] = _plan(eligible, marks, done, full=full, approx=approx)
+    if tf.time_column != "date":
+        done["last_date"] = _naive(done["last_date"])
+        eligible = eligible.assign(last_date=_naive(eligible["last_date"]))
+    plans, counts["up_to_date"] = _plan(eligible, marks, done, full=full, approx=approx, step=tf.step)
     batches = list(_chunks(plans, batch_coins))
     if not batches:
         return counts
@@ -271,18 +342,20 @@ def compute_step(
         marks_frame = pd.DataFrame(
             {
                 "coin_id": written_coins,
-                "series": SERIES,
-                "first_date": [job.last_bar[c][0] for c in written_coins],
-                "last_date": [job.last_bar[c][1] for c in written_coins],
+                "series": series,
+                "first_date": [job.last_bar[c][0].normalize() for c in written_coins],
+                "last_date": [job.last_bar[c][1].normalize() for c in written_coins],
                 "dirty_from": pd.Series([None] * len(written_coins), dtype="object"),
-                "state": json.dumps({"close_only_approx": approx}),
+                "state": [_mark_state(approx, tf, job.last_bar[c][1]) for c in written_coins],
             }
         )
+        out = rows[["coin_id", "date", "ohlc_source", *OUTPUT_COLUMNS]]
+        if tf.time_column != "date":
+            out = out.rename(columns={"date": tf.time_column})
+            out[tf.time_column] = pd.to_datetime(out[tf.time_column]).dt.tz_localize("UTC")
         with store.transaction():
             if not rows.empty:
-                store.upsert(
-                    "daily_technical_indicators", rows[["coin_id", "date", "ohlc_source", *OUTPUT_COLUMNS]]
-                )
+                store.upsert(tf.indicator_table, out)
             if written_coins:
                 store.upsert("ingestion_watermarks", marks_frame)
         counts["rows_written"] += len(rows)
@@ -294,7 +367,7 @@ def compute_step(
 
     def bars_of_batches() -> Iterator[pd.DataFrame]:
         for batch in batches:
-            jobs.append(_prepare(store, batch, done))
+            jobs.append(_prepare(store, batch, done, tf))
             yield jobs[-1].bars
 
     with get_executor(settings, workers=n_workers, preload=["kallos.indicators.engine"]) as executor:
