@@ -17,6 +17,7 @@ from typing import Any, TextIO
 _STANDARD_ATTRS = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
 _SECRETS: set[str] = set()
 REDACTED = "***"
+_HANDLER_NAME = "kallos"  # the name of the one handler setup_logging installs (and replaces when called again)
 
 
 def register_secret(value: str | None) -> None:
@@ -90,7 +91,7 @@ def configure_logging(
     """Install one handler on the ``kallos`` logger (idempotent: replaces the previous one)."""
     logger = logging.getLogger("kallos")
     for old in list(logger.handlers):
-        if getattr(old, "_kallos", False):
+        if old.get_name() == _HANDLER_NAME:
             logger.removeHandler(old)
             old.close()
     handler: logging.Handler
@@ -101,7 +102,7 @@ def configure_logging(
         handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(JSONFormatter() if fmt == "json" else ConsoleFormatter())
     handler.addFilter(RedactingFilter())
-    handler._kallos = True  # type: ignore[attr-defined]
+    handler.set_name(_HANDLER_NAME)
     logger.addHandler(handler)
     logger.setLevel(level)
     logger.propagate = True

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
-from typing import Any
+from functools import partial
 
 import typer
 
-from kallos.cli.common import DB_OPTION, NOW_OPTION, console, open_settings_store, parse_coins, setup
+from kallos.cli.common import DB_OPTION, NOW_OPTION, console, parse_coins, setup
 from kallos.errors import PartialFailure
+from kallos.pipeline.contract import Progress, StepFn, StepOutcome
+from kallos.settings import Settings
 
 coins_app = typer.Typer(help="Load the coin universe and coin details from CoinGecko.", no_args_is_help=True)
 
@@ -18,26 +19,26 @@ TOP_OPTION = typer.Option(
 )
 
 
-def run_step(fn: Any, settings: Any, **kwargs: Any) -> dict[str, Any]:
-    """Open the store and the client, run one ingestion coroutine, close both."""
-    from kallos.coingecko import CoinGeckoClient
+def run_step(
+    settings: Settings,
+    command: str,
+    step: StepFn,
+    *,
+    name: str,
+    api: bool = True,
+    progress: Progress | None = None,
+) -> StepOutcome:
+    """Run one step under the pipeline lock, recorded in the ledger as `command` (docs/decisions.md#D38)."""
+    from kallos.pipeline.run import run_single_step
 
-    async def go() -> dict[str, Any]:
-        with open_settings_store(settings) as store:
-            store.init()
-            async with CoinGeckoClient.from_settings(settings) as client:
-                result = await fn(store, client, settings, **kwargs)
-                result.setdefault("api_credits", client.stats.credits)
-                return result
-
-    return asyncio.run(go())
+    return run_single_step(settings, command, step, name=name, api=api, progress=progress).outcome
 
 
-def finish(result: dict[str, Any], what: str) -> None:
+def finish(outcome: StepOutcome, what: str) -> None:
     """Print the counts; a partial result exits 3 naming the failed coins."""
-    shown = {k: v for k, v in result.items() if k != "failed"}
+    shown = {k: v for k, v in outcome.counts().items() if k != "failed"}
     console.print(f"{what}: " + ", ".join(f"{k}={v}" for k, v in shown.items()))
-    failed = result.get("failed") or {}
+    failed = dict(outcome.failures)
     if failed:
         first = "; ".join(f"{c}: {m}" for c, m in list(failed.items())[:5])
         raise PartialFailure(f"{len(failed)} coin(s) failed ({first})", failures=failed)
@@ -46,10 +47,10 @@ def finish(result: dict[str, Any], what: str) -> None:
 @coins_app.command("sync")
 def sync(database_url: str | None = DB_OPTION, now: str | None = NOW_OPTION) -> None:
     """Load /coins/list (active and inactive) into `coins`; sweep the exclusion categories."""
-    from kallos.ingest.universe import sync_universe
+    from kallos.ingest.universe import universe_step
 
     settings = setup(now=now, database_url=database_url)
-    finish(run_step(sync_universe, settings), "coins synced")
+    finish(run_step(settings, "coins sync", universe_step, name="universe"), "coins synced")
 
 
 @coins_app.command("details")
@@ -63,21 +64,20 @@ def details(
     now: str | None = NOW_OPTION,
 ) -> None:
     """Load description, links, genesis date, categories, platforms and metrics for stale coins."""
-    from kallos.ingest.details import refresh_details
+    from kallos.ingest.details import details_step
 
     if coins and top:
         raise typer.BadParameter("give either --coins or --top", param_hint="--coins")
     settings = setup(now=now, database_url=database_url)
-    result = run_step(
-        refresh_details,
-        settings,
+    step = partial(
+        details_step,
         coins=parse_coins(coins),
         top=top,
         max_age_days=max_age_days,
         limit=limit,
         include_inactive=include_inactive,
     )
-    finish(result, "details refreshed")
+    finish(run_step(settings, "coins details", step, name="details"), "details refreshed")
 
 
 def register(app: typer.Typer) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -34,18 +35,20 @@ def build(
     now: str | None = NOW_OPTION,
 ) -> None:
     """Rebuild the index from its base date and write the months that changed (idempotent)."""
-    from kallos.index.step import build_step
+    from kallos.cli.coins import run_step
+    from kallos.index.step import index_step
 
     start_d, end_d = parse_date(start, "--start"), parse_date(end, "--end")
     if start_d and end_d and start_d > end_d:
         raise typer.BadParameter("--start is after --end", param_hint="--start")
     settings = setup(now=now, database_url=database_url)
-    with open_settings_store(settings) as store:
-        store.init()
-        result = build_step(store, settings, start=start_d, end=end_d)
-    if result["status"] == "skipped":
-        err_console.print(f"[yellow]index skipped:[/yellow] {result.get('reason', '')}")
+    outcome = run_step(
+        settings, "index build", partial(index_step, start=start_d, end=end_d), name="index", api=False
+    )
+    if outcome.status == "skipped":
+        err_console.print(f"[yellow]index skipped:[/yellow] {outcome.reason or ''}")
         return
+    result = outcome.extra
     console.print(
         f"index built from {result['base_date']} through {result['through']}: "
         f"{result['months_written']} month(s) of constituents, {result['value_rows']} daily value(s), "

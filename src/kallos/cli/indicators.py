@@ -2,21 +2,14 @@
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 import pandas as pd
 import typer
 
-from kallos.cli.common import (
-    DB_OPTION,
-    NOW_OPTION,
-    TIMEFRAME_OPTION,
-    console,
-    err_console,
-    open_settings_store,
-    parse_coins,
-    setup,
-)
+from kallos.cli.coins import run_step
+from kallos.cli.common import DB_OPTION, NOW_OPTION, TIMEFRAME_OPTION, console, err_console, parse_coins, setup
 from kallos.errors import InputError, PartialFailure
 
 indicators = typer.Typer(help="Technical indicators (docs/indicators.md).", no_args_is_help=True)
@@ -49,7 +42,7 @@ def compute(
 ) -> None:
     """Compute indicators for coins with enough history and upsert the timeframe's indicator table
     (daily_technical_indicators, hourly_technical_indicators or weekly_technical_indicators)."""
-    from kallos.indicators.step import compute_step
+    from kallos.indicators.step import indicators_step
 
     settings = setup(
         now=now,
@@ -58,22 +51,24 @@ def compute(
         close_only_approx=close_only_approx,
         workers=workers,
     )
-    with open_settings_store(settings) as store:
-        store.init()
-        counts = compute_step(store, settings, coins=parse_coins(coins), full=full, timeframe=timeframe)
+    step = partial(indicators_step, coins=parse_coins(coins), full=full, timeframe=timeframe)
+    name = "indicators" if timeframe == "1d" else f"indicators_{timeframe}"
+    outcome = run_step(settings, "indicators compute", step, name=name, api=False)
+    x = outcome.extra
+    computed = int(x["full"] or 0) + int(x["incremental"] or 0)  # type: ignore[arg-type]
     console.print(
-        f"indicators ({timeframe}): {counts['full'] + counts['incremental']} coin(s) computed "
-        f"({counts['full']} full, "
-        f"{counts['incremental']} incremental), {counts['up_to_date']} up to date, "
-        f"{counts['below_coverage']} below coverage; {counts['rows_written']} rows written"
+        f"indicators ({timeframe}): {computed} coin(s) computed ({x['full']} full, "
+        f"{x['incremental']} incremental), {x['up_to_date']} up to date, "
+        f"{x['below_coverage']} below coverage; {outcome.rows_written} rows written"
     )
-    if counts["unknown_coins"]:
-        err_console.print(f"no stored bars for: {', '.join(counts['unknown_coins'])}")
-    if counts["failures"]:
-        for coin, reason in counts["failures"].items():
+    unknown = x.get("unknown_coins") or ()
+    if unknown:
+        err_console.print(f"no stored bars for: {', '.join(unknown)}")  # type: ignore[arg-type]
+    if outcome.failures:
+        for coin, reason in outcome.failures.items():
             err_console.print(f"{coin}: {reason}")
         raise PartialFailure(
-            f"indicators failed for {len(counts['failures'])} coin(s)", failures=counts["failures"]
+            f"indicators failed for {len(outcome.failures)} coin(s)", failures=outcome.failures
         )
 
 

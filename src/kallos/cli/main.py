@@ -8,6 +8,7 @@ import sys
 
 import typer
 
+import kallos
 from kallos.errors import KallosError
 from kallos.log import redact
 
@@ -41,6 +42,21 @@ def _register() -> None:
 _register()
 
 
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"kallos {kallos.__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    """Kallos: CoinGecko market data -> validated store -> indicators, signals and a crypto index."""
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; return (and, from the console script, exit with) the documented exit code."""
     try:
@@ -54,6 +70,14 @@ def main(argv: list[str] | None = None) -> int:
         code = exc.exit_code
     except KeyboardInterrupt:
         code = 130
+    except Exception as exc:  # noqa: BLE001 - a bug: its traceback goes to the log, exit 1 (decisions.md#D39)
+        logging.getLogger("kallos.cli").critical("unexpected error (a bug in kallos)", exc_info=True)
+        typer.echo(
+            f"internal error: {redact(f'{type(exc).__name__}: {exc}')} "
+            "(a bug in kallos; the traceback is in the log, please report it)",
+            err=True,
+        )
+        code = 1
     if argv is None:
         sys.exit(code)
     return code

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-import sys
+from functools import partial
 
 import typer
 from rich.console import Console
@@ -15,20 +15,25 @@ from kallos.cli.common import (
     NOW_OPTION,
     TIMEFRAME_OPTION,
     console,
-    finish_outcome,
     open_settings_store,
     parse_coins,
     parse_date,
-    run_contract_step,
     setup,
 )
+from kallos.cli.progress import progress_for
 
 market = typer.Typer(help="Daily market data: backfill, daily update, coverage.", no_args_is_help=True)
 plan_app = typer.Typer(help="Dry runs: what a command costs on the configured plan.", no_args_is_help=True)
 
 SINCE_OPTION = typer.Option(None, "--since", help="First day to load (YYYY-MM-DD); default: all history.")
-INACTIVE_OPTION = typer.Option(False, "--include-inactive", help="Also backfill delisted coins (no survivorship).")
-PROGRESS_OPTION = typer.Option(None, "--progress/--no-progress", help="Progress bar (default: on a terminal).")
+INACTIVE_OPTION = typer.Option(
+    False, "--include-inactive", help="Also backfill delisted coins (no survivorship)."
+)
+PROGRESS_OPTION = typer.Option(
+    None,
+    "--progress/--no-progress",
+    help="Progress: a bar on a terminal, else a plain line every few seconds (default: on).",
+)
 
 
 @market.command("backfill")
@@ -47,7 +52,7 @@ def backfill_cmd(
     `--timeframe 1h` loads hourly bars (docs/timeframes.md); `--timeframe 1w` builds weekly bars from the stored
     final daily bars (no API call).
     """
-    from kallos.ingest.backfill import backfill
+    from kallos.ingest.backfill import backfill_step
 
     if coins and top:
         raise typer.BadParameter("give either --coins or --top", param_hint="--coins")
@@ -56,26 +61,23 @@ def backfill_cmd(
     if timeframe == "1h":
         from kallos.ingest.hourly import hourly_backfill_step
 
-        step = hourly_backfill_step(coins=parse_coins(coins), top=top, since=since_d)
-        finish_outcome(run_contract_step(step, settings, with_client=True), "hourly backfill")
+        step_1h = hourly_backfill_step(coins=parse_coins(coins), top=top, since=since_d)
+        out = run_step(
+            settings, "market backfill --timeframe 1h", step_1h, name="hourly", progress=progress_for(progress)
+        )
+        finish(out, "hourly backfill")
         return
     if timeframe == "1w":
         from kallos.ingest.weekly import weekly_bars_step
 
-        finish_outcome(
-            run_contract_step(weekly_bars_step(coins=parse_coins(coins)), settings, with_client=False), "weekly bars"
-        )
+        step_1w = weekly_bars_step(coins=parse_coins(coins))
+        finish(run_step(settings, "market backfill --timeframe 1w", step_1w, name="weekly", api=False), "weekly bars")
         return
-    result = run_step(
-        backfill,
-        settings,
-        coins=parse_coins(coins),
-        top=top,
-        since=since_d,
-        include_inactive=include_inactive,
-        progress=sys.stderr.isatty() if progress is None else progress,
+    step = partial(
+        backfill_step, coins=parse_coins(coins), top=top, since=since_d, include_inactive=include_inactive
     )
-    finish(result, "backfill")
+    outcome = run_step(settings, "market backfill", step, name="backfill", progress=progress_for(progress))
+    finish(outcome, "backfill")
 
 
 @market.command("update")
@@ -85,11 +87,11 @@ def update_cmd(
     now: str | None = NOW_OPTION,
 ) -> None:
     """Refresh every tracked coin from /coins/markets; fill the gaps the watermarks show."""
-    from kallos.ingest.update import daily_update
+    from kallos.ingest.update import update_step
 
     settings = setup(now=now, database_url=database_url)
-    result = run_step(daily_update, settings, progress=sys.stderr.isatty() if progress is None else progress)
-    finish(result, "update")
+    outcome = run_step(settings, "market update", update_step, name="market", progress=progress_for(progress))
+    finish(outcome, "update")
 
 
 @market.command("gaps")
@@ -156,7 +158,9 @@ def plan_backfill(
         if timeframe == "1h":
             from kallos.ingest.hourly import estimate_hourly
 
-            est = estimate_hourly(store, settings, now=clock.utcnow(), coins=parse_coins(coins), top=top, since=since_d)
+            est = estimate_hourly(
+                store, settings, now=clock.utcnow(), coins=parse_coins(coins), top=top, since=since_d
+            )
         else:
             est = estimate_backfill(
                 store,
@@ -179,7 +183,9 @@ def plan_backfill(
     for endpoint, n in est["by_endpoint"].items():
         console.print(f"  {endpoint}: {n:,}")
     if est["clamped"]:
-        console.print(f"  {est['clamped']} coin(s) limited to the past {est['history_days']} days on this plan")
+        console.print(
+            f"  {est['clamped']} coin(s) limited to the past {est['history_days']} days on this plan"
+        )
 
 
 def register(app: typer.Typer) -> None:

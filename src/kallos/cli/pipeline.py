@@ -17,8 +17,9 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table as RichTable
 
 from kallos.cli.common import DB_OPTION, NOW_OPTION, _timeframe, console, err_console, parse_date, setup
+from kallos.cli.progress import progress_for
 from kallos.errors import LockHeldError, PartialFailure, StepFailed, StoreBusyError
-from kallos.pipeline.runner import RunSummary, StepResult, step_figures
+from kallos.pipeline.runner import RunSummary, StepResult
 
 DEMO_DIR = Path("kallos-demo")
 DEMO_DIR_OPTION = typer.Option(DEMO_DIR, "--output-dir", "-o", help="Where the database and report go.")
@@ -69,12 +70,11 @@ class LineReporter:
             self.console.print(f"[bold]>[/] {name} ...")
 
     def step_finished(self, result: StepResult) -> None:
-        fig = step_figures(result.counts)
-        note = result.error or result.counts.get("reason") or ""
+        note = result.error or result.outcome.reason or ""
         pad = " " * max(0, 8 - len(result.status))
         line = (
             f"  {_styled(result.status)}{pad} {result.name:<11} {result.duration_seconds:7.2f} s"
-            f"  {fig['rows_written']:>9,} rows"
+            f"  {result.outcome.rows_written:>9,} rows"
         )
         if note:
             line += f"  [dim]{str(note)[:160]}[/]"
@@ -91,11 +91,10 @@ def print_summary(summary: RunSummary) -> None:
     for col in ("step", "status", "sec", "rows", "quarant.", "calls", "credits", "failed"):
         table.add_column(col, justify="left" if col in ("step", "status") else "right", no_wrap=True)
     for s in summary.steps:
-        fig = step_figures(s.counts)
+        o = s.outcome
         table.add_row(
-            s.name, _styled(s.status), f"{s.duration_seconds:.2f}", f"{fig['rows_written']:,}",
-            f"{fig['rows_quarantined']:,}", f"{int(s.counts.get('api_calls', 0) or 0):,}",
-            f"{int(s.counts.get('api_credits', 0) or 0):,}", f"{len(s.failed):,}",
+            s.name, _styled(s.status), f"{s.duration_seconds:.2f}", f"{o.rows_written:,}",
+            f"{o.rows_quarantined:,}", f"{o.api_calls:,}", f"{o.api_credits:,}", f"{o.coins_failed:,}",
         )  # fmt: skip
     console.print(table)
     t = summary.totals()
@@ -119,8 +118,8 @@ def _raise_for(summary: RunSummary) -> None:
             f"run {summary.run_id} finished with failures in: {', '.join(bad)}", failures=failures
         )
     if summary.status == "failed":
-        bad = "; ".join(f"{s.name}: {s.error}" for s in summary.steps if s.status == "failed")
-        raise StepFailed(f"run {summary.run_id} failed: {bad}", run_id=summary.run_id)
+        errors = "; ".join(f"{s.name}: {s.error}" for s in summary.steps if s.status == "failed")
+        raise StepFailed(f"run {summary.run_id} failed: {errors}", run_id=summary.run_id)
 
 
 def run(
@@ -139,7 +138,12 @@ def run(
 
     settings = setup(now=now, database_url=database_url)
     with LineReporter(len(STEP_NAMES)) as reporter:
-        summary = run_pipeline(settings, RunOptions(mode="daily", full=full, force=force), reporter=reporter)
+        summary = run_pipeline(
+            settings,
+            RunOptions(mode="daily", full=full, force=force),
+            reporter=reporter,
+            progress=progress_for(None),
+        )
     print_summary(summary)
     _raise_for(summary)
 
@@ -226,7 +230,7 @@ def status(
             secs = c.get("duration_seconds")
             steps.add_row(
                 str(s.step), _styled(str(s.status)), f"{secs:.2f}" if isinstance(secs, (int, float)) else "-",
-                f"{step_figures(c)['rows_written']:,}",
+                f"{int(c.get('rows_written') or 0):,}",
                 (str(s.error)[:80] if isinstance(s.error, str) else ""),
             )  # fmt: skip
         console.print(steps)
@@ -272,7 +276,7 @@ def demo(
         f"({start} .. {end}); database and report in {output_dir}/"
     )
     with LineReporter(len(BACKFILL_STEP_NAMES), bar=True) as reporter:
-        result = run_demo(output_dir, market=market, reporter=reporter, progress=True)
+        result = run_demo(output_dir, market=market, reporter=reporter, progress=progress_for(None))
     print_summary(result.summary)
     if result.metrics:
         table = RichTable(title="index metrics", title_justify="left")

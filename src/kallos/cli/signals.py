@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
+from typing import SupportsFloat
 
 import pandas as pd
 import typer
@@ -38,30 +40,28 @@ def generate(
     database_url: str | None = DB_OPTION,
 ) -> None:
     """Compute rule and composite signals for new (or changed) bars of a timeframe and store them."""
-    from kallos.signals.step import generate_step, resolve_config
+    from kallos.cli.coins import run_step
+    from kallos.signals.step import resolve_config, signals_step
 
     settings = setup(now=now, database_url=database_url)
     cfg = resolve_config(settings, config)  # a bad file fails before the database is opened
-    with open_settings_store(settings) as store:
-        store.init()
-        counts = generate_step(
-            store, settings, coins=parse_coins(coins), full=full, config=cfg, timeframe=timeframe
-        )
-    c = counts
+    step = partial(signals_step, coins=parse_coins(coins), full=full, config=cfg, timeframe=timeframe)
+    name = "signals" if timeframe == "1d" else f"signals_{timeframe}"
+    c = run_step(settings, "signals generate", step, name=name, api=False).extra
     console.print(
         f"signals ({timeframe}): {c['coins']} coin(s) computed ({c['full']} full, {c['incremental']} incremental), "
         f"{c['up_to_date']} up to date; {c['rule_rows']} rule rows, {c['composite_rows']} composite "
         f"rows written (config {c['config_hash']})"
     )
-    if counts.get("no_indicators"):
-        console.print(f"{counts['no_indicators']} requested coin(s) have no stored indicators")
+    if c.get("no_indicators"):
+        console.print(f"{c['no_indicators']} requested coin(s) have no stored indicators")
 
 
 def _fmt(value: object, pct: bool = False) -> str:
     if value is None or (isinstance(value, float) and pd.isna(value)):
         return "-"
-    if pct:
-        return f"{float(value):+.2%}" if not isinstance(value, str) else value
+    if pct and isinstance(value, SupportsFloat):  # a str passes through as it is
+        return f"{float(value):+.2%}"
     return f"{value}"
 
 

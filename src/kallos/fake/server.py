@@ -306,8 +306,8 @@ class FakeCoinGecko:
             return err.status, err.body, err.content_type, err.headers
         except Exception:  # a bug or an input we did not foresee: answer like the real API's 500, and log it
             log.exception("fake server failed on %s", path, extra={"endpoint": path})
-            err = r.server_error(500)
-            return err.status, err.body, err.content_type, err.headers
+            failure = r.server_error(500)
+            return failure.status, failure.body, failure.content_type, failure.headers
 
     def _record(self, rec: RecordedRequest) -> None:
         with self._lock:
@@ -362,6 +362,7 @@ class _Handler(BaseHTTPRequestHandler):
     timeout = 120  # idle keep-alive connections end after this
 
     server: _Server
+    _headers_buffer: list[bytes]  # set by BaseHTTPRequestHandler, absent from its stubs; _serve appends the body
 
     def setup(self) -> None:
         super().setup()
@@ -386,6 +387,7 @@ class _Handler(BaseHTTPRequestHandler):
         headers = {k.lower(): v for k, v in self.headers.items()}
         path = unquote(split.path)
         fault: str | None = None
+        extra: dict[str, str]
         if not path.startswith(PREFIX):
             status, body, ctype, extra = (
                 404,

@@ -533,9 +533,9 @@ class SimulatedMarket(Dataset):
                 price[i] = parent * ratio
         for i, s in enumerate(specs):
             if s.shock is not None:  # events the validation step must see: a stablecoin depeg, a pump
-                k = day_of(s.shock[0]) - start_day
-                if first[i] < k < last[i] - s.shock[2]:
-                    price[i, k : k + s.shock[2]] *= s.shock[1]
+                shock_day = day_of(s.shock[0]) - start_day
+                if first[i] < shock_day < last[i] - s.shock[2]:
+                    price[i, shock_day : shock_day + s.shock[2]] *= s.shock[1]
         price = np.where(alive, price, np.nan)
 
         supply = np.empty((n, n_days))

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
 from kallos.errors import IndexConstructionError, InputError
@@ -148,7 +149,7 @@ def build_index(
 
     chosen: list[Selection] = []
     weights: list[np.ndarray] = []
-    incumbents: np.ndarray = np.empty(0, dtype=np.int64)
+    incumbents: npt.NDArray[np.int64] = np.empty(0, dtype=np.int64)
     for row in rows[rows >= base_row]:
         row = int(row)
         mask = elig.mask(row)

@@ -92,7 +92,7 @@ def choose(
     mask: npt.NDArray[np.bool_],
     *,
     n_constituents: int,
-    incumbents: Sequence[int] = (),
+    incumbents: Sequence[int] | npt.NDArray[np.int64] = (),
     rank_buffer: int = 0,
 ) -> Selection:
     """The top ``n_constituents`` eligible coins; with a rank buffer, incumbents ranked within

@@ -21,6 +21,7 @@ from kallos.index.build import IndexResult, NoQualifyingSelectionError, build_in
 from kallos.index.exclusions import excluded_coins
 from kallos.index.panel import as_date
 from kallos.log import get_logger
+from kallos.pipeline.contract import ExtraValue, StepContext, StepOutcome
 from kallos.settings import Settings
 from kallos.store import Store
 
@@ -214,6 +215,13 @@ def _delete_outside(
     return len(stale)
 
 
+def index_step(
+    ctx: StepContext, *, start: dt.date | str | None = None, end: dt.date | str | None = None
+) -> StepOutcome:
+    """The index build as a step (docs/decisions.md#D37); rows are stamped with the context's run id."""
+    return _build(ctx.store, ctx.settings, start=start, end=end, run_id=ctx.run_id)
+
+
 def build_step(
     store: Store,
     settings: Settings,
@@ -228,13 +236,24 @@ def build_step(
     :class:`~kallos.errors.IndexConstructionError` when a month end after the base date has too few
     eligible coins.
     """
+    return _build(store, settings, start=start, end=end, run_id=run_id).counts()
+
+
+def _build(
+    store: Store,
+    settings: Settings,
+    *,
+    start: dt.date | str | None,
+    end: dt.date | str | None,
+    run_id: str | None,
+) -> StepOutcome:
     t0 = time.perf_counter()
     start_d = as_date(start, "start") if start is not None else None
     end_d = as_date(end, "end") if end is not None else None
     market = read_market(store)
     if market.empty:
         log.warning("index skipped: no market data stored", extra={"step": "index"})
-        return {"status": "skipped", "reason": "no market data stored"}
+        return StepOutcome.skipped("no market data stored")
     last_day = pd.Timestamp(market["date"].max()).date()
     through = last_month_end(last_day)
     configured = settings.index_base_date
@@ -248,23 +267,27 @@ def build_step(
             "index skipped: no month end qualifies yet (too little stored history, or none since the base)",
             extra={"step": "index", "detail": str(exc)},
         )
-        return {"status": "skipped", "reason": str(exc), "base_date": base.isoformat() if base else None}
+        return StepOutcome.skipped(str(exc), base_date=base.isoformat() if base else None)
     if configured is None and stored_base is None:
         store.upsert(
             "kallos_state", pd.DataFrame({"key": [BASE_DATE_KEY], "value": [result.base_date.isoformat()]})
         )
     counts = write_result(store, result, start=start_d, end=end_d, run_id=run_id)
-    out: dict[str, Any] = {
-        "status": "success",
+    extra: dict[str, ExtraValue] = {
         "base_date": result.base_date.isoformat(),
-        "through": result.params["end"],
+        "through": str(result.params["end"]),
         **counts,
         "fills": len(result.fills),
         "excluded": len(exclude & set(market["coin_id"])),  # stored coins left out, not the whole list
-        "duration_seconds": round(time.perf_counter() - t0, 3),
     }
-    log.info("index built", extra={"step": "index", **out})
-    return out
+    log.info(
+        "index built",
+        extra={"step": "index", **extra, "duration_seconds": round(time.perf_counter() - t0, 3)},
+    )
+    return StepOutcome(
+        rows_written=counts["constituent_rows"] + counts["value_rows"] + counts["turnover_rows"],
+        extra=extra,
+    )
 
 
 def read_index(store: Store) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:

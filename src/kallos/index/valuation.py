@@ -89,7 +89,7 @@ def value_index(
         value = (relative * weights).sum(axis=1)
         returns[row - base_row + 1 : end - base_row + 1] = value[1:] / value[:-1] - 1.0
         drifted = (cols, relative[-1] * weights / value[-1])
-    level = base_level * np.cumprod(1.0 + returns)
+    level: npt.NDArray[np.float64] = base_level * np.cumprod(1.0 + returns, dtype=np.float64)
     return Valuation(
         rows=np.arange(base_row, last_row + 1, dtype=np.int64),
         daily_return=returns,

@@ -66,7 +66,7 @@ def compute_panel(
     volume = np.ascontiguousarray(volume, dtype="float64")
     n_coins, n_bars = close.shape
     lengths = np.asarray(lengths, dtype=np.int64)
-    out = {name: np.full((n_coins, n_bars), np.nan) for name in OUTPUT_COLUMNS}
+    out: dict[str, k.FloatArray] = {name: np.full((n_coins, n_bars), np.nan) for name in OUTPUT_COLUMNS}
 
     dst = [out[name] for name in k.CLOSE_TALIB]
     for i in range(n_coins):
@@ -83,6 +83,9 @@ def compute_panel(
     valid = np.arange(n_bars) < lengths[:, None]
     has = valid if candles is None else (np.asarray(candles, dtype=bool) & valid)
     counts = has.sum(axis=1)
+    rows: k.FloatArray | None
+    cols: k.FloatArray | None
+    pos: k.FloatArray | None
     if np.array_equal(counts, lengths):
         hc, lc, cc, vc = (np.ascontiguousarray(a, dtype="float64") for a in (high, low, close, volume))
         rows = cols = pos = None
@@ -94,13 +97,13 @@ def compute_panel(
         for target, source in ((hc, high), (lc, low), (cc, close), (vc, volume)):
             target[rows, pos] = np.asarray(source, dtype="float64")[rows, cols]
 
-    hl = {name: np.full(cc.shape, np.nan) for name in k.HIGH_LOW_TALIB}
+    hl: dict[str, k.FloatArray] = {name: np.full(cc.shape, np.nan) for name in k.HIGH_LOW_TALIB}
     dst = [hl[name] for name in k.HIGH_LOW_TALIB]
     for i in range(n_coins):
         n = int(counts[i])
         if n:
-            values = k.talib_high_low(hc[i, :n], lc[i, :n], cc[i, :n])
-            for target, v in zip(dst, values, strict=True):
+            coin_columns = k.talib_high_low(hc[i, :n], lc[i, :n], cc[i, :n])
+            for target, v in zip(dst, coin_columns, strict=True):
                 target[i, :n] = v
     hl["mfi_14"] = k.mfi(hc, lc, cc, vc)
     hl["cmf_20"] = k.cmf(hc, lc, cc, vc)
@@ -167,7 +170,8 @@ def compute_indicators(bars: pd.DataFrame, *, close_only_approx: bool = False) -
             a[r, p] = frame[name].to_numpy()[sel]
             arrays[name] = a
         candles = ~(np.isnan(arrays["high"]) | np.isnan(arrays["low"]))
-        chunk_source = np.where(candles[r, p], OHLC_SOURCE_CANDLES, None).astype(object)
+        chunk_source = np.full(r.size, None, dtype=object)
+        chunk_source[candles[r, p]] = OHLC_SOURCE_CANDLES
         if close_only_approx:
             filled = approximate_candles(arrays["close"], arrays["high"], arrays["low"], lengths[lo:hi])
             chunk_source[filled[r, p]] = OHLC_SOURCE_APPROX

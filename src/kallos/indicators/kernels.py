@@ -233,7 +233,7 @@ HIGH_LOW_TALIB = (
 def talib_close(close: FloatArray, volume: FloatArray) -> tuple[FloatArray, ...]:
     """The close(/volume) TA-Lib columns of one coin, in CLOSE_TALIB order."""
     macd, signal, hist = talib.MACD(close, 12, 26, 9)
-    upper, mid, lower = talib.BBANDS(close, 20, 2.0, 2.0, 0)
+    upper, mid, lower = talib.BBANDS(close, 20, 2.0, 2.0, talib.MA_Type.SMA)
     return (
         talib.EMA(close, 10),
         talib.EMA(close, 50),
@@ -266,7 +266,7 @@ def talib_high_low(high: FloatArray, low: FloatArray, close: FloatArray) -> tupl
         adxr[40:] = (adx[40:] + adx[27:-13]) / 2.0
     kc_mid = talib.EMA(close, 20)
     kc_atr = talib.ATR(high, low, close, 10)
-    stoch_k, stoch_d = talib.STOCH(high, low, close, 14, 3, 0, 3, 0)
+    stoch_k, stoch_d = talib.STOCH(high, low, close, 14, 3, talib.MA_Type.SMA, 3, talib.MA_Type.SMA)
     return (
         talib.PLUS_DI(high, low, close, 14),
         talib.MINUS_DI(high, low, close, 14),

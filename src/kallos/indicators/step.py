@@ -27,6 +27,7 @@ from kallos.errors import DataValidationError
 from kallos.indicators.contract import OUTPUT_COLUMNS, RECOMPUTE_HISTORY_BARS
 from kallos.indicators.engine import compute_indicators
 from kallos.log import get_logger
+from kallos.pipeline.contract import StepContext, StepOutcome
 from kallos.scale.executor import get_executor
 from kallos.timeframes import SPECS, TimeframeSpec, spec
 
@@ -34,7 +35,7 @@ if TYPE_CHECKING:
     from kallos.settings import Settings
     from kallos.store import Store
 
-__all__ = ["coverage_table", "compute_step", "default_workers"]
+__all__ = ["coverage_table", "compute_step", "default_workers", "indicators_step"]
 
 log = get_logger(__name__)
 
@@ -278,6 +279,31 @@ def _mark_state(approx: bool, tf: TimeframeSpec, last_bar: pd.Timestamp) -> str:
     return json.dumps(state)
 
 
+def indicators_step(
+    ctx: StepContext,
+    *,
+    coins: Sequence[str] | None = None,
+    full: bool = False,
+    workers: int | None = None,
+    min_coverage: float | None = None,
+    close_only_approx: bool | None = None,
+    batch_coins: int = BATCH_COINS,
+    timeframe: str = "1d",
+) -> StepOutcome:
+    """The indicator computation as a step (docs/decisions.md#D37); options default to the settings."""
+    return _compute(
+        ctx.store,
+        ctx.settings,
+        coins=coins,
+        full=full,
+        workers=workers,
+        min_coverage=min_coverage,
+        close_only_approx=close_only_approx,
+        batch_coins=batch_coins,
+        timeframe=timeframe,
+    )
+
+
 def compute_step(
     store: Store,
     settings: Settings | None = None,
@@ -290,34 +316,77 @@ def compute_step(
     batch_coins: int = BATCH_COINS,
     timeframe: str = "1d",
 ) -> dict[str, Any]:
-    """Compute and upsert the timeframe's indicator table (`daily_technical_indicators` for 1d); return counts
-    (failures maps coin -> reason). Every timeframe uses the same engine and columns (docs/decisions.md#D85)."""
-    tf = spec(timeframe)
-    series = tf.series(SERIES)
+    """Compute and upsert the timeframe's indicator table (`daily_technical_indicators` for 1d); return the
+    step's counts (`failed`: coin -> reason). Every timeframe uses the same engine and columns
+    (docs/decisions.md#D85)."""
     if settings is None:
         from kallos.settings import get_settings
 
         settings = get_settings()
+    outcome = _compute(
+        store,
+        settings,
+        coins=coins,
+        full=full,
+        workers=workers,
+        min_coverage=min_coverage,
+        close_only_approx=close_only_approx,
+        batch_coins=batch_coins,
+        timeframe=timeframe,
+    )
+    return outcome.counts()
+
+
+def _compute(
+    store: Store,
+    settings: Settings,
+    *,
+    coins: Sequence[str] | None,
+    full: bool,
+    workers: int | None,
+    min_coverage: float | None,
+    close_only_approx: bool | None,
+    batch_coins: int,
+    timeframe: str = "1d",
+) -> StepOutcome:
+    tf = spec(timeframe)
+    series = tf.series(SERIES)
     approx = settings.close_only_approx if close_only_approx is None else close_only_approx
     threshold = settings.min_coverage if min_coverage is None else min_coverage
     n_workers = workers or settings.workers or default_workers()
     started = time.monotonic()
 
     stats = coverage_table(store, tf)
-    counts: dict[str, Any] = {
-        "coins": 0, "below_coverage": 0, "up_to_date": 0, "full": 0, "incremental": 0,
-        "rows_written": 0, "failed": 0, "failures": {}, "unknown_coins": [],
-        "close_only_approx": approx, "workers": n_workers, "timeframe": tf.name,
-    }  # fmt: skip
+    counts: dict[str, int] = {"coins": 0, "below_coverage": 0, "up_to_date": 0, "full": 0, "incremental": 0}
+    rows_written = 0
+    failures: dict[str, str] = {}
+    unknown: list[str] = []
+
+    def outcome() -> StepOutcome:
+        done = counts["full"] + counts["incremental"] + counts["up_to_date"]
+        return StepOutcome(
+            status="partial" if failures else "success",
+            coins_ok=done,
+            rows_written=rows_written,
+            failures=failures,
+            extra={
+                **counts,
+                "unknown_coins": tuple(unknown),
+                "close_only_approx": approx,
+                "workers": n_workers,
+                "timeframe": tf.name,
+            },
+        )
+
     if coins is not None:
         wanted = list(dict.fromkeys(coins))
-        counts["unknown_coins"] = sorted(set(wanted) - set(stats["coin_id"]))
+        unknown = sorted(set(wanted) - set(stats["coin_id"]))
         stats = stats[stats["coin_id"].isin(wanted)]
     counts["coins"] = len(stats)
     eligible = stats[stats["coverage"] >= threshold]
     counts["below_coverage"] = len(stats) - len(eligible)
     if eligible.empty:
-        return counts
+        return outcome()
 
     ids = list(eligible["coin_id"])
     marks = store.read("ingestion_watermarks", coins=ids)
@@ -333,12 +402,13 @@ def compute_step(
     plans, counts["up_to_date"] = _plan(eligible, marks, done, full=full, approx=approx, step=tf.step)
     batches = list(_chunks(plans, batch_coins))
     if not batches:
-        return counts
+        return outcome()
 
-    def write(job: _Job, result: pd.DataFrame, failures: dict[str, str]) -> None:
-        counts["failures"].update(failures)
+    def write(job: _Job, result: pd.DataFrame, failed: dict[str, str]) -> None:
+        nonlocal rows_written
+        failures.update(failed)
         rows = _finish(job, result)
-        written_coins = [c for c in job.modes if c not in failures]
+        written_coins = [c for c in job.modes if c not in failed]
         marks_frame = pd.DataFrame(
             {
                 "coin_id": written_coins,
@@ -358,7 +428,7 @@ def compute_step(
                 store.upsert(tf.indicator_table, out)
             if written_coins:
                 store.upsert("ingestion_watermarks", marks_frame)
-        counts["rows_written"] += len(rows)
+        rows_written += len(rows)
         for coin in written_coins:
             counts[job.modes[coin]] += 1
 
@@ -371,19 +441,18 @@ def compute_step(
             yield jobs[-1].bars
 
     with get_executor(settings, workers=n_workers, preload=["kallos.indicators.engine"]) as executor:
-        for result, failures in executor.map_batches(_compute_batch, bars_of_batches(), approx):
-            write(jobs.popleft(), result, failures)
+        for result, failed in executor.map_batches(_compute_batch, bars_of_batches(), approx):
+            write(jobs.popleft(), result, failed)
 
-    counts["failed"] = len(counts["failures"])
     log.info(
         "indicators computed",
         extra={
             "coins": counts["coins"],
             "full": counts["full"],
             "incremental": counts["incremental"],
-            "rows": counts["rows_written"],
-            "failed": counts["failed"],
+            "rows": rows_written,
+            "failed": len(failures),
             "duration_seconds": round(time.monotonic() - started, 3),
         },
     )
-    return counts
+    return outcome()

@@ -16,10 +16,12 @@ from kallos import clock
 from kallos.coingecko import plans
 from kallos.ingest.archive import attach_archive
 from kallos.ingest.market import HistoryFetcher
-from kallos.ingest.runner import RunCounts, run_per_coin
+from kallos.ingest.runner import RunCounts, api_mark, run_per_coin
 from kallos.ingest.select import select_coins
 from kallos.ingest.state import CoinWrite
 from kallos.log import get_logger
+from kallos.pipeline.contract import Progress, StepContext, StepOutcome
+from kallos.pipeline.progress import as_progress
 from kallos.store import Store
 
 log = get_logger("kallos.ingest.backfill")
@@ -30,6 +32,31 @@ def plan_name(client: Any, settings: Any) -> str:
     return str(getattr(plan, "name", None) or settings.coingecko_plan)
 
 
+async def backfill_step(
+    ctx: StepContext,
+    *,
+    coins: Sequence[str] | None = None,
+    top: int | None = None,
+    since: dt.date | None = None,
+    include_inactive: bool = False,
+    candles: bool | None = None,
+) -> StepOutcome:
+    """The backfill as a step (docs/decisions.md#D37): the chosen coins' history, resumed from the watermarks."""
+    return await _backfill(
+        ctx.store,
+        ctx.require_client(),
+        ctx.settings,
+        coins=coins,
+        top=top,
+        since=since,
+        include_inactive=include_inactive,
+        candles=candles,
+        progress=ctx.progress,
+        now=ctx.now,
+        run_id=ctx.run_id,
+    )
+
+
 async def backfill(
     store: Store,
     client: Any,
@@ -38,19 +65,48 @@ async def backfill(
     top: int | None = None,
     since: dt.date | None = None,
     include_inactive: bool = False,
-    progress: bool = False,
+    progress: bool | Progress = False,
     candles: bool | None = None,
 ) -> dict[str, Any]:
-    """Backfill the chosen coins; returns the step counts (see :class:`~kallos.ingest.runner.RunCounts`).
+    """Backfill the chosen coins; returns the step's counts (:meth:`StepOutcome.counts`).
 
     `candles=None` fetches daily candles where the plan serves them (`ohlc/range` on paid plans); True also asks
     free plans' `/ohlc` (last 30 days, 4-hour candles combined into days); False keeps bars close-only.
+    `progress=True` prints a plain progress line every few seconds on stderr (or pass a Progress reporter).
     """
+    outcome = await _backfill(
+        store,
+        client,
+        settings,
+        coins=coins,
+        top=top,
+        since=since,
+        include_inactive=include_inactive,
+        candles=candles,
+        progress=as_progress(progress),
+        now=clock.utcnow(),
+    )
+    return outcome.counts()
+
+
+async def _backfill(
+    store: Store,
+    client: Any,
+    settings: Any,
+    *,
+    coins: Sequence[str] | None,
+    top: int | None,
+    since: dt.date | None,
+    include_inactive: bool,
+    candles: bool | None,
+    progress: Progress,
+    now: dt.datetime,
+    run_id: str | None = None,
+) -> StepOutcome:
     started = time.perf_counter()
     counts = RunCounts()
-    calls0 = client.stats.calls
+    before = api_mark(client)
     archive = attach_archive(store, client, settings)
-    now = clock.utcnow()
     last_final = clock.last_final_day(now)
     plan = plan_name(client, settings)
     want_candles = plans.get_plan(plan).paid if candles is None else candles
@@ -77,6 +133,7 @@ async def backfill(
         batch_size=batch,
         progress=progress,
         label="backfill",
+        run_id=run_id,
         after_batch=archive.flush,
     )
     if clamped:
@@ -89,9 +146,9 @@ async def backfill(
             len(clamped),
             extra={"coins_clamped": len(clamped), "plan": plan},
         )
-    counts.api_calls = client.stats.calls - calls0
+    counts.measure_api(client, before)
     counts.extra.update({"clamped": len(clamped), "up_to_date": counts.skipped})
     return counts.finish("backfill finished", started)
 
 
-__all__ = ["backfill"]
+__all__ = ["backfill", "backfill_step"]

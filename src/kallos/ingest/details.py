@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -19,13 +20,37 @@ from kallos import clock
 from kallos.errors import KallosError
 from kallos.ingest import frames
 from kallos.ingest.archive import attach_archive
-from kallos.ingest.runner import RunCounts
+from kallos.ingest.runner import RunCounts, api_mark
 from kallos.ingest.select import select_coins
 from kallos.ingest.universe import write_categories
 from kallos.log import get_logger
+from kallos.pipeline.contract import StepContext, StepOutcome
 from kallos.store import Store
 
 log = get_logger("kallos.ingest.details")
+
+
+async def details_step(
+    ctx: StepContext,
+    *,
+    coins: Sequence[str] | None = None,
+    top: int | None = None,
+    max_age_days: int = 30,
+    limit: int | None = None,
+    include_inactive: bool = False,
+) -> StepOutcome:
+    """The details refresh as a step (docs/decisions.md#D37)."""
+    return await _refresh(
+        ctx.store,
+        ctx.require_client(),
+        ctx.settings,
+        coins=coins,
+        top=top,
+        max_age_days=max_age_days,
+        limit=limit,
+        include_inactive=include_inactive,
+        now=ctx.now,
+    )
 
 
 async def refresh_details(
@@ -38,10 +63,37 @@ async def refresh_details(
     limit: int | None = None,
     include_inactive: bool = False,
 ) -> dict[str, Any]:
+    """Refresh stale coin details; returns the step's counts (:meth:`StepOutcome.counts`)."""
+    outcome = await _refresh(
+        store,
+        client,
+        settings,
+        coins=coins,
+        top=top,
+        max_age_days=max_age_days,
+        limit=limit,
+        include_inactive=include_inactive,
+        now=clock.utcnow(),
+    )
+    return outcome.counts()
+
+
+async def _refresh(
+    store: Store,
+    client: Any,
+    settings: Any,
+    *,
+    coins: Sequence[str] | None,
+    top: int | None,
+    max_age_days: int,
+    limit: int | None,
+    include_inactive: bool,
+    now: dt.datetime,
+) -> StepOutcome:
+    started = time.perf_counter()
     counts = RunCounts()
-    calls0 = client.stats.calls
+    before = api_mark(client)
     archive = attach_archive(store, client, settings)
-    now = clock.utcnow()
     ids, unknown = await select_coins(store, client, coins=coins, top=top, include_inactive=include_inactive)
     for u in unknown:
         counts.failed[u] = "not in the coins table (run `kallos coins sync` first)"
@@ -87,9 +139,8 @@ async def refresh_details(
                 counts.rows_written += store.upsert("coins", pd.DataFrame(rows))
                 write_categories(store, cats, now, first=firsts)
         await archive.flush()
-    counts.api_calls = client.stats.calls - calls0
-    log.info("details refreshed", extra={k: v for k, v in counts.as_dict().items() if k != "failed"})
-    return counts.as_dict()
+    counts.measure_api(client, before)
+    return counts.finish("details refreshed", started)
 
 
 def _stale(store: Store, ids: Sequence[str], now: dt.datetime, max_age_days: int) -> list[str]:

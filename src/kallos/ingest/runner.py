@@ -16,6 +16,7 @@ from typing import Any
 from kallos.errors import InputError, KallosError
 from kallos.ingest.state import CoinWrite, write_coins
 from kallos.log import get_logger
+from kallos.pipeline.contract import ExtraValue, NullProgress, Progress, StepOutcome, StepStatus
 from kallos.store import Store
 
 log = get_logger("kallos.ingest")
@@ -23,44 +24,55 @@ log = get_logger("kallos.ingest")
 
 @dataclass
 class RunCounts:
-    """The counts every ingestion step returns (the pipeline's step result)."""
+    """What an ingestion step counts while it runs; :meth:`outcome` turns it into the step's result."""
 
     coins: int = 0
+    """Coins done: written, or already up to date."""
     rows_written: int = 0
     rows_quarantined: int = 0
     events: int = 0
     api_calls: int = 0
+    api_credits: int = 0
     failed: dict[str, str] = field(default_factory=dict)
     skipped: int = 0
-    extra: dict[str, Any] = field(default_factory=dict)
+    extra: dict[str, ExtraValue] = field(default_factory=dict)
 
-    def as_dict(self, *, status: str | None = None) -> dict[str, Any]:
-        if status is None:
-            status = "partial" if self.failed else "success"
-        out: dict[str, Any] = {
-            "coins": self.coins,
-            "rows_written": self.rows_written,
-            "rows_quarantined": self.rows_quarantined,
-            "events": self.events,
-            "api_calls": self.api_calls,
-            "failed": dict(self.failed),
-            "status": status,
-        }
-        out.update(self.extra)
-        return out
+    def measure_api(self, client: Any, before: tuple[int, int]) -> None:
+        """Record the calls and credits the client made since `before` (see :func:`api_mark`)."""
+        calls, credits = api_mark(client)
+        self.api_calls, self.api_credits = calls - before[0], credits - before[1]
 
-    def finish(self, message: str, started: float) -> dict[str, Any]:
-        """The step's result, logged once with its counts and duration (failed coins as a count)."""
-        result = self.as_dict()
+    def outcome(self, *, status: StepStatus | None = None, reason: str | None = None) -> StepOutcome:
+        """The step's outcome: `partial` when some coins failed (the others were done), else `success`."""
+        return StepOutcome(
+            status=status or ("partial" if self.failed else "success"),
+            coins_ok=self.coins,
+            rows_written=self.rows_written,
+            rows_quarantined=self.rows_quarantined,
+            failures=self.failed,
+            api_calls=self.api_calls,
+            api_credits=self.api_credits,
+            reason=reason,
+            extra={"events": self.events, **self.extra},
+        )
+
+    def finish(self, message: str, started: float) -> StepOutcome:
+        """The step's outcome, logged once with its counts and duration (failed coins as a count)."""
+        outcome = self.outcome()
         log.info(
             message,
             extra={
-                **{k: v for k, v in result.items() if k != "failed"},
+                **outcome.counts(),
                 "failed": len(self.failed),
                 "duration_seconds": round(time.perf_counter() - started, 4),
             },
         )
-        return result
+        return outcome
+
+
+def api_mark(client: Any) -> tuple[int, int]:
+    """The client's call and credit counters now (subtract two marks for what a step used)."""
+    return client.stats.calls, client.stats.credits
 
 
 def quarantined(w: CoinWrite) -> int:
@@ -76,15 +88,20 @@ async def run_per_coin(
     counts: RunCounts,
     *,
     batch_size: int = 32,
-    progress: bool = False,
+    progress: Progress | None = None,
     label: str = "coins",
     run_id: str | None = None,
     after_batch: Callable[[], Awaitable[Any]] | None = None,
     write_every: int = 8,
     write_seconds: float = 1.0,
 ) -> None:
-    """Fetch `coins` in batches with `job`, write each result, fill `counts` (failures in counts.failed)."""
-    bar = _progress(progress, label, len(coins))
+    """Fetch `coins` in batches with `job`, write each result, fill `counts` (failures in counts.failed).
+
+    A coin fails alone on an expected error (a :class:`~kallos.errors.KallosError`: the API, validation, the
+    store); any other exception is a bug and propagates (docs/decisions.md#D39).
+    """
+    progress = progress or NullProgress()
+    progress.start(label, total=len(coins))
     try:
         for start in range(0, len(coins), batch_size):
             batch = list(coins[start : start + batch_size])
@@ -107,8 +124,7 @@ async def run_per_coin(
                         _write(store, pending, counts, started, run_id)
                         pending = []
                         last_write = time.monotonic()
-                    if bar is not None:
-                        bar[0].advance(bar[1])
+                    progress.advance()
                 _write(store, pending, counts, started, run_id)
             finally:
                 for t in tasks:
@@ -116,8 +132,7 @@ async def run_per_coin(
             if after_batch is not None:
                 await after_batch()
     finally:
-        if bar is not None:
-            bar[0].stop()
+        progress.finish()
 
 
 async def _tagged(coin: str, job: Callable[[str], Awaitable[CoinWrite | None]]) -> tuple[str, Any]:
@@ -130,7 +145,7 @@ async def _tagged(coin: str, job: Callable[[str], Awaitable[CoinWrite | None]]) 
 def _handle(coin: str, result: Any, counts: RunCounts, started: float) -> None:
     """A coin that produced nothing to write: up to date (None) or failed (an exception)."""
     if isinstance(result, BaseException):
-        if not isinstance(result, KallosError | ValueError | KeyError):
+        if not isinstance(result, KallosError):
             raise result
         counts.failed[coin] = str(result)
         log.warning(
@@ -175,26 +190,6 @@ def _write(
                 "duration_seconds": round(time.perf_counter() - started[w.coin_id], 4),
             },
         )
-
-
-def _progress(enabled: bool, label: str, total: int) -> tuple[Any, Any] | None:
-    if not enabled or total == 0:
-        return None
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    from kallos.cli.common import err_console
-
-    if not err_console.is_terminal:
-        return None
-    p = Progress(
-        TextColumn(f"[bold]{label}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        console=err_console,
-    )
-    p.start()
-    return p, p.add_task(label, total=total)
 
 
 def require(condition: bool, message: str, **context: Any) -> None:

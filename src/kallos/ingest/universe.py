@@ -8,6 +8,7 @@ rename (`kallos_state` key `renamed:<old id>`) and logged; the old id keeps its 
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import time
 from collections.abc import Iterable, Sequence
@@ -19,8 +20,9 @@ from kallos import clock
 from kallos.errors import CoinGeckoError
 from kallos.ingest import frames
 from kallos.ingest.archive import attach_archive
-from kallos.ingest.runner import RunCounts
+from kallos.ingest.runner import RunCounts, api_mark
 from kallos.log import get_logger
+from kallos.pipeline.contract import StepContext, StepOutcome
 from kallos.store import Store
 
 log = get_logger("kallos.ingest.universe")
@@ -34,15 +36,23 @@ EXCLUSION_CATEGORIES: dict[str, str] = {
 """decisions.md #8: categories the index excludes, swept from `/coins/markets?category=` at every sync."""
 
 
+async def universe_step(ctx: StepContext) -> StepOutcome:
+    """The universe sync as a step (docs/decisions.md#D37)."""
+    return await _sync(ctx.store, ctx.require_client(), ctx.settings, now=ctx.now)
+
+
 async def sync_universe(store: Store, client: Any, settings: Any) -> dict[str, Any]:
     """Load `/coins/list` with platforms into `coins`, keep first/last seen and status, sweep exclusion
-    categories.
+    categories; returns the step's counts (:meth:`StepOutcome.counts`).
     """
+    return (await _sync(store, client, settings, now=clock.utcnow())).counts()
+
+
+async def _sync(store: Store, client: Any, settings: Any, *, now: dt.datetime) -> StepOutcome:
     started = time.perf_counter()
     counts = RunCounts()
-    calls0 = client.stats.calls
+    before = api_mark(client)
     archive = attach_archive(store, client, settings)
-    now = clock.utcnow()
     items = await client.coins_list(include_platform=True, status="all")
     listed = frames.coins_list_frame(items, now)
     existing = store.query("SELECT coingecko_id, symbol, name, status FROM coins")
@@ -74,7 +84,7 @@ async def sync_universe(store: Store, client: Any, settings: Any) -> dict[str, A
     symbols = listed["symbol"].str.lower()
     counts.coins = len(listed)
     counts.rows_written = written
-    counts.api_calls = client.stats.calls - calls0
+    counts.measure_api(client, before)
     counts.extra.update(
         {
             "new": len(new_ids),
@@ -85,11 +95,7 @@ async def sync_universe(store: Store, client: Any, settings: Any) -> dict[str, A
             "category_rows": cats,
         }
     )
-    log.info(
-        "universe synced",
-        extra={**counts.as_dict(), "duration_seconds": round(time.perf_counter() - started, 4)},
-    )
-    return counts.as_dict()
+    return counts.finish("universe synced", started)
 
 
 def _probable_renames(vanished: pd.DataFrame, new: pd.DataFrame) -> dict[str, str]:

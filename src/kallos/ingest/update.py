@@ -25,7 +25,7 @@ from kallos.ingest import frames
 from kallos.ingest.archive import attach_archive
 from kallos.ingest.backfill import plan_name
 from kallos.ingest.market import HistoryFetcher, midnight
-from kallos.ingest.runner import RunCounts, quarantined, run_per_coin
+from kallos.ingest.runner import RunCounts, api_mark, quarantined, run_per_coin
 from kallos.ingest.select import tracked_coins
 from kallos.ingest.state import (
     CHART,
@@ -37,6 +37,8 @@ from kallos.ingest.state import (
 )
 from kallos.ingest.validation import QUARANTINED, validate_sweep
 from kallos.log import get_logger
+from kallos.pipeline.contract import Progress, StepContext, StepOutcome
+from kallos.pipeline.progress import as_progress
 from kallos.store import Store
 
 log = get_logger("kallos.ingest.update")
@@ -47,19 +49,44 @@ def in_close_window(now: dt.datetime, minutes: int) -> bool:
     return now - midnight(now.date()) < dt.timedelta(minutes=minutes)
 
 
-async def daily_update(store: Store, client: Any, settings: Any, progress: bool = False) -> dict[str, Any]:
+NOTHING_TRACKED = "no coins tracked yet: start with `kallos market backfill --top N`"
+
+
+async def update_step(ctx: StepContext) -> StepOutcome:
+    """The daily update as a step (docs/decisions.md#D37)."""
+    return await _update(
+        ctx.store, ctx.require_client(), ctx.settings, progress=ctx.progress, now=ctx.now, run_id=ctx.run_id
+    )
+
+
+async def daily_update(
+    store: Store, client: Any, settings: Any, progress: bool | Progress = False
+) -> dict[str, Any]:
+    """Refresh every tracked coin; returns the step's counts (:meth:`StepOutcome.counts`)."""
+    outcome = await _update(store, client, settings, progress=as_progress(progress), now=clock.utcnow())
+    return outcome.counts()
+
+
+async def _update(
+    store: Store,
+    client: Any,
+    settings: Any,
+    *,
+    progress: Progress,
+    now: dt.datetime,
+    run_id: str | None = None,
+) -> StepOutcome:
     started = time.perf_counter()
     counts = RunCounts()
-    calls0 = client.stats.calls
+    before = api_mark(client)
     archive = attach_archive(store, client, settings)
-    now = clock.utcnow()
     last_final = clock.last_final_day(now)
     plan = plan_name(client, settings)
     mode = settings.effective_close_source
     tracked = tracked_coins(store, active_only=True)
     if not tracked:
         log.warning("no tracked coins: run `kallos market backfill --coins ... | --top N` first")
-        return counts.as_dict(status="skipped")
+        return counts.outcome(status="skipped", reason=NOTHING_TRACKED)
 
     # 1. One sweep for all tracked coins.
     markets_calls0 = client.stats.by_endpoint.get("/coins/markets", 0)
@@ -117,6 +144,7 @@ async def daily_update(store: Store, client: Any, settings: Any, progress: bool 
         batch_size=max(1, settings.concurrency * 4),
         progress=progress,
         label="update",
+        run_id=run_id,
         after_batch=archive.flush,
     )
     chart_calls = client.stats.by_endpoint.get("/coins/{id}/market_chart/range", 0) - chart_calls0
@@ -125,8 +153,8 @@ async def daily_update(store: Store, client: Any, settings: Any, progress: bool 
     finals = 0
     if close_day is not None and not sweep.empty:
         finals = _store_markets_closes(store, sweep, close_day, counts, fetcher.stable)
-    counts.coins = len(tracked)
-    counts.api_calls = client.stats.calls - calls0
+    counts.coins = len(set(tracked) - set(counts.failed))
+    counts.measure_api(client, before)
     counts.extra.update(
         {
             "mode": mode,

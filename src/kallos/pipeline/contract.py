@@ -22,7 +22,8 @@ if TYPE_CHECKING:
 StepStatus = Literal["success", "partial", "skipped", "failed"]
 STEP_STATUSES: tuple[StepStatus, ...] = ("success", "partial", "skipped", "failed")
 
-ExtraValue = int | float | str | bool | None
+ExtraValue = int | float | str | bool | tuple[str, ...] | None
+"""A step-specific count or fact (a tuple of str for short lists such as coins asked for but unknown)."""
 
 
 class Progress(Protocol):
@@ -46,6 +47,10 @@ class NullProgress:
 
     def finish(self) -> None:
         return None
+
+
+def _plain(extra: Mapping[str, ExtraValue]) -> dict[str, object]:
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in extra.items()}
 
 
 def _frozen(mapping: Mapping[str, object] | None) -> Mapping[str, object]:
@@ -72,11 +77,17 @@ class StepOutcome:
         if self.status not in STEP_STATUSES:
             raise ValueError(f"unknown step status {self.status!r}; expected one of {STEP_STATUSES}")
         object.__setattr__(self, "failures", _frozen({str(k): str(v) for k, v in self.failures.items()}))
-        object.__setattr__(self, "extra", _frozen(self.extra))
+        object.__setattr__(
+            self, "extra", _frozen({k: tuple(v) if isinstance(v, list) else v for k, v in self.extra.items()})
+        )
 
     @classmethod
     def skipped(cls, reason: str, **extra: ExtraValue) -> StepOutcome:
         return cls(status="skipped", reason=reason, extra=extra)
+
+    @property
+    def coins_failed(self) -> int:
+        return len(self.failures)
 
     def with_api(self, calls: int, credits: int) -> StepOutcome:
         return replace(self, api_calls=calls, api_credits=credits)
@@ -92,8 +103,24 @@ class StepOutcome:
             "api_calls": self.api_calls,
             "api_credits": self.api_credits,
             "reason": self.reason,
-            "extra": dict(self.extra),
+            "extra": _plain(self.extra),
         }
+
+    def counts(self) -> dict[str, object]:
+        """The flat dict the step functions returned before the contract (the extra counts beside the
+        fields, `failed` as {coin: reason}); the documented Python functions still return it."""
+        out: dict[str, object] = {"coins": self.coins_ok, **_plain(self.extra)}
+        out.update(
+            status=self.status,
+            rows_written=self.rows_written,
+            rows_quarantined=self.rows_quarantined,
+            failed=dict(self.failures),
+            api_calls=self.api_calls,
+            api_credits=self.api_credits,
+        )
+        if self.reason is not None:
+            out["reason"] = self.reason
+        return out
 
 
 def outcome_status(*, failures: Mapping[str, str], coins_ok: int) -> StepStatus:

@@ -15,6 +15,8 @@ from typing import Any
 
 from kallos import clock
 from kallos.log import get_logger
+from kallos.pipeline.contract import Progress
+from kallos.pipeline.progress import as_progress
 from kallos.pipeline.run import RunOptions, run_pipeline
 from kallos.pipeline.runner import Reporter, RunSummary
 from kallos.settings import Settings, load_settings
@@ -77,7 +79,7 @@ def run_demo(
     *,
     market: DemoMarket | None = None,
     reporter: Reporter | None = None,
-    progress: bool = False,
+    progress: bool | Progress = False,
     **overrides: Any,
 ) -> DemoResult:
     """Run the offline demo into `out_dir` (the database and `kallos_report.html`); return what it made."""
@@ -102,9 +104,10 @@ def run_demo(
         )
         summary = run_pipeline(
             settings,
-            RunOptions(mode="backfill", top=market.n_coins, include_inactive=True, progress=progress),
+            RunOptions(mode="backfill", top=market.n_coins, include_inactive=True),
             command="demo",
             reporter=reporter,
+            progress=as_progress(progress),
         )
         from kallos.store import open_store
 

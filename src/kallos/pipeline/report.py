@@ -16,7 +16,7 @@ from typing import Any
 
 import pandas as pd
 
-from kallos.pipeline.runner import RunSummary, step_figures
+from kallos.pipeline.runner import RunSummary
 from kallos.pipeline.status import coverage
 from kallos.store import Store
 
@@ -92,15 +92,14 @@ def summary_section(summary: RunSummary | None, metrics: dict[str, Any] | None, 
         )
         rows = []
         for s in summary.steps:
-            fig = step_figures(s.counts)
             rows.append(
                 [
                     _e(s.name),
                     _status(s.status),
                     f"{s.duration_seconds:.2f} s",
-                    _num(fig["rows_written"]),
-                    _num(int(s.counts.get("api_calls", 0) or 0)),
-                    _e(s.error or s.counts.get("reason") or ""),
+                    _num(s.outcome.rows_written),
+                    _num(s.outcome.api_calls),
+                    _e(s.error or s.outcome.reason or ""),
                 ]
             )
         parts.append(_table(["step", "status", "duration", "rows written", "API calls", "note"], rows))

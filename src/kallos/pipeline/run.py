@@ -13,7 +13,8 @@ import asyncio
 import datetime as dt
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from functools import partial
 from typing import Any
 
 import pandas as pd
@@ -21,15 +22,20 @@ import pandas as pd
 from kallos import clock
 from kallos.log import get_logger
 from kallos.pipeline import schedule
+from kallos.pipeline.contract import NullProgress, Progress, StepContext, StepFn, StepOutcome
 from kallos.pipeline.ledger import Ledger, close_interrupted, last_success, new_run_id
 from kallos.pipeline.lock import pipeline_lock
-from kallos.pipeline.runner import Reporter, RunSummary, Step, call, run_status, run_steps
+from kallos.pipeline.progress import as_progress
+from kallos.pipeline.runner import Reporter, RunSummary, Step, StepResult, run_status, run_steps
 from kallos.settings import Settings
 from kallos.store import Store, open_store
 
 log = get_logger(__name__)
 
-STEP_NAMES = ("universe", "details", "market", "indicators", "signals", "index")
+STEP_NAMES = (
+    "universe", "details", "market", "indicators", "signals", "index",
+    "hourly", "weekly", "indicators_1h", "signals_1h", "indicators_1w", "signals_1w",
+)  # fmt: skip
 BACKFILL_STEP_NAMES = ("universe", "details", "backfill", "indicators", "signals", "index")
 
 
@@ -56,31 +62,16 @@ def _last_date(store: Store, table: str, column: str = "date") -> dt.date | None
     return pd.Timestamp(value).date()
 
 
-def _api_counts(client: Any, before: tuple[int, int]) -> dict[str, int]:
-    stats = client.stats
-    return {"api_calls": stats.calls - before[0], "api_credits": stats.credits - before[1]}
-
-
-def _with_api(client: Any, fn: Callable[[], Any]) -> Callable[[], Any]:
-    """Wrap an async ingest step so its counts carry the API calls and credits it used."""
-
-    async def wrapped() -> dict[str, Any]:
-        before = (client.stats.calls, client.stats.credits)
-        try:
-            counts = dict(await fn() or {})
-        finally:
-            delta = _api_counts(client, before)
-            log.debug("api usage", extra=delta)
-        counts.update(delta)
-        return counts
-
-    return wrapped
-
-
-def build_steps(
-    store: Store, client: Any, settings: Settings, options: RunOptions, run_id: str
-) -> list[Step]:
+def build_steps(store: Store, settings: Settings, options: RunOptions) -> list[Step]:
     """The ordered steps of one run, with the schedule's verdict on the periodic ones."""
+    from kallos.index.step import index_step
+    from kallos.indicators.step import indicators_step
+    from kallos.ingest.backfill import backfill_step
+    from kallos.ingest.details import details_step
+    from kallos.ingest.universe import universe_step
+    from kallos.ingest.update import update_step
+    from kallos.signals.step import signals_step
+
     steps: list[Step] = []
 
     # --- universe: weekly -----------------------------------------------------------------------------------
@@ -91,104 +82,96 @@ def build_steps(
         )
     else:
         due, reason = True, "backfill"
-
-    async def universe() -> dict[str, Any]:
-        from kallos.ingest.universe import sync_universe
-
-        return await sync_universe(store, client, settings)
-
-    steps.append(
-        Step("universe", _with_api(client, universe), skip_reason=None if due else f"not due: {reason}")
-    )
+    steps.append(Step("universe", universe_step, skip_reason=None if due else f"not due: {reason}"))
 
     # --- coin details: when stale (the ingest step decides per coin from details_updated_at) ----------------
-    async def details() -> dict[str, Any]:
-        from kallos.ingest.details import refresh_details
-
+    async def details(ctx: StepContext) -> StepOutcome:
         coins, top = options.coins, options.top
         if options.mode == "daily" and coins is None and top is None:
             # The daily run follows the tracked coins (those with market data), not all 15,000 listed ones.
             from kallos.ingest.select import tracked_coins
 
-            coins = tracked_coins(store)
+            coins = tracked_coins(ctx.store)
             if not coins:
-                return {"status": "skipped", "reason": "no coins tracked yet (backfill some first)"}
-        return await refresh_details(
-            store, client, settings, coins=coins, top=top, max_age_days=options.details_max_age_days
-        )
+                return StepOutcome.skipped("no coins tracked yet (backfill some first)")
+        return await details_step(ctx, coins=coins, top=top, max_age_days=options.details_max_age_days)
 
-    steps.append(Step("details", _with_api(client, details)))
+    steps.append(Step("details", details))
 
     # --- market data ----------------------------------------------------------------------------------------
+    market_name = "backfill" if options.mode == "backfill" else "market"
     if options.mode == "backfill":
-
-        async def market() -> dict[str, Any]:
-            from kallos.ingest.backfill import backfill
-
-            return await backfill(
-                store,
-                client,
-                settings,
-                coins=options.coins,
-                top=options.top,
-                since=options.since,
-                include_inactive=options.include_inactive,
-                progress=options.progress,
-            )
-
-        market_name = "backfill"
+        market: StepFn = partial(
+            backfill_step,
+            coins=options.coins,
+            top=options.top,
+            since=options.since,
+            include_inactive=options.include_inactive,
+        )
     else:
-
-        async def market() -> dict[str, Any]:
-            from kallos.ingest.update import daily_update
-
-            counts = await daily_update(store, client, settings, progress=options.progress)
-            if counts.get("status") == "skipped" and not counts.get("reason"):
-                counts["reason"] = "no coins tracked yet: start with `kallos market backfill --top N`"
-            return counts
-
-        market_name = "market"
-    steps.append(Step(market_name, _with_api(client, market)))
+        market = update_step
+    steps.append(Step(market_name, market))
 
     # --- analytics ------------------------------------------------------------------------------------------
-    def indicators() -> dict[str, Any]:
-        from kallos.indicators.step import compute_step
-
-        return compute_step(store, settings, coins=options.coins, full=options.full)
-
-    def signals() -> dict[str, Any]:
-        from kallos.signals.step import generate_step
-
-        return call(generate_step, store, settings, coins=options.coins, full=options.full, run_id=run_id)
-
-    steps.append(Step("indicators", indicators, requires=(market_name,)))
-    steps.append(Step("signals", signals, requires=("indicators",)))
+    steps.append(
+        Step(
+            "indicators",
+            partial(indicators_step, coins=options.coins, full=options.full),
+            requires=(market_name,),
+        )
+    )
+    steps.append(
+        Step("signals", partial(signals_step, coins=options.coins, full=options.full), requires=("indicators",))
+    )
 
     # --- index: every month that has ended and is not built yet ---------------------------------------------
-    def index() -> dict[str, Any]:
-        from kallos.index.step import build_step
-
+    def index(ctx: StepContext) -> StepOutcome:
         if options.mode == "daily" and not options.force:
             due, why = schedule.index_due(
-                _last_date(store, "daily_market_data"), _last_date(store, "daily_index_values")
+                _last_date(ctx.store, "daily_market_data"), _last_date(ctx.store, "daily_index_values")
             )
             if not due:
-                return {"status": "skipped", "reason": f"not due: {why}"}
-        return call(build_step, store, settings, run_id=run_id)
+                return StepOutcome.skipped(f"not due: {why}")
+        return index_step(ctx)
 
     steps.append(Step("index", index, requires=(market_name,)))
+
+    # --- other timeframes (daily run): hourly bars of the hourly universe, weekly bars, their analytics -------
+    if options.mode == "daily":
+        from kallos.ingest.hourly import hourly_update_step
+        from kallos.ingest.weekly import weekly_bars_step
+
+        steps.append(Step("hourly", hourly_update_step))
+        steps.append(Step("weekly", weekly_bars_step(coins=options.coins), requires=(market_name,)))
+        for tf, source in (("1h", "hourly"), ("1w", "weekly")):
+            steps.append(
+                Step(
+                    f"indicators_{tf}",
+                    partial(indicators_step, coins=options.coins, full=options.full, timeframe=tf),
+                    requires=(source,),
+                )
+            )
+            steps.append(
+                Step(
+                    f"signals_{tf}",
+                    partial(signals_step, coins=options.coins, full=options.full, timeframe=tf),
+                    requires=(f"indicators_{tf}",),
+                )
+            )
     return steps
 
 
 async def _run_async(
-    store: Store, settings: Settings, options: RunOptions, ledger: Ledger, reporter: Reporter | None
-) -> tuple[list[Any], dict[str, Any]]:
+    ctx: StepContext, steps: Callable[[Store], list[Step]], ledger: Ledger, reporter: Reporter | None, *, api: bool
+) -> tuple[list[StepResult], dict[str, Any]]:
+    if not api:
+        return await run_steps(steps(ctx.store), ledger, ctx, reporter), {}
     from kallos.coingecko.client import CoinGeckoClient
 
-    client = CoinGeckoClient.from_settings(settings)
+    client = CoinGeckoClient.from_settings(ctx.settings)
     async with client:
-        steps = build_steps(store, client, settings, options, ledger.run_id)
-        results = await run_steps(steps, ledger, reporter)
+        ctx = replace(ctx, client=client)
+        results = await run_steps(steps(ctx.store), ledger, ctx, reporter)
         return results, client.stats.as_dict()
 
 
@@ -199,13 +182,72 @@ def run_pipeline(
     command: str = "run",
     reporter: Reporter | None = None,
     store: Store | None = None,
+    progress: Progress | None = None,
 ) -> RunSummary:
     """Take the lock, record the run, run the steps; return the summary (its `exit_code` says how it went).
 
     Errors before any step can start (the lock, the database, a configuration error) are raised, after the run
-    is recorded as failed where the ledger is reachable.
+    is recorded as failed where the ledger is reachable. A bug in a step is recorded and raised
+    (docs/decisions.md#D39).
     """
     options = options or RunOptions()
+    if progress is None:
+        progress = as_progress(options.progress)
+    return run_ledgered(
+        settings,
+        command,
+        lambda st: build_steps(st, settings, options),
+        api=True,
+        reporter=reporter,
+        store=store,
+        progress=progress,
+        log_extra={"mode": options.mode},
+    )
+
+
+def run_single_step(
+    settings: Settings,
+    command: str,
+    step: StepFn,
+    *,
+    name: str | None = None,
+    api: bool = False,
+    progress: Progress | None = None,
+    store: Store | None = None,
+) -> StepResult:
+    """Run one step the way `kallos run` runs its steps (docs/decisions.md#D38).
+
+    The pipeline lock is held (LockHeldError, exit 5, when another run has it), the run and its one step are
+    recorded in the ledger under `command` (e.g. `market backfill`), and `api=True` gives the step a CoinGecko
+    client. Returns the step's result; an exception the step raised is raised again after the ledger is
+    written, so the command keeps its own error message and exit code.
+    """
+    summary = run_ledgered(
+        settings,
+        command,
+        lambda _st: [Step(name or command.split()[-1], step)],
+        api=api,
+        store=store,
+        progress=progress or NullProgress(),
+    )
+    (result,) = summary.steps
+    if result.exception is not None:
+        raise result.exception
+    return result
+
+
+def run_ledgered(
+    settings: Settings,
+    command: str,
+    steps: Callable[[Store], list[Step]],
+    *,
+    api: bool,
+    reporter: Reporter | None = None,
+    store: Store | None = None,
+    progress: Progress | None = None,
+    log_extra: dict[str, Any] | None = None,
+) -> RunSummary:
+    """The frame every write runs in: the lock, the store, the ledger's run row, then `steps(store)`."""
     run_id = new_run_id()
     t0 = time.perf_counter()
     with pipeline_lock(settings.database_url, run_id=run_id):
@@ -218,20 +260,28 @@ def run_pipeline(
             interrupted = close_interrupted(st, run_id)
             if interrupted:
                 log.warning("closed %d run(s) left running by a process that died", interrupted)
-            log.info("run started", extra={"run_id": run_id, "command": command, "mode": options.mode})
+            log.info("run started", extra={"run_id": run_id, "command": command, **(log_extra or {})})
+            ctx = StepContext(
+                store=st,
+                settings=settings,
+                run_id=run_id,
+                now=clock.utcnow(),
+                progress=progress or NullProgress(),
+            )
             try:
-                results, api = asyncio.run(_run_async(st, settings, options, ledger, reporter))
+                results, api_stats = asyncio.run(_run_async(ctx, steps, ledger, reporter, api=api))
             except BaseException as exc:
                 ledger.finish_run("failed", {"duration_seconds": round(time.perf_counter() - t0, 3)}, exc)
                 raise
-            summary = RunSummary(run_id, command, run_status(results), results, time.perf_counter() - t0, api)
+            summary = RunSummary(
+                run_id, command, run_status(results), results, time.perf_counter() - t0, api_stats
+            )
             ledger.finish_run(summary.status, summary.as_counts(), _run_error(summary))
             log.info("run finished", extra={"run_id": run_id, "status": summary.status, **summary.totals()})
             return summary
         finally:
             if own:
                 st.close()
-
 
 def _run_error(summary: RunSummary) -> str | None:
     bad = [s for s in summary.steps if s.status in ("failed", "partial")]

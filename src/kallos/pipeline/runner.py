@@ -1,28 +1,35 @@
 """The step runner: each step isolated, recorded in the ledger, its outcome folded into the run's status.
 
-A step is a function (sync or async) returning a dict of counts, optionally with `"status"` (`success`,
-`partial`, `skipped`) and `"failed": {coin: message}`. An exception in a step is recorded as that step's
-failure and the run goes on; a step whose `requires` failed is `skipped` (it would only repeat the failure or
-work on nothing new). The run's status: every step that ran succeeded (or was skipped) -> `success` (exit 0);
-some step or some coins failed while others did their work -> `partial` (exit 3); nothing that ran succeeded,
-or the market-data step failed as a whole -> `failed` (exit 4).
+A step is a function ``(ctx: StepContext) -> StepOutcome`` (sync or async; docs/decisions.md#D37). The runner
+reads the outcome's fields; it never guesses from free-form counts. It adds the API calls and credits the step
+used (measured on the context's client) when the step did not report them itself.
+
+Errors (docs/decisions.md#D39): a :class:`~kallos.errors.KallosError` raised by a step is an expected failure
+(the API is down, the database refused a write, bad input): the step is recorded `failed` and the run goes on;
+a step whose `requires` failed is `skipped` (it would only repeat the failure or work on nothing new). Any other
+exception is a bug: it is logged with its traceback, the step is recorded `failed`, and the exception is raised
+again after the ledger is written, so the command exits 1 instead of hiding the bug among coin failures.
+
+The run's status: every step that ran succeeded (or was skipped) -> `success` (exit 0); some step or some coins
+failed while others did their work -> `partial` (exit 3); nothing that ran succeeded, or the market-data step
+failed as a whole -> `failed` (exit 4).
 """
 
 from __future__ import annotations
 
 import inspect
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from kallos.errors import KallosError
 from kallos.log import get_logger
+from kallos.pipeline.contract import StepContext, StepFn, StepOutcome
 from kallos.pipeline.ledger import Ledger
 
 log = get_logger(__name__)
 
-StepFn = Callable[[], "dict[str, Any] | Awaitable[dict[str, Any]]"]
 EXIT_CODES = {"success": 0, "partial": 3, "failed": 4}
 
 
@@ -39,14 +46,24 @@ class Step:
 @dataclass
 class StepResult:
     name: str
-    status: str
-    counts: dict[str, Any] = field(default_factory=dict)
+    outcome: StepOutcome
     error: str | None = None
     duration_seconds: float = 0.0
+    exception: BaseException | None = field(default=None, repr=False, compare=False)
+    """The exception the step raised, if any (single-step commands raise it again for its exit code)."""
+
+    @property
+    def status(self) -> str:
+        return self.outcome.status
 
     @property
     def failed(self) -> dict[str, str]:
-        return failures_of(self.counts)
+        """Coins that failed in the step: {coin: reason}."""
+        return dict(self.outcome.failures)
+
+    def ledger_counts(self) -> dict[str, Any]:
+        """What the ledger stores for the step: the outcome's fields and the duration."""
+        return {**self.outcome.as_dict(), "duration_seconds": round(self.duration_seconds, 3)}
 
 
 @dataclass
@@ -67,14 +84,13 @@ class RunSummary:
 
     def totals(self) -> dict[str, Any]:
         """The figures of the summary: coins updated, rows written and quarantined, API calls and credits."""
-        out = {"coins_updated": 0, "rows_written": 0, "rows_quarantined": 0, "coins_failed": 0}
+        out: dict[str, Any] = {"coins_updated": 0, "rows_written": 0, "rows_quarantined": 0, "coins_failed": 0}
         for s in self.steps:
-            figures = step_figures(s.counts)
-            for key in ("rows_written", "rows_quarantined"):
-                out[key] += figures[key]
-            out["coins_failed"] += len(s.failed)
-            if s.name in ("market", "backfill"):
-                out["coins_updated"] += figures["coins_updated"]
+            out["rows_written"] += s.outcome.rows_written
+            out["rows_quarantined"] += s.outcome.rows_quarantined
+            out["coins_failed"] += s.outcome.coins_failed
+            if s.name in ESSENTIAL:
+                out["coins_updated"] += s.outcome.coins_ok
         out["api_calls"] = int(self.api.get("calls", 0))
         out["api_credits"] = int(self.api.get("credits", 0))
         out["duration_seconds"] = round(self.duration_seconds, 3)
@@ -88,49 +104,6 @@ class RunSummary:
             "step_seconds": {s.name: round(s.duration_seconds, 3) for s in self.steps},
             "api": {k: v for k, v in self.api.items() if k != "by_endpoint"},
         }
-
-
-_WRITTEN_KEYS = (
-    "rows_written",
-    "rows",
-    "rows_upserted",
-    "market_rows",
-    "ohlc_rows",
-    "coins_written",
-    "coins_upserted",
-    "category_rows",
-    "rule_rows",
-    "composite_rows",
-    "constituent_rows",
-    "value_rows",
-    "turnover_rows",
-    "indicator_rows",
-    "details_written",
-    "coins_updated_rows",
-)
-_QUARANTINE_KEYS = ("rows_quarantined", "quarantined")
-_COIN_KEYS = ("coins_updated", "coins_ok", "coins")
-
-
-def step_figures(counts: dict[str, Any]) -> dict[str, int]:
-    """Normalise the counts steps report into the summary's three figures (steps name their counts freely)."""
-
-    def first_int(keys: Sequence[str]) -> int:
-        for k in keys:
-            v = counts.get(k)
-            if isinstance(v, (int, float)) and not isinstance(v, bool):
-                return int(v)
-        return 0
-
-    if isinstance(counts.get("rows_written"), (int, float)):
-        written = int(counts["rows_written"])
-    else:
-        written = sum(int(counts[k]) for k in _WRITTEN_KEYS if isinstance(counts.get(k), (int, float)))
-    return {
-        "rows_written": written,
-        "rows_quarantined": first_int(_QUARANTINE_KEYS),
-        "coins_updated": first_int(_COIN_KEYS),
-    }
 
 
 class Reporter(Protocol):
@@ -147,34 +120,41 @@ class _Silent:
         return None
 
 
-def failures_of(counts: dict[str, Any]) -> dict[str, str]:
-    """Coins that failed in a step: `failed` as {coin: message}, or `failures` when `failed` is a number."""
-    out: dict[str, str] = {}
-    for key in ("failed", "failures"):
-        value = counts.get(key)
-        if isinstance(value, dict):
-            out.update({str(k): str(v) for k, v in value.items()})
-    return out
-
-
-def outcome_of(counts: dict[str, Any]) -> str:
-    status = counts.get("status")
-    if status in ("success", "partial", "skipped", "failed"):
-        return str(status)
-    failed = counts.get("failed")
-    if failures_of(counts) or (isinstance(failed, int) and not isinstance(failed, bool) and failed > 0):
-        return "partial"
-    return "success"
-
-
 def _error_text(exc: BaseException) -> str:
     return str(exc) if isinstance(exc, KallosError) else f"{type(exc).__name__}: {exc}"
 
 
+def _api_used(ctx: StepContext) -> tuple[int, int]:
+    if ctx.client is None:
+        return 0, 0
+    return ctx.client.stats.calls, ctx.client.stats.credits
+
+
+async def _call(step: Step, ctx: StepContext) -> StepOutcome:
+    value = step.fn(ctx)
+    if inspect.isawaitable(value):
+        value = await value
+    if not isinstance(value, StepOutcome):
+        raise TypeError(f"step {step.name!r} returned {type(value).__name__}, not a StepOutcome")
+    return value
+
+
+def _step_error(outcome: StepOutcome) -> str | None:
+    if outcome.status == "failed":
+        return outcome.reason or "step reported failure"
+    if outcome.status == "partial" and outcome.failures:
+        shown = "; ".join(f"{k}: {v}" for k, v in list(outcome.failures.items())[:5])
+        return f"{len(outcome.failures)} coin(s) failed: {shown}"
+    return None
+
+
 async def run_steps(
-    steps: Sequence[Step], ledger: Ledger, reporter: Reporter | None = None
+    steps: Sequence[Step], ledger: Ledger, ctx: StepContext, reporter: Reporter | None = None
 ) -> list[StepResult]:
-    """Run `steps` in order, each isolated; record each in the ledger; return their results."""
+    """Run `steps` in order, each isolated; record each in the ledger; return their results.
+
+    A bug (an exception that is not a KallosError) is recorded and raised again: the run stops there.
+    """
     reporter = reporter or _Silent()
     results: dict[str, StepResult] = {}
     for step in steps:
@@ -182,48 +162,44 @@ async def run_steps(
         reporter.step_started(step.name)
         started = ledger.start_step(step.name)
         t0 = time.perf_counter()
-        counts: dict[str, Any] = {}
         error: str | None = None
+        raised: BaseException | None = None
         if step.skip_reason is not None or broken:
-            reason = step.skip_reason or f"skipped because step(s) {', '.join(broken)} failed"
-            counts = {"status": "skipped", "reason": reason}
-            status = "skipped"
-        else:
-            try:
-                value = step.fn()
-                if inspect.isawaitable(value):
-                    value = await value
-                counts = dict(value or {})
-                status = outcome_of(counts)
-                if status == "failed":
-                    error = str(counts.get("error") or "step reported failure")
-            except Exception as exc:  # noqa: BLE001 - one step's failure must not stop the others
-                status, error = "failed", _error_text(exc)
-                log.error(
-                    "step failed",
-                    exc_info=not isinstance(exc, KallosError),
-                    extra={"step": step.name, "run_id": ledger.run_id, "error": error},
-                )
-        duration = time.perf_counter() - t0
-        counts.setdefault("duration_seconds", round(duration, 3))
-        failed = failures_of(counts)
-        if status == "partial" and error is None and failed:
-            error = f"{len(failed)} coin(s) failed: " + "; ".join(
-                f"{k}: {v}" for k, v in list(failed.items())[:5]
+            outcome = StepOutcome.skipped(
+                step.skip_reason or f"skipped because step(s) {', '.join(broken)} failed"
             )
-        result = StepResult(step.name, status, counts, error, duration)
+        else:
+            calls0, credits0 = _api_used(ctx)
+            try:
+                outcome = await _call(step, ctx)
+            except Exception as exc:  # noqa: BLE001 - recorded below; bugs are raised again after that
+                raised = exc
+                outcome = StepOutcome(status="failed", reason=_error_text(exc))
+                log.error(
+                    "step failed" if isinstance(exc, KallosError) else "step failed with an unexpected error",
+                    exc_info=not isinstance(exc, KallosError),
+                    extra={"step": step.name, "run_id": ledger.run_id, "error": outcome.reason},
+                )
+            calls, credits = _api_used(ctx)
+            if not outcome.api_calls and not outcome.api_credits and calls > calls0:
+                outcome = outcome.with_api(calls - calls0, credits - credits0)
+            error = _step_error(outcome)
+        duration = time.perf_counter() - t0
+        result = StepResult(step.name, outcome, error, duration, raised)
         results[step.name] = result
-        ledger.finish_step(step.name, started, status, counts, error)
+        ledger.finish_step(step.name, started, outcome.status, result.ledger_counts(), error)
         log.info(
             "step finished",
             extra={
                 "step": step.name,
-                "status": status,
+                "status": outcome.status,
                 "run_id": ledger.run_id,
                 "duration_seconds": round(duration, 3),
             },
         )
         reporter.step_finished(result)
+        if raised is not None and not isinstance(raised, KallosError):
+            raise raised
     return list(results.values())
 
 
@@ -242,14 +218,3 @@ def run_status(results: Sequence[StepResult], essential: Sequence[str] = ESSENTI
     ):
         return "failed"
     return "partial"
-
-
-def call(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-    """Call a step function with the keyword arguments it accepts (steps differ in extras like run_id)."""
-    try:
-        params = inspect.signature(fn).parameters
-    except (TypeError, ValueError):
-        return fn(*args, **kwargs)
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
-        return fn(*args, **kwargs)
-    return fn(*args, **{k: v for k, v in kwargs.items() if k in params})

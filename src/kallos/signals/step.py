@@ -26,6 +26,7 @@ import pandas as pd
 
 from kallos.errors import DataValidationError
 from kallos.log import get_logger
+from kallos.pipeline.contract import StepContext, StepOutcome
 from kallos.scale.executor import LocalExecutor, get_executor
 from kallos.signals.config import SignalConfig, load_signal_config
 from kallos.signals.engine import generate_signals
@@ -210,6 +211,28 @@ def _plan(
     return info, plan, up_to_date
 
 
+def signals_step(
+    ctx: StepContext,
+    *,
+    coins: Sequence[str] | None = None,
+    full: bool = False,
+    config: SignalConfig | None = None,
+    config_path: Any = None,
+    timeframe: str = "1d",
+) -> StepOutcome:
+    """Signal generation as a step (docs/decisions.md#D37); rows are stamped with the context's run id."""
+    return _generate(
+        ctx.store,
+        ctx.settings,
+        coins=coins,
+        full=full,
+        config=config,
+        config_path=config_path,
+        run_id=ctx.run_id,
+        timeframe=timeframe,
+    )
+
+
 def generate_step(
     store: Any,
     settings: Any = None,
@@ -222,7 +245,31 @@ def generate_step(
     timeframe: str = "1d",
 ) -> dict[str, Any]:
     """Bring the timeframe's signal table (`trading_signals` for 1d) up to date with its stored indicators;
-    return counts for the run ledger. Each timeframe has its own config section (docs/decisions.md#D86)."""
+    return the step's counts. Each timeframe has its own config section (docs/decisions.md#D86)."""
+    outcome = _generate(
+        store,
+        settings,
+        coins=coins,
+        full=full,
+        config=config,
+        config_path=config_path,
+        run_id=run_id,
+        timeframe=timeframe,
+    )
+    return outcome.counts()
+
+
+def _generate(
+    store: Any,
+    settings: Any,
+    *,
+    coins: Sequence[str] | None,
+    full: bool,
+    config: SignalConfig | None,
+    config_path: Any,
+    run_id: str | None,
+    timeframe: str = "1d",
+) -> StepOutcome:
     t0 = time.monotonic()
     tf = spec(timeframe)
     config = (config or resolve_config(settings, config_path)).for_timeframe(tf.name)
@@ -258,9 +305,18 @@ def generate_step(
             for signals in executor.map_batches(generate_signals, inputs_of_batches(), config):
                 batch, inputs = read.popleft()
                 _write_batch(store, batch, plan, info, inputs, signals, chash, run_id, counts, tf)
-    counts["duration_seconds"] = round(time.monotonic() - t0, 3)
-    log.info("signals generated", extra={k: v for k, v in counts.items() if k != "config_hash"})
-    return counts
+    log.info(
+        "signals generated",
+        extra={
+            **{k: v for k, v in counts.items() if k != "config_hash"},
+            "duration_seconds": round(time.monotonic() - t0, 3),
+        },
+    )
+    return StepOutcome(
+        coins_ok=counts["coins"] + counts["up_to_date"],
+        rows_written=counts["rule_rows"] + counts["composite_rows"],
+        extra=counts,
+    )
 
 
 def _executor(settings: Any) -> Any:

@@ -72,6 +72,8 @@ class Store(ABC):
     """One storage interface over PostgreSQL and DuckDB; see docs/data-model.md for the tables."""
 
     backend: str = ""
+    driver_errors: tuple[type[Exception], ...] = ()
+    """The database driver's error classes: a write failing with one of them is "write rejected" (D39)."""
 
     def __init__(self, url: str) -> None:
         self.url = url
@@ -146,7 +148,7 @@ class Store(ABC):
         unknown = [c for c in preserve if c not in data.column_names or c in t.key]
         if unknown:
             raise SchemaMismatchError(f"preserve names columns not written: {unknown}", table=table)
-        with _wrap(table):
+        with _wrap(table, self.driver_errors):
             if t.partition_unit == "month":
                 self._ensure_month_partitions(t, data)
             return self._merge(t, data, preserve)
@@ -180,7 +182,7 @@ class Store(ABC):
         cond = dict(where)
         if t.coin_keyed and "coin_id" in cond:
             cond["coin_id"] = self._map_coins(t, pd.Series([cond["coin_id"]])).iloc[0]
-        with _wrap(table):
+        with _wrap(table, self.driver_errors):
             return self._replace(t, data, cond)
 
     def read(
@@ -198,7 +200,9 @@ class Store(ABC):
         bad = [c for c in wanted if c not in t.column_names and c != "coin_id"]
         if bad:
             raise SchemaMismatchError(f"unknown columns {bad}", table=table)
-        select, where, params = [], [], {}
+        select: list[str] = []
+        where: list[str] = []
+        params: dict[str, object] = {}
         if t.coin_keyed:
             select.append("c.coingecko_id AS coin_id")
             src = f"{t.name} t JOIN coins c ON c.coin_id = t.coin_id"
@@ -336,13 +340,14 @@ class Store(ABC):
 
 
 @contextmanager
-def _wrap(table: str | None) -> Iterator[None]:
-    """Driver errors become StoreWriteError naming the table; ours pass through."""
+def _wrap(table: str | None, driver_errors: tuple[type[Exception], ...]) -> Iterator[None]:
+    """The database's errors become StoreWriteError naming the table; anything else (ours, or a bug) passes
+    through unchanged (docs/decisions.md#D39)."""
     try:
         yield
     except StoreError:
         raise
-    except Exception as exc:  # noqa: BLE001 - any driver error is reported with the table it hit
+    except driver_errors as exc:
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise StoreWriteError(f"write rejected, table unchanged: {first_line}", table=table) from exc
 

@@ -44,6 +44,7 @@ def _kind(type_code: Any) -> str:
 
 class DuckDBStore(Store):
     backend = "duckdb"
+    driver_errors = (duckdb.Error,)
 
     def __init__(self, url: str) -> None:
         super().__init__(url)
@@ -110,7 +111,7 @@ class DuckDBStore(Store):
         return _typed(frame, kinds)
 
     def execute(self, sql: str, params: Mapping[str, Any] | None = None) -> int:
-        with _wrap(None):
+        with _wrap(None, self.driver_errors):
             cur = self._cursor().execute(named_params(sql, "dollar"), dict(params or {}))
         try:
             row = cur.fetchone()

@@ -53,6 +53,7 @@ def conninfo_from_url(url: str) -> tuple[str, str | None]:
 
 class PostgresStore(Store):
     backend = "postgresql"
+    driver_errors = (psycopg.Error,)
 
     def __init__(self, url: str, *, schema: str | None = None, max_size: int = 8) -> None:
         super().__init__(url)
@@ -100,7 +101,7 @@ class PostgresStore(Store):
             return [d.name for d in desc], [_KINDS.get(d.type_code, "other") for d in desc], rows
 
     def execute(self, sql: str, params: Mapping[str, Any] | None = None) -> int:
-        with _wrap(None), self._conn() as conn, conn.cursor() as cur:
+        with _wrap(None, self.driver_errors), self._conn() as conn, conn.cursor() as cur:
             cur.execute(named_params(sql, "pyformat") if params else sql, dict(params or {}) or None)
             return max(cur.rowcount, 0)
 
