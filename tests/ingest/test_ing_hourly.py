@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -46,6 +47,25 @@ def test_points_floor_to_their_hour_last_wins_and_gaps_stay() -> None:
     assert len(dedup) == 1 and dedup["detail"].iloc[0] == "2 point(s) in hour(s) 01 UTC"
     assert bars["market_cap"].iloc[1] == 40.0
     assert events["reason"].tolist().count("non_positive_market_cap") == 0  # the 0 cap was in a dropped point
+
+
+def test_a_non_positive_close_is_quarantined_and_a_zero_cap_nulled() -> None:
+    t0 = pd.Timestamp("2024-05-01T00:00:00Z")
+    chart = pd.DataFrame(
+        {
+            "snapped_at": [t0 + pd.Timedelta(minutes=m) for m in (2, 62, 122)],
+            "close": [1.0, 0.0, 3.0],
+            "market_cap": [10.0, 20.0, 0.0],
+            "volume": [1.0, 1.0, 1.0],
+        }
+    )
+    w = HourWindow("x", t0.to_pydatetime(), (t0 + pd.Timedelta(hours=2)).to_pydatetime())
+    bars, events = hourly_bars("x", chart, w)
+    assert list(bars["hour"].dt.hour) == [0, 2] and np.isnan(bars["market_cap"].iloc[1])
+    assert set(zip(events["reason"], events["action"], strict=True)) == {
+        ("non_positive_close", "quarantined"),
+        ("non_positive_market_cap", "nulled"),
+    }
 
 
 def test_windows_are_two_to_ninety_days() -> None:

@@ -183,7 +183,7 @@ def hourly_bars(coin: str, chart: pd.DataFrame, w: HourWindow) -> tuple[pd.DataF
     dup = pts.duplicated(subset=["hour"], keep="last")
     events = [_events(coin, pts[dup], "hour", "several_points_in_hour", DEDUPLICATED, SOURCE)]
     bars = pts[~dup].reset_index(drop=True)
-    bad = ~np.isfinite(bars["close"].to_numpy(dtype="float64")) | (bars["close"].to_numpy() <= 0)
+    bad = ~(bars["close"].to_numpy(dtype="float64") > 0) | np.isinf(bars["close"].to_numpy(dtype="float64"))
     events.append(_events(coin, bars[bad], "close", "non_positive_close", QUARANTINED, SOURCE))
     bars = bars[~bad].reset_index(drop=True)
     for col in ("market_cap", "volume"):
@@ -224,6 +224,7 @@ class HourlyWrite:
     bars: pd.DataFrame
     events: pd.DataFrame
     watermarks: list[Watermark]
+    quarantined: int = 0
 
 
 async def fetch_hours(
@@ -249,7 +250,8 @@ async def fetch_hours(
     state["checked_from"] = min(filter(None, [state.get("checked_from"), w.start.isoformat()]))
     first_day = pd.Timestamp(state["first_hour"]).date() if state.get("first_hour") else None
     marks.insert(0, Watermark(w.coin_id, CHART_1H, first_day, pd.Timestamp(state["last_hour"]).date(), set(), state))
-    return HourlyWrite(w.coin_id, bars, events, marks)
+    quarantined = int(events.loc[events["action"] == QUARANTINED, "detail"].str.extract(r"^(\d+)")[0].astype(int).sum())
+    return HourlyWrite(w.coin_id, bars, events, marks, quarantined)
 
 
 def write_hours(store: Store, hw: HourlyWrite, run_id: str | None = None) -> int:
@@ -280,7 +282,7 @@ async def sync_hours(
     wms = read_watermarks(ctx.store, CHART_1H, list(coins))
     calls0, credits0 = client.stats.calls, client.stats.credits
     failures = {u: "not in the coins table (run `kallos coins sync` first)" for u in unknown}
-    ok = rows = events = up_to_date = 0
+    ok = rows = events = quarantined = up_to_date = 0
     windows = [plan_hours(c, wms.get(c), plan=plan, now=ctx.now, since=since) for c in coins]
     todo = [w for w in windows if w is not None]
     up_to_date = len(windows) - len(todo)
@@ -307,6 +309,7 @@ async def sync_hours(
                         continue
                     ok += 1
                     events += len(result.events)
+                    quarantined += result.quarantined
                 ctx.progress.advance()
     finally:
         ctx.progress.finish()
@@ -320,7 +323,7 @@ async def sync_hours(
         status=outcome_status(failures=failures, coins_ok=coins_ok),
         coins_ok=coins_ok,
         rows_written=rows,
-        rows_quarantined=0,
+        rows_quarantined=quarantined,
         failures=failures,
         api_calls=calls,
         api_credits=credits,
