@@ -61,7 +61,7 @@ def test_hourly_incremental_equals_full_and_daily_tables_stay_empty(duck_store: 
     assert again["up_to_date"] == 2 and again["rule_rows"] == 0
 
 
-def test_weekly_bars_get_indicators_in_their_table(duck_store: Store) -> None:
+def test_weekly_bars_get_indicators_in_their_table(duck_store: Store, tmp_path) -> None:  # type: ignore[no-untyped-def]
     store = duck_store
     bars = candle_coin(260, 3)
     bars["date"] = pd.Timestamp("2019-01-07") + pd.to_timedelta(bars.groupby("coin_id").cumcount() * 7, unit="D")
@@ -73,6 +73,10 @@ def test_weekly_bars_get_indicators_in_their_table(duck_store: Store) -> None:
     counts = compute_step(store, load_settings(), workers=1, timeframe="1w")
     assert counts["full"] == 1 and counts["rows_written"] == 260
     assert len(store.read("weekly_technical_indicators")) == 260
+    from kallos.pipeline.export import export_table
+
+    out = export_table(store, "daily_technical_indicators", timeframe="1w", fmt="csv", output=tmp_path / "w.csv")
+    assert out["table"] == "weekly_technical_indicators" and out["rows"] == 260
 
 
 def test_signal_config_sections_per_timeframe() -> None:
@@ -84,7 +88,8 @@ def test_signal_config_sections_per_timeframe() -> None:
     )
     assert cfg.for_timeframe("1h").rules.rsi.oversold == 20
     assert cfg.for_timeframe("1w").rules.rsi.oversold == 25  # inherits the top-level (daily) section
-    assert cfg.for_timeframe("1d").config_hash() == parse_signal_config({"rules": {"rsi": {"oversold": 25}}}).config_hash()
+    daily_only = parse_signal_config({"rules": {"rsi": {"oversold": 25}}})
+    assert cfg.for_timeframe("1d").config_hash() == daily_only.config_hash() == cfg.config_hash()
     with pytest.raises(SignalConfigError, match="rules.rsi.oversold"):
         parse_signal_config({"timeframes": {"1h": {"rules": {"rsi": {"oversold": -5}}}}})
     with pytest.raises(SignalConfigError):

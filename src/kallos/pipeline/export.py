@@ -23,13 +23,19 @@ def export_table(
     fmt: str = "parquet",
     since: dt.date | None = None,
     output: Path | str | None = None,
+    timeframe: str | None = None,
 ) -> dict[str, Any]:
     """Write `table` (rows on or after `since` by its date column) to `output`; return the path and row count.
 
     `output` "-" writes CSV to stdout. The default file name is `<table>.<format>` in the working directory.
+    `timeframe` (1h, 1d, 1w) swaps a bar, indicator or signal table for that timeframe's (docs/timeframes.md).
     """
     if table not in TABLES:
         raise InputError(f"unknown table {table!r}; tables: {', '.join(sorted(TABLES))}", table=table)
+    if timeframe is not None:
+        from kallos.timeframes import table_for
+
+        table = table_for(table, timeframe)
     if fmt not in FORMATS:
         raise InputError(f"unknown format {fmt!r}; use parquet or csv", input="--format")
     t = TABLES[table]
