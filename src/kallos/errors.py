@@ -65,6 +65,12 @@ class ConfigError(KallosError):
         self.setting = setting
 
 
+class UsageError(KallosError):
+    """A command asked for something it cannot do as asked (exit 2, like the CLI framework's usage errors)."""
+
+    exit_code = 2
+
+
 class LockHeldError(KallosError):
     exit_code = 5
 
@@ -177,3 +183,9 @@ class NotFoundError(CoinGeckoError):
 
 class BadRequestError(CoinGeckoError):
     pass
+
+
+class StreamError(KallosError):
+    """The price stream cannot go on (every socket failed for good, or the store refused its writes)."""
+
+    exit_code = 4

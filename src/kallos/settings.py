@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import platformdirs
-from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from kallos.errors import ConfigError
@@ -63,7 +63,24 @@ class Settings(BaseSettings):
     executor: Literal["local", "dask"] = "local"
     dask_scheduler: str | None = None
     index_base_date: dt.date | None = None
+    # the default index's methodology (docs/index.md, docs/decisions.md#D62)
+    index_constituents: int = Field(default=20, ge=1, le=1000)
+    index_max_weight: float = Field(default=0.35, gt=0, le=1)
+    index_rebalance: Literal["monthly", "quarterly"] = "monthly"
+    index_rank_buffer: int = Field(default=0, ge=0)
+    index_min_history_days: int = Field(default=1095, ge=0)
+    index_min_coverage: float = Field(default=0.9, ge=0, le=1)
+    index_cost_bps: float | None = Field(default=None, ge=0, lt=10_000)
+    index_excluded_categories: str = "default"
+    index_risk_free: float = Field(default=0.0, gt=-1, le=1)
+    signals_excluded_categories: str = "default"
     pg_partition_by_year: bool = False
+    coingecko_ws_url: str = "wss://stream.coingecko.com/v1"
+    stream_nats_url: str | None = None
+    stream_redis_url: str | None = None
+    stream_flush_seconds: float = Field(default=1.0, gt=0, le=3600)
+    stream_silence_seconds: float = Field(default=60.0, gt=0)
+    stream_snapshot_seconds: float = Field(default=300.0, ge=0)
     hourly_universe: int = Field(default=20, ge=0, le=10_000)
     """Coins the daily run keeps hourly bars for: the index's top N (0 turns hourly updates off)."""
 
@@ -72,7 +89,15 @@ class Settings(BaseSettings):
     def _upper_level(cls, v: Any) -> Any:
         return v.upper() if isinstance(v, str) else v
 
-    @field_validator("coingecko_plan", "log_format", "executor", "daily_close_source", mode="before")
+    @field_validator("index_max_weight", mode="after")
+    @classmethod
+    def _cap_feasible(cls, v: float, info: ValidationInfo) -> float:
+        n = info.data.get("index_constituents")
+        if n is not None and n * v < 1 - 1e-12:
+            raise ValueError(f"{n} constituents cannot be capped at {v:g}: constituents x cap must be at least 1")
+        return v
+
+    @field_validator("coingecko_plan", "log_format", "executor", "daily_close_source", "index_rebalance", mode="before")
     @classmethod
     def _lower(cls, v: Any) -> Any:
         return v.lower() if isinstance(v, str) else v
@@ -83,6 +108,27 @@ class Settings(BaseSettings):
         if not v.startswith(("duckdb://", "postgresql://", "postgres://", "postgresql+")):
             raise ValueError("must start with duckdb:/// or postgresql://")
         return v
+
+    @field_validator("coingecko_ws_url")
+    @classmethod
+    def _check_ws_url(cls, v: str) -> str:
+        if not v.startswith(("wss://", "ws://")):
+            raise ValueError("must start with wss:// (or ws:// for loopback testing)")
+        return v
+
+    @field_validator("stream_nats_url")
+    @classmethod
+    def _check_nats_url(cls, v: str | None) -> str | None:
+        if v and not v.startswith(("nats://", "tls://")):
+            raise ValueError("must start with nats:// or tls://")
+        return v or None
+
+    @field_validator("stream_redis_url")
+    @classmethod
+    def _check_redis_url(cls, v: str | None) -> str | None:
+        if v and not v.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must start with redis://, rediss:// or unix://")
+        return v or None
 
     @field_validator("now", mode="after")
     @classmethod
@@ -114,6 +160,10 @@ _ACCEPTED = {
     "log_level": "DEBUG, INFO, WARNING, ERROR, CRITICAL",
     "executor": "local, dask",
     "daily_close_source": "chart, markets",
+    "index_rebalance": "monthly, quarterly",
+    "coingecko_ws_url": "wss://host/path (ws:// for loopback testing)",
+    "stream_nats_url": "nats://host:4222",
+    "stream_redis_url": "redis://host:6379/0",
     "database_url": "duckdb:///relative.duckdb, duckdb:////abs/path.duckdb, postgresql://user@host:port/db",
 }
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -14,13 +15,14 @@ from kallos.errors import IndexConstructionError
 from kallos.index import build_index
 from kallos.index.exclusions import excluded_coins
 from kallos.index.step import (
-    build_step,
+    index_step,
     last_month_end,
     read_base_date,
     read_index,
     report_step,
 )
-from kallos.settings import load_settings
+from kallos.pipeline.contract import StepContext
+from kallos.settings import Settings, load_settings
 from kallos.store import Store, open_store
 
 from .index_frames import random_market
@@ -40,22 +42,37 @@ def seed(store: Store, market: pd.DataFrame, *, extra_coins: tuple[str, ...] = (
     store.upsert("daily_market_data", market)
 
 
-def settings(store: Store, **kw) -> object:
+def settings(store: Store, **kw) -> Settings:
     return load_settings(database_url="duckdb:///unused.duckdb", **kw)
+
+
+NOW = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+
+
+def build(
+    store: Store, s: Settings, *, run_id: str = "test", now: dt.datetime = NOW, **kw: Any
+) -> dict[str, Any]:
+    """Run the step for the default index; its outcome flattened as the default index's figures."""
+    outcome = index_step(StepContext(store=store, settings=s, run_id=run_id, now=now), **kw)
+    extra = dict(outcome.extra)
+    out: dict[str, Any] = {"status": outcome.status, "reason": outcome.reason, **extra}
+    out.update({k.split(".", 1)[1]: v for k, v in extra.items() if k.startswith("default.")})
+    out["status"] = outcome.status
+    return out
 
 
 def test_build_writes_then_is_idempotent(store: Store) -> None:
     market = market_through("2022-06-15")
     seed(store, market)
-    first = build_step(store, settings(store), run_id="r1")
+    first = build(store, settings(store), run_id="r1")
     assert first["status"] == "success"
-    assert first["through"] == "2022-05-31"  # June has not ended in the data
+    assert first["through"] == "2022-06-15"  # valued through the last final day, inside June
     assert read_base_date(store) == dt.date.fromisoformat(first["base_date"])
 
-    expected = build_index(market, start=first["base_date"], end="2022-05-31", **PARAMS)
+    expected = build_index(market, start=first["base_date"], end="2022-06-15", **PARAMS)
     values, constituents, turnover = read_index(store)
     np.testing.assert_allclose(values["index_value"], expected.values["index_value"], rtol=1e-15)
-    assert values["date"].max() == pd.Timestamp("2022-05-31")
+    assert values["date"].max() == pd.Timestamp("2022-06-15")
     pd.testing.assert_frame_equal(
         constituents[["selection_date", "coin_id", "rank", "market_cap", "weight"]],
         expected.constituents,
@@ -65,33 +82,33 @@ def test_build_writes_then_is_idempotent(store: Store) -> None:
     assert first["months_written"] == len(expected.constituents["selection_date"].unique())
     assert first["value_rows"] == len(expected.values)
 
-    again = build_step(store, settings(store), run_id="r2")
+    again = build(store, settings(store), run_id="r2")
     assert again["months_written"] == again["value_rows"] == again["turnover_rows"] == 0
     assert set(store.read("daily_index_values")["run_id"]) == {"r1"}
 
 
-def test_new_month_is_added_once_it_has_ended(store: Store) -> None:
+def test_each_new_day_is_valued_and_a_month_added_once_it_has_ended(store: Store) -> None:
     market = market_through("2022-07-31")
     seed(store, market[market["date"] <= "2022-06-20"])
-    base = build_step(store, settings(store))["base_date"]
+    base = build(store, settings(store))["base_date"]
     store.upsert("daily_market_data", market[market["date"] > "2022-06-20"])
-    out = build_step(store, settings(store), run_id="r2")
+    out = build(store, settings(store), run_id="r2")
     assert out["base_date"] == base
     assert out["through"] == "2022-07-31"
     assert out["months_written"] == 2  # June and July
-    assert out["value_rows"] == 61
+    assert out["value_rows"] == 41  # 2022-06-21 .. 2022-07-31: the days before are unchanged
 
 
 def test_changed_history_rewrites_only_what_changed(store: Store) -> None:
     market = market_through("2022-06-30")
     seed(store, market)
-    build_step(store, settings(store))
+    build(store, settings(store))
     _, constituents, _ = read_index(store)
     held = constituents.loc[constituents["selection_date"] == "2022-04-30", "coin_id"].iloc[0]
     bumped = market[(market["date"] == "2022-05-10") & (market["coin_id"] == held)].copy()
     bumped["close"] *= 1.5
     store.upsert("daily_market_data", bumped)
-    out = build_step(store, settings(store), run_id="r3")
+    out = build(store, settings(store), run_id="r3")
     # selections read month ends only, and drifted weights at 2022-05-31 do not depend on 2022-05-10
     assert out["months_written"] == 0 and out["turnover_rows"] == 0
     values = store.read("daily_index_values")
@@ -104,7 +121,7 @@ def test_changed_history_rewrites_only_what_changed(store: Store) -> None:
 def test_start_end_limit_the_months_written(store: Store) -> None:
     market = market_through("2022-06-30")
     seed(store, market)
-    out = build_step(store, settings(store), start="2022-03-15", end="2022-04-02")
+    out = build(store, settings(store), start="2022-03-15", end="2022-04-02")
     assert out["months_written"] == 2
     values, constituents, _ = read_index(store)
     assert values["date"].min() == pd.Timestamp("2022-03-01")
@@ -117,7 +134,7 @@ def test_start_end_limit_the_months_written(store: Store) -> None:
 def test_configured_base_date_wins(store: Store) -> None:
     market = market_through("2022-06-30")
     seed(store, market)
-    out = build_step(store, settings(store, index_base_date="2022-02-15"))
+    out = build(store, settings(store, index_base_date="2022-02-15"))
     assert out["base_date"] == "2022-02-28"
     assert read_base_date(store) is None
     values = store.read("daily_index_values")
@@ -127,8 +144,8 @@ def test_configured_base_date_wins(store: Store) -> None:
 def test_moving_the_base_date_removes_stale_rows(store: Store) -> None:
     market = market_through("2022-06-30")
     seed(store, market)
-    build_step(store, settings(store))
-    out = build_step(store, settings(store, index_base_date="2022-04-30"))
+    build(store, settings(store))
+    out = build(store, settings(store, index_base_date="2022-04-30"))
     assert out["deleted_rows"] > 0
     values, constituents, turnover = read_index(store)
     assert values["date"].min() == pd.Timestamp("2022-04-30")
@@ -138,7 +155,7 @@ def test_moving_the_base_date_removes_stale_rows(store: Store) -> None:
 
 def test_skipped_without_enough_history(store: Store, caplog: pytest.LogCaptureFixture) -> None:
     seed(store, market_through("2020-06-30"))
-    out = build_step(store, settings(store))
+    out = build(store, settings(store))
     assert out["status"] == "skipped"
     assert "eligible" in out["reason"]
     assert store.read("daily_index_values").empty
@@ -147,7 +164,7 @@ def test_skipped_without_enough_history(store: Store, caplog: pytest.LogCaptureF
 
 
 def test_skipped_on_an_empty_store(store: Store) -> None:
-    assert build_step(store, settings(store))["status"] == "skipped"
+    assert build(store, settings(store))["status"] == "skipped"
 
 
 def test_stored_categories_exclude_coins(store: Store) -> None:
@@ -163,7 +180,7 @@ def test_stored_categories_exclude_coins(store: Store) -> None:
             }
         ),
     )
-    build_step(store, settings(store))
+    build(store, settings(store))
     _, constituents, _ = read_index(store)
     assert "coin-03" not in set(constituents["coin_id"])
     assert "coin-05" in set(constituents["coin_id"])
@@ -192,13 +209,13 @@ def test_exclusion_matching() -> None:
 def test_too_few_coins_after_the_base_fails(store: Store) -> None:
     market = market_through("2022-06-30", n_coins=4)
     seed(store, market)
-    build_step(store, settings(store))
+    build(store, settings(store))
     # two coins stop trading: the May selection has two eligible coins
     store.execute('DELETE FROM daily_market_data WHERE "date" > :d', {"d": dt.date(2022, 5, 20)})
     market2 = market[(market["date"] > "2022-05-20") & market["coin_id"].isin(["coin-00", "coin-01"])]
     store.upsert("daily_market_data", market2)
     with pytest.raises(IndexConstructionError) as info:
-        build_step(store, settings(store))
+        build(store, settings(store))
     assert info.value.context["date"] == "2022-05-31"
 
 
@@ -241,14 +258,14 @@ def test_report_needs_values(duck_store: Store, tmp_path: Path) -> None:
     from kallos.errors import InputError
 
     with pytest.raises(InputError):
-        report_step(duck_store, tmp_path)
+        report_step(duck_store, settings(duck_store), tmp_path)
 
 
 def test_report_metrics_match_build(duck_store: Store, tmp_path: Path) -> None:
     market = market_through("2022-06-30")
     seed(duck_store, market)
-    out = build_step(duck_store, settings(duck_store))
-    rep = report_step(duck_store, tmp_path / "r")
+    out = build(duck_store, settings(duck_store))
+    rep = report_step(duck_store, settings(duck_store), tmp_path / "r")
     expected = build_index(market, start=out["base_date"], end=out["through"], **PARAMS).metrics
     for key in ("total_return", "volatility", "sharpe", "max_drawdown", "avg_monthly_turnover"):
         assert rep["metrics"][key] == pytest.approx(expected[key], rel=1e-12)

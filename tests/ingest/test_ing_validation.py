@@ -10,7 +10,9 @@ import pandas as pd
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kallos.ingest.validation import missing_days, validate_market_rows
+from kallos.ingest.validation import missing_days, validate_market_rows, validate_sweep
+
+from .validation_cases import GOLDEN, results, sweep_case
 
 
 def rows(*specs: tuple) -> pd.DataFrame:
@@ -223,50 +225,26 @@ def test_nothing_is_silently_dropped(specs: list[tuple]) -> None:
     assert not (good["market_cap"] <= 0).any()
 
 
-@settings(max_examples=30, deadline=None)
-@given(
-    st.lists(
-        st.tuples(
-            st.one_of(st.none(), st.floats(min_value=-2, max_value=5), st.just(float("inf"))),
-            st.one_of(st.none(), st.floats(min_value=-1, max_value=1e9)),
-            st.one_of(st.none(), st.floats(min_value=-1, max_value=1e9)),
-            st.one_of(st.none(), st.floats(min_value=0.01, max_value=5)),
-            st.integers(min_value=0, max_value=120),
-            st.booleans(),
-        ),
-        min_size=1,
-        max_size=12,
-    )
-)
-def test_sweep_validation_agrees_with_the_per_coin_rules(specs: list[tuple]) -> None:
-    from kallos.ingest.validation import validate_sweep
+def test_every_reason_code_keeps_its_recorded_result() -> None:
+    """Good rows and events (raw and detail included) for inputs raising every reason code are what the
+    validation returned before the rule table (docs/decisions.md#D44)."""
+    assert results() == json.loads(GOLDEN.read_text())
 
-    stamp = [pd.Timestamp("2024-12-30", tz="UTC") + pd.Timedelta(minutes=m) for *_, m, _ in specs]
-    frame = pd.DataFrame(
-        {
-            "coin_id": [f"c{i}" for i in range(len(specs))],
-            "snapped_at": stamp,
-            "close": [s[0] for s in specs],
-            "market_cap": [s[1] for s in specs],
-            "volume": [s[2] for s in specs],
-        }
-    )
-    prev = {f"c{i}": s[3] for i, s in enumerate(specs) if s[3] is not None}
-    stable = {f"c{i}" for i, s in enumerate(specs) if s[5]}
-    good, events = validate_sweep(frame, source="coins/markets", prev_close=prev, stablecoins=stable)
-    for i in range(len(specs)):
-        coin = f"c{i}"
-        g1, e1 = validate_market_rows(
-            frame[frame["coin_id"] == coin].drop(columns=["coin_id"]),
+
+def test_the_sweep_and_the_per_coin_validation_agree_on_one_row() -> None:
+    sweep, kwargs = sweep_case()
+    good, events = validate_sweep(sweep, **kwargs)
+    key = ["coin_id", "date", "source", "field", "reason", "action", "raw", "detail"]
+    for coin in sweep["coin_id"]:
+        one_good, one_events = validate_market_rows(
+            sweep[sweep["coin_id"] == coin].drop(columns=["coin_id"]),
             coin_id=coin,
-            source="coins/markets",
-            prev_close=prev.get(coin),
-            stablecoin=coin in stable,
+            source=kwargs["source"],
+            prev_close=kwargs["prev_close"].get(coin),
+            stablecoin=coin in kwargs["stablecoins"],
         )
-        g2 = good[good["coin_id"] == coin].reset_index(drop=True)
-        pd.testing.assert_frame_equal(g2, g1.reset_index(drop=True), check_dtype=False)
-        e2 = events[events["coin_id"] == coin]
-        key = ["date", "field", "reason", "action"]
-        assert sorted(map(tuple, e2[key].astype(str).to_numpy())) == sorted(
-            map(tuple, e1[key].astype(str).to_numpy())
+        pd.testing.assert_frame_equal(
+            good[good["coin_id"] == coin].reset_index(drop=True), one_good, check_dtype=False
         )
+        mine = events[events["coin_id"] == coin].sort_values(key[1:5]).reset_index(drop=True)
+        pd.testing.assert_frame_equal(mine[key], one_events[key], check_dtype=False)

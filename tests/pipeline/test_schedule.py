@@ -31,9 +31,11 @@ def test_month_end_on_or_before():
     assert month_end_on_or_before(dt.date(2025, 1, 15)) == dt.date(2024, 12, 31)
 
 
-def test_index_due_for_every_ended_month_not_built():
+def test_index_due_for_every_new_final_day_and_every_mark():
     assert not index_due(None, None)[0]
     assert index_due(dt.date(2025, 1, 15), None)[0]
-    assert not index_due(dt.date(2025, 1, 15), dt.date(2024, 12, 31))[0]
-    assert index_due(dt.date(2025, 1, 31), dt.date(2024, 12, 31))[0]
+    assert index_due(dt.date(2025, 1, 15), dt.date(2025, 1, 14))[0]  # a new day inside the month
+    assert not index_due(dt.date(2025, 1, 15), dt.date(2025, 1, 15))[0]
+    due, why = index_due(dt.date(2025, 1, 15), dt.date(2025, 1, 15), dt.date(2024, 11, 30))
+    assert due and "2024-11-01" in why  # a changed input: that month and every later one
     assert index_due(dt.date(2025, 3, 2), dt.date(2024, 12, 31))[0]

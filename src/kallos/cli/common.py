@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
+import json
+import math
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+import pandas as pd
 import typer
 from rich.console import Console
 
@@ -42,6 +46,34 @@ def open_settings_store(settings: Settings) -> Iterator[Store]:
         yield store
     finally:
         store.close()
+
+
+def plain_json(value: Any) -> Any:
+    """`value` with JSON's types only: NaN -> null, NumPy scalars -> numbers, dates and times -> ISO 8601."""
+    if isinstance(value, dict):
+        return {str(k): plain_json(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [plain_json(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if value is pd.NaT:
+        return None
+    if isinstance(value, dt.date):  # datetime and pd.Timestamp included
+        return value.isoformat()
+    return value
+
+
+def print_json(value: Any) -> None:
+    """One JSON document on stdout, never wrapped or coloured (rich would fold long lines at the terminal width)."""
+    typer.echo(json.dumps(plain_json(value), default=str, indent=2))
+
+
+def print_json_lines(rows: Iterable[Any]) -> None:
+    """One compact JSON object per line (for `jq -c`, `grep` and line-based tools)."""
+    for row in rows:
+        typer.echo(json.dumps(plain_json(row), default=str))
 
 
 def parse_coins(value: str | None) -> list[str] | None:

@@ -71,6 +71,12 @@ def serve(
     ohlc_dir: str | None = typer.Option(
         None, "--ohlc-dir", help="CSV datasets: exchange daily OHLC bars folder."
     ),
+    ws_port: int | None = typer.Option(
+        None, "--ws-port", help="Also serve the WebSocket price stream on this port (0 = any free port)."
+    ),
+    ws_rate: float = typer.Option(
+        10.0, "--ws-rate", help="Stream: updates per second per socket (0 = as fast as it can)."
+    ),
 ) -> None:
     """Serve the fake API until interrupted; prints the base URL and the server's now."""
     from kallos.fake import FakeCoinGecko, Faults
@@ -126,15 +132,26 @@ def serve(
 
     signal.signal(signal.SIGTERM, _stop)
     srv.start()
+    stream = None
+    if ws_port is not None:
+        from kallos.fake.stream import FakeStream
+
+        stream = FakeStream(
+            data, plan, api_key=api_key, keys=keys, host=host, port=ws_port, rate=ws_rate, record=False
+        ).start()
     typer.echo(f"fake CoinGecko ({plan}) serving {srv.url}  now={srv.now_header}  coins={len(data.coins)}")
     typer.echo(f"KALLOS_COINGECKO_BASE_URL={srv.url}")
     typer.echo(f"KALLOS_NOW={srv.now_header}")
+    if stream is not None:
+        typer.echo(f"KALLOS_COINGECKO_WS_URL={stream.url}")
     sys.stdout.flush()
     try:
         srv.serve_forever()
     except KeyboardInterrupt:
         pass
     finally:
+        if stream is not None:
+            stream.stop()
         srv.stop()
 
 

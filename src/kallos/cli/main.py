@@ -30,6 +30,7 @@ COMMAND_MODULES = (
     "signals",
     "index",
     "pipeline",
+    "stream",
 )
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from functools import partial
 
 import typer
@@ -18,6 +17,8 @@ from kallos.cli.common import (
     open_settings_store,
     parse_coins,
     parse_date,
+    print_json,
+    print_json_lines,
     setup,
 )
 from kallos.cli.progress import progress_for
@@ -113,8 +114,7 @@ def gaps_cmd(
     if only_gaps:
         report = report[(report["holes"] > 0) | (report["behind_days"].fillna(0) > 0)]
     if as_json:
-        for row in report.to_dict("records"):
-            console.print_json(json.dumps(row, default=str))
+        print_json_lines(report.to_dict("records"))
         return
     headers = {
         "checked_through": "checked",
@@ -173,7 +173,7 @@ def plan_backfill(
                 include_inactive=include_inactive,
             )
     if as_json:
-        console.print_json(json.dumps(est))
+        print_json(est)
         return
     console.print(
         f"plan {est['plan']}: {est['coins_to_fetch']} of {est['coins']} coin(s) to fetch, "

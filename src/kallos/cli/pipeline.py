@@ -15,8 +15,9 @@ import typer
 from rich import box
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table as RichTable
+from rich.text import Text
 
-from kallos.cli.common import DB_OPTION, NOW_OPTION, _timeframe, console, err_console, parse_date, setup
+from kallos.cli.common import DB_OPTION, NOW_OPTION, _timeframe, console, err_console, parse_date, print_json, setup
 from kallos.cli.progress import progress_for
 from kallos.errors import LockHeldError, PartialFailure, StepFailed, StoreBusyError
 from kallos.pipeline.runner import RunSummary, StepResult
@@ -177,6 +178,28 @@ def _when(value: Any) -> str:
     return ts.strftime("%Y-%m-%d")
 
 
+def _table(title: str) -> RichTable:
+    return RichTable(title=title, title_justify="left", box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
+
+
+def _short(text: str, limit: int = 240) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """Rows as JSON objects (ISO timestamps, null for NaN), the ledger's `counts` JSON text decoded."""
+    from kallos.pipeline.status import counts_of
+
+    if frame.empty:
+        return []
+    rows: list[dict[str, Any]] = json.loads(frame.to_json(orient="records", date_format="iso"))
+    if "counts" in frame.columns:
+        for row, raw in zip(rows, frame["counts"], strict=True):
+            row["counts"] = counts_of(raw) if raw is not None else None
+    return rows
+
+
 def status(
     limit: int = typer.Option(10, "--limit", "-n", min=1, help="How many runs to show."),
     as_json: bool = typer.Option(False, "--json", help="Print the status as JSON."),
@@ -193,50 +216,62 @@ def status(
     finally:
         store.close()
     if as_json:
+        # The ledger keeps counts as JSON text: decoded here, so scripts get objects, not strings in strings.
         out = {
-            "runs": json.loads(rep.runs.to_json(orient="records", date_format="iso")),
-            "last_run_steps": json.loads(rep.last_run_steps.to_json(orient="records", date_format="iso"))
-            if len(rep.last_run_steps) else [],
-            "freshness": json.loads(rep.freshness.to_json(orient="records", date_format="iso")),
+            "runs": _records(rep.runs),
+            "last_run_steps": _records(rep.last_run_steps),
+            "freshness": _records(rep.freshness),
             "coverage": rep.coverage,
-        }  # fmt: skip
-        typer.echo(json.dumps(out, default=str, indent=2))
+        }
+        print_json(out)
         return
-    runs = RichTable(title="last runs", title_justify="left")
-    for col in ("run", "command", "started (UTC)", "seconds", "status", "rows", "error"):
-        runs.add_column(col)
-    for r in rep.runs.itertuples(index=False):
-        c = counts_of(r.counts)
-        secs = (
-            (pd.Timestamp(r.finished_at) - pd.Timestamp(r.started_at)).total_seconds()
-            if pd.notna(r.finished_at)
-            else None
-        )
-        runs.add_row(
-            str(r.run_id), str(r.command), _when(r.started_at), f"{secs:.1f}" if secs is not None else "-",
-            _styled(str(r.status)), f"{c.get('rows_written', 0):,}" if c else "-",
-            (str(r.error)[:80] if isinstance(r.error, str) else ""),
-        )  # fmt: skip
     if rep.runs.empty:
         console.print("no runs recorded yet: `kallos run` (or `kallos demo` to try everything offline)")
     else:
+        # Narrow columns (the run id holds the UTC start time), errors below: readable at 80 columns.
+        runs = _table("last runs")
+        runs.add_column("run", no_wrap=True)
+        runs.add_column("command")
+        runs.add_column("status", no_wrap=True)
+        runs.add_column("sec", justify="right", no_wrap=True)
+        runs.add_column("rows", justify="right", no_wrap=True)
+        errors = []
+        for r in rep.runs.itertuples(index=False):
+            c = counts_of(r.counts)
+            secs = (
+                (pd.Timestamp(r.finished_at) - pd.Timestamp(r.started_at)).total_seconds()
+                if pd.notna(r.finished_at)
+                else None
+            )
+            runs.add_row(
+                str(r.run_id), str(r.command), _styled(str(r.status)), f"{secs:.1f}" if secs is not None else "-",
+                f"{int(c.get('rows_written') or 0):,}" if c else "-",
+            )  # fmt: skip
+            if isinstance(r.error, str) and r.error:
+                errors.append(f"  {r.run_id}: {_short(r.error)}")
         console.print(runs)
+        for line in errors:
+            console.print(line, highlight=False, markup=False)
     if len(rep.last_run_steps):
-        steps = RichTable(title=f"steps of {rep.runs['run_id'].iloc[0]}", title_justify="left")
-        for col in ("step", "status", "seconds", "rows", "error"):
-            steps.add_column(col)
+        steps = _table(f"steps of {rep.runs['run_id'].iloc[0]}")
+        steps.add_column("step", no_wrap=True)
+        steps.add_column("status", no_wrap=True)
+        steps.add_column("sec", justify="right", no_wrap=True)
+        steps.add_column("rows", justify="right", no_wrap=True)
+        steps.add_column("note", overflow="fold", ratio=1)
         for s in rep.last_run_steps.itertuples(index=False):
             c = counts_of(s.counts)
             secs = c.get("duration_seconds")
+            note = s.error if isinstance(s.error, str) and s.error else c.get("reason") or ""
             steps.add_row(
                 str(s.step), _styled(str(s.status)), f"{secs:.2f}" if isinstance(secs, (int, float)) else "-",
-                f"{int(c.get('rows_written') or 0):,}",
-                (str(s.error)[:80] if isinstance(s.error, str) else ""),
+                f"{int(c.get('rows_written') or 0):,}", Text(_short(str(note))),
             )  # fmt: skip
         console.print(steps)
-    fresh = RichTable(title="freshness", title_justify="left")
-    for col in ("table", "rows", "latest", "age (days)"):
-        fresh.add_column(col)
+    fresh = _table("freshness")
+    fresh.add_column("table", no_wrap=True)
+    for col in ("rows", "latest", "age (days)"):
+        fresh.add_column(col, justify="left" if col == "latest" else "right", no_wrap=True)
     for f in rep.freshness.itertuples(index=False):
         age = "-" if f.age_days is None or pd.isna(f.age_days) else str(int(f.age_days))
         fresh.add_row(str(f.table), f"{int(f.rows):,}", _when(f.latest), age)

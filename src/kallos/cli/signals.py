@@ -8,6 +8,7 @@ from typing import SupportsFloat
 
 import pandas as pd
 import typer
+from rich import box
 from rich.table import Table as RichTable
 
 from kallos.cli.common import (
@@ -66,20 +67,17 @@ def _fmt(value: object, pct: bool = False) -> str:
 
 
 def render_report(report: pd.DataFrame) -> RichTable:
-    table = RichTable(title="Signal evaluation (forward returns over calendar days)")
-    for name, justify in (
-        ("signal", "left"),
-        ("dir", "right"),
-        ("h", "right"),
-        ("n", "right"),
-        ("hit rate", "right"),
-        ("mean", "right"),
-        ("median", "right"),
-        ("coin mean", "right"),
-        ("coin hit", "right"),
-        ("excess", "right"),
-    ):
-        table.add_column(name, justify=justify, no_wrap=name == "signal")  # type: ignore[arg-type]
+    """The report as a table that fits 80 columns: short stacked headings, one space between columns."""
+    table = RichTable(
+        title="Signal evaluation (forward returns over calendar days)",
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        show_edge=False,
+        pad_edge=False,
+        padding=0,
+    )
+    for name in ("signal", "dir", "h", "n", "hit\nrate", "mean", "median", "coin\nmean", "coin\nhit", "excess"):
+        table.add_column(name, justify="left" if name == "signal" else "right", no_wrap=True)
     for r in report.itertuples(index=False):
         table.add_row(
             str(r.signal),
@@ -135,6 +133,7 @@ def evaluate(
             coins=parse_coins(coins),
             start=parse_date(start, "--start"),
             end=parse_date(end, "--end"),
+            settings=settings,
         )
     console.print(render_report(report))
     if output is not None:

@@ -44,9 +44,12 @@ class IndexResult:
     params: dict[str, Any] = field(default_factory=dict)
     eligible_counts: pd.DataFrame = field(default_factory=pd.DataFrame)
     """selection_date, eligible: how many coins passed the screens at each selection date valued."""
+    attribution: pd.DataFrame = field(default_factory=pd.DataFrame)
+    """period_start, period_end, coin_id, start_weight, period_return, contribution: one row per constituent
+    and calendar month (or part of one) held (docs/decisions.md#D64)."""
 
 
-def _check_params(
+def check_params(
     n_constituents: int,
     max_weight: float,
     min_history_days: int,
@@ -114,15 +117,19 @@ def build_index(
     rank_buffer: int = 0,
     cost_bps: float | None = None,
     max_fill_days: int | None = None,
+    weighting: str = "capped",
 ) -> IndexResult:
     """Build the index from daily (coin_id, date, close, market_cap) rows.
 
     Options off by default: ``rank_buffer`` (incumbents ranked within n + buffer keep their seat),
     ``cost_bps`` (a net series charged cost × one-way turnover at each rebalance after the first),
     ``max_fill_days`` (fail when a constituent's close is carried for longer), ``rebalance="Q"``
-    (quarter-end selections).
+    (quarter-end selections). ``weighting`` `equal` or `market_cap` (uncapped) builds the benchmarks of
+    docs/decisions.md#D63 from the same selections; `capped` is the index.
     """
-    need = _check_params(
+    if weighting not in WEIGHTINGS:
+        raise InputError("weighting must be capped, equal or market_cap", weighting=weighting)
+    need = check_params(
         n_constituents,
         max_weight,
         min_history_days,
@@ -132,6 +139,8 @@ def build_index(
         cost_bps,
         max_fill_days,
     )
+    if weighting != "capped":
+        need = 1  # nothing to cap: any non-empty selection can be weighted
     start_d = as_date(start, "start") if start is not None else None
     end_d = as_date(end, "end") if end is not None else None
     if start_d is not None and end_d is not None and start_d > end_d:
@@ -163,7 +172,7 @@ def build_index(
                 eligible=int(sel.eligible),
             )
         chosen.append(sel)
-        weights.append(cap_weights(sel.market_caps, max_weight))
+        weights.append(_weights(sel.market_caps, max_weight, weighting))
         incumbents = sel.columns
 
     valuation = value_index(
@@ -187,9 +196,21 @@ def build_index(
         "rank_buffer": rank_buffer,
         "cost_bps": cost_bps,
         "max_fill_days": max_fill_days,
+        "weighting": weighting,
         "excluded": sorted({str(c) for c in exclude}),
     }
     return _assemble(panel, chosen, weights, valuation, params, cost_bps, annualization, risk_free)
+
+
+WEIGHTINGS = ("capped", "equal", "market_cap")
+
+
+def _weights(market_caps: np.ndarray, max_weight: float, weighting: str) -> np.ndarray:
+    if weighting == "equal":
+        return np.full(market_caps.size, 1.0 / market_caps.size)
+    if weighting == "market_cap":
+        return market_caps / market_caps.sum()
+    return cap_weights(market_caps, max_weight)
 
 
 def _dates(panel: Panel, rows: np.ndarray) -> pd.Series:
@@ -267,6 +288,20 @@ def _assemble(
             "eligible": np.asarray([s.eligible for s in chosen], dtype=np.int64),
         }
     )
+    periods = valuation.periods
+    sizes = [p.columns.size for p in periods]
+    attribution = pd.DataFrame(
+        {
+            "period_start": _dates(panel, np.repeat([p.start_row for p in periods], sizes).astype(np.int64)),
+            "period_end": _dates(panel, np.repeat([p.end_row for p in periods], sizes).astype(np.int64)),
+            "coin_id": pd.Series(
+                [str(c) for p in periods for c in panel.coins[p.columns]], dtype=object
+            ),
+            "start_weight": np.concatenate([p.start_weight for p in periods]) if periods else np.empty(0),
+            "period_return": np.concatenate([p.period_return for p in periods]) if periods else np.empty(0),
+        }
+    )
+    attribution["contribution"] = attribution["start_weight"] * attribution["period_return"]
     return IndexResult(
         values=values,
         constituents=constituents,
@@ -276,4 +311,5 @@ def _assemble(
         base_date=day_to_date(int(panel.days[valuation.rows[0]])),
         params=params,
         eligible_counts=eligible_counts,
+        attribution=attribution,
     )

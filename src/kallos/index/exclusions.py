@@ -111,3 +111,20 @@ def excluded_coins(
         hit = cats.map(lambda v: bool(matches(v)) if pd.notna(v) else False).astype(bool)
         out.update(coins.loc[hit, id_col].astype(str))
     return out
+
+
+def excluded_by_rules(
+    categories: pd.DataFrame | None, coins: pd.DataFrame | None, rules: Iterable[str]
+) -> set[str]:
+    """The coins excluded by configured rules (``KALLOS_INDEX_EXCLUDED_CATEGORIES``,
+    ``KALLOS_SIGNALS_EXCLUDED_CATEGORIES``, ``--exclude-categories``): ``default`` is the shipped exclusions
+    (the category rules and the explicit list above); every other entry is a CoinGecko category id or name
+    whose coins are excluded too. No rules exclude nothing (docs/decisions.md#D66)."""
+    keys = [category_key(r) for r in rules if str(r).strip()]
+    out: set[str] = set()
+    if "default" in keys:
+        out |= excluded_coins(categories, coins)
+    extra = [k for k in keys if k not in ("default", "none")]
+    if extra:
+        out |= excluded_coins(categories, coins, categories_to_exclude=extra, explicit=())
+    return out

@@ -31,6 +31,26 @@ class Valuation:
     """(selection row, one-way turnover) for every rebalance after the first."""
     fills: list[tuple[int, int, float, int]] = field(default_factory=list)
     """(row, column, carried close, row of the close carried) for every filled constituent-day."""
+    periods: list[Period] = field(default_factory=list)
+    """Attribution periods: every calendar month (or its part) inside a holding period (docs/decisions.md#D64)."""
+
+
+@dataclass(frozen=True)
+class Period:
+    """One attribution period: the basket's weights at its start (drifted since the rebalance) and each
+    constituent's price return over it. ``start_weight · period_return`` is the coin's contribution; the
+    contributions sum to the index return over the period (Σ w·(p1/p0 − 1) = V1/V0 − 1)."""
+
+    start_row: int
+    end_row: int
+    columns: npt.NDArray[np.int64]
+    start_weight: npt.NDArray[np.float64]
+    period_return: npt.NDArray[np.float64]
+
+
+def month_end_flags(days: npt.NDArray[np.int64]) -> npt.NDArray[np.bool_]:
+    d = days.astype("datetime64[D]")
+    return d.astype("datetime64[M]") != (d + 1).astype("datetime64[M]")
 
 
 def _forward_fill(block: npt.NDArray[np.float64]) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.int64]]:
@@ -59,6 +79,8 @@ def value_index(
     returns = np.zeros(n)
     turnover: list[tuple[int, float]] = []
     fills: list[tuple[int, int, float, int]] = []
+    periods: list[Period] = []
+    month_end = month_end_flags(panel.days)
     drifted: tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]] | None = None
     for k, (row, cols, weights) in enumerate(selections):
         if drifted is not None:
@@ -88,6 +110,18 @@ def value_index(
         relative = block / block[0]
         value = (relative * weights).sum(axis=1)
         returns[row - base_row + 1 : end - base_row + 1] = value[1:] / value[:-1] - 1.0
+        cuts = np.flatnonzero(month_end[row + 1 : end])
+        bounds = [0, *(cuts + 1).tolist(), end - row]
+        for a, b in zip(bounds[:-1], bounds[1:], strict=True):
+            periods.append(
+                Period(
+                    start_row=row + a,
+                    end_row=row + b,
+                    columns=cols,
+                    start_weight=weights * relative[a] / value[a],
+                    period_return=relative[b] / relative[a] - 1.0,
+                )
+            )
         drifted = (cols, relative[-1] * weights / value[-1])
     level: npt.NDArray[np.float64] = base_level * np.cumprod(1.0 + returns, dtype=np.float64)
     return Valuation(
@@ -96,4 +130,5 @@ def value_index(
         level=level,
         turnover=turnover,
         fills=fills,
+        periods=periods,
     )

@@ -105,6 +105,15 @@ def mark_dirty(store: Store, earliest: Mapping[str, dt.date], series: Sequence[s
             old = have.get((coin, name))
             rows.append({"coin_id": coin, "series": name, "dirty_from": min(day, old) if old else day})
     store.upsert("ingestion_watermarks", pd.DataFrame(rows))
+    mark_indices_dirty(store, min(earliest.values()))
+
+
+def mark_indices_dirty(store: Store, day: dt.date) -> None:
+    """Every index is rebuilt from the month of `day` on, in the same transaction as the write that changed it
+    (docs/decisions.md#D61)."""
+    store.execute(
+        "UPDATE index_definitions SET dirty_from = :d WHERE dirty_from IS NULL OR dirty_from > :d", {"d": day}
+    )
 
 
 def previous_bar(store: Store, coin_id: str, before: dt.date) -> tuple[dt.date | None, float | None]:

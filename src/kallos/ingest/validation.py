@@ -15,6 +15,15 @@ changed or dropped::
 
 Events are keyed by (coin, date, source, field, reason); their `raw` is the input row as JSON so a rerun writes the
 same event again (idempotent upsert) and a reader can see what arrived.
+
+The rules are declared once, in :mod:`kallos.ingest.rules` (docs/decisions.md#D44). The two validations here apply
+that table; they differ only where their input does:
+
+    validate_market_rows  one coin's batch: sorts it (out_of_order), drops duplicate dates (the last row wins),
+                          checks candles when the batch has them, judges jumps against the previous row and
+                          lists missing calendar days; events sorted and one per (date, field, reason)
+    validate_sweep        one row per coin (a /coins/markets sweep): no order, duplicates, gaps or candles;
+                          jumps against each coin's stored previous close; events in rule order
 """
 
 from __future__ import annotations
@@ -22,21 +31,49 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
+
+from kallos.ingest.rules import (
+    DEDUPLICATED,
+    FLAGGED,
+    FLOORED,
+    MISSING_DAY,
+    NULLED,
+    OHLC,
+    QUARANTINED,
+    SERIES_RULES,
+    EventKind,
+    Limits,
+    Rule,
+    rules_for,
+)
+
+__all__ = [
+    "DEDUPLICATED",
+    "EVENT_COLUMNS",
+    "FLAGGED",
+    "FLOORED",
+    "GOOD_COLUMNS",
+    "NULLED",
+    "OHLC",
+    "QUARANTINED",
+    "UNREADABLE_DATE",
+    "empty_events",
+    "missing_days",
+    "summarize_events",
+    "to_utc_timestamps",
+    "validate_market_rows",
+    "validate_sweep",
+]
 
 EVENT_COLUMNS = ["coin_id", "date", "source", "field", "reason", "action", "raw", "detail"]
 GOOD_COLUMNS = ["coin_id", "date", "snapped_at", "close", "market_cap", "volume"]
-OHLC = ("open", "high", "low")
 
-QUARANTINED = "quarantined"
-NULLED = "nulled"
-FLOORED = "floored"
-DEDUPLICATED = "deduplicated"
-FLAGGED = "flagged"
 
 # Sentinel day for rows whose timestamp cannot be read (the event table needs a date; it is never a real day).
 UNREADABLE_DATE = pd.Timestamp("1970-01-01")
@@ -78,6 +115,97 @@ def to_utc_timestamps(values: pd.Series) -> pd.Series:
     return pd.to_datetime(text, utc=True, errors="coerce", format="mixed")
 
 
+class _EventLog:
+    """The events of one validation, gathered as column arrays; each input row's `raw` JSON is made once, and only
+    for rows that have an event."""
+
+    def __init__(self, source: str, raw_rows: pd.DataFrame) -> None:
+        self.source = source
+        self.raw_rows = raw_rows
+        self.parts: list[dict[str, np.ndarray]] = []
+
+    def add(self, rows: pd.DataFrame, kind: Rule | EventKind, hits: np.ndarray, details: list[str] | None) -> None:
+        n = hits.size
+        dates = rows["date"].to_numpy()[hits]
+        self.parts.append(
+            {
+                "coin_id": rows["coin_id"].to_numpy()[hits],
+                "date": np.where(np.isnat(dates), UNREADABLE_DATE.to_datetime64(), dates),
+                "field": np.full(n, kind.field, dtype=object),
+                "reason": np.full(n, kind.reason, dtype=object),
+                "action": np.full(n, kind.action, dtype=object),
+                "_pos": rows["_pos"].to_numpy()[hits],
+                "detail": np.array(details if details is not None else [""] * n, dtype=object),
+            }
+        )
+
+    def add_days(self, coin_id: str, days: list[pd.Timestamp], kind: EventKind, detail: str) -> None:
+        """Events about days without a row (so with no `raw`)."""
+        n = len(days)
+        if n:
+            self.parts.append(
+                {
+                    "coin_id": np.full(n, coin_id, dtype=object),
+                    "date": np.array(days, dtype="datetime64[ns]"),
+                    "field": np.full(n, kind.field, dtype=object),
+                    "reason": np.full(n, kind.reason, dtype=object),
+                    "action": np.full(n, kind.action, dtype=object),
+                    "_pos": np.full(n, -1),
+                    "detail": np.full(n, detail, dtype=object),
+                }
+            )
+
+    def judge(self, rows: pd.DataFrame, rule: Rule, limits: Limits) -> npt.NDArray[np.bool_]:
+        """Where `rule` holds on `rows`, with one event per hit."""
+        mask = np.asarray(rule.check(rows, limits), dtype=bool)
+        hits = np.flatnonzero(mask)
+        if hits.size:
+            self.add(rows, rule, hits, rule.detail(rows, limits, hits) if rule.detail else None)
+        return mask
+
+    def frame(self) -> pd.DataFrame:
+        if not self.parts:
+            return empty_events()
+        columns = {name: np.concatenate([p[name] for p in self.parts]) for name in self.parts[0]}
+        positions = columns.pop("_pos")
+        raw = {int(p): _raw(self.raw_rows.iloc[int(p)].to_dict()) for p in np.unique(positions) if p >= 0}
+        columns["raw"] = np.array([raw.get(int(p)) for p in positions], dtype=object)
+        columns["source"] = np.full(positions.size, self.source, dtype=object)
+        return pd.DataFrame(columns)[EVENT_COLUMNS]
+
+
+def _prepare(original: pd.DataFrame, coin_ids: Any, columns: Collection[str]) -> pd.DataFrame:
+    """The rows the rules read: `coin_id`, `_pos` (the row of `original`), `snapped_at` as UTC timestamps (NaT if
+    unreadable), `date` (its naive UTC day) and the value columns as float64 (NaN where absent or unreadable)."""
+    rows = pd.DataFrame({"coin_id": coin_ids, "_pos": np.arange(len(original))}, index=original.index)
+    ts = to_utc_timestamps(original["snapped_at"])
+    rows["snapped_at"] = ts
+    rows["date"] = ts.dt.floor("D").dt.tz_localize(None).astype("datetime64[ns]")
+    for name in ("close", "market_cap", "volume", *(OHLC if all(c in columns for c in OHLC) else ())):
+        rows[name] = pd.to_numeric(original[name], errors="coerce").astype("float64") if name in original else np.nan
+    return rows
+
+
+def _apply_stage(
+    rows: pd.DataFrame, stage: str, columns: Collection[str], limits: Limits, log: _EventLog
+) -> tuple[pd.DataFrame, npt.NDArray[np.bool_]]:
+    """Judge every rule of `stage` on the same rows, then act: quarantined rows leave, nulled values become NaN.
+
+    Returns the remaining rows and which of the given rows were quarantined."""
+    quarantined = np.zeros(len(rows), dtype=bool)
+    nulled: dict[str, npt.NDArray[np.bool_]] = {}
+    for rule in rules_for(stage, columns):
+        mask = log.judge(rows, rule, limits)
+        if rule.action == QUARANTINED:
+            quarantined |= mask
+        for name in rule.nulls:
+            nulled[name] = nulled[name] | mask if name in nulled else mask
+    for name, mask in nulled.items():
+        if mask.any():
+            rows[name] = np.where(mask, np.nan, rows[name].to_numpy(dtype="float64"))
+    return (rows[~quarantined].copy() if quarantined.any() else rows), quarantined
+
+
 def validate_market_rows(
     frame: pd.DataFrame,
     *,
@@ -103,192 +231,51 @@ def validate_market_rows(
     when candles were given), sorted by date; `date` is a naive midnight datetime64.
     """
     has_ohlc = all(c in frame.columns for c in OHLC)
+    keep = GOOD_COLUMNS + ([*OHLC, "ohlc_source"] if has_ohlc else [])
     if frame.empty:
-        keep = GOOD_COLUMNS + ([*OHLC, "ohlc_source"] if has_ohlc else [])
         empty = pd.DataFrame({c: pd.Series(dtype="float64") for c in keep})
         empty["coin_id"] = empty["coin_id"].astype(object)
         empty["date"] = empty["date"].astype("datetime64[ns]")
         empty["snapped_at"] = empty["snapped_at"].astype("datetime64[ns, UTC]")
         return empty, empty_events()
-    events: list[dict[str, Any]] = []
-    cols = ["snapped_at", "close", "market_cap", "volume", *(OHLC if has_ohlc else ())]
-    work = pd.DataFrame(
-        {c: frame[c] if c in frame.columns else pd.Series(np.nan, index=frame.index) for c in cols}
-    )
-    work = work.reset_index(drop=True)
-    original = work.copy()
-    work["_pos"] = np.arange(len(work))
-    raw_cache: dict[int, str] = {}
+    limits = Limits(jump_factor=jump_factor, peg_tolerance=peg_tolerance, ohlc_rtol=ohlc_rtol)
+    columns = set(frame.columns)
+    raw_columns = ["snapped_at", "close", "market_cap", "volume", *(OHLC if has_ohlc else ())]
+    original = pd.DataFrame(
+        {c: frame[c] if c in columns else pd.Series(np.nan, index=frame.index) for c in raw_columns}
+    ).reset_index(drop=True)
+    log = _EventLog(source, original)
+    rows = _prepare(original, coin_id, columns)
 
-    def raw_of(pos: int) -> str:
-        if pos not in raw_cache:
-            raw_cache[pos] = _raw(original.iloc[pos].to_dict())
-        return raw_cache[pos]
-
-    def event(date: Any, field: str, reason: str, action: str, pos: int | None, detail: str = "") -> None:
-        events.append(
-            {
-                "coin_id": coin_id,
-                "date": pd.Timestamp(date).normalize(),
-                "source": source,
-                "field": field,
-                "reason": reason,
-                "action": action,
-                "raw": raw_of(pos) if pos is not None else None,
-                "detail": detail,
-            }
-        )
-
-    def emit(mask: Any, field: str, reason: str, action: str, detail: Any = None) -> None:
-        """One event per row of `work` where `mask` holds; `detail(i)` may describe row position i."""
-        idx = np.flatnonzero(np.asarray(mask, dtype=bool))
-        if idx.size == 0:
-            return
-        dates = work["date"].to_numpy()[idx]
-        positions = work["_pos"].to_numpy()[idx]
-        for j, i in enumerate(idx):
-            event(dates[j], field, reason, action, int(positions[j]), detail(i) if detail else "")
-
-    for name in ("close", "market_cap", "volume", *(OHLC if has_ohlc else ())):
-        work[name] = pd.to_numeric(work[name], errors="coerce").astype("float64")
-
-    # 1. Timestamps: unreadable -> quarantined; off-midnight -> floored to the UTC date.
-    ts = to_utc_timestamps(work["snapped_at"])
-    for i in np.flatnonzero(ts.isna().to_numpy()):
-        event(UNREADABLE_DATE, "row", "unparseable_timestamp", QUARANTINED, int(i))
-    work["snapped_at"] = ts
-    work = work[ts.notna()].copy()
-    floor = work["snapped_at"].dt.floor("D")
-    work["date"] = floor.dt.tz_localize(None).astype("datetime64[ns]")
-    off = (work["snapped_at"] != floor).to_numpy()
-    stamps = work["snapped_at"]
-    emit(off, "date", "off_midnight", FLOORED, lambda i: f"snapped at {stamps.iloc[i].isoformat()}")
-
-    # 2. Chronological order (kept stable so "last row wins" keeps its meaning for equal times).
-    order = np.argsort(work["snapped_at"].to_numpy(), kind="stable")
-    if (np.diff(order) < 0).any():
-        emit(work["snapped_at"] < work["snapped_at"].cummax(), "row", "out_of_order", FLAGGED)
-        work = work.iloc[order]
-
-    # 3. Critical values: a row without a usable close is quarantined (the others of the batch still load).
-    close = work["close"]
-    bad_null = close.isna() & ~np.isinf(close)
-    bad_inf = np.isinf(close)
-    bad_nonpos = close.notna() & ~bad_inf & (close <= 0)
-    for mask, reason in (
-        (bad_null, "null_close"),
-        (bad_inf, "non_finite_close"),
-        (bad_nonpos, "non_positive_close"),
-    ):
-        emit(mask, "row", reason, QUARANTINED)
-    quarantined_days = set(work.loc[bad_null | bad_inf | bad_nonpos, "date"])
-    work = work[~(bad_null | bad_inf | bad_nonpos)].copy()
-
-    # 4. Duplicates by date: the last row wins, each dropped row is an event.
-    dup = work["date"].duplicated(keep="last")
-    emit(dup, "row", "duplicate_date", DEDUPLICATED)
-    work = work[~dup].copy()
-
-    # 5. Market cap: 0, NaN, negative or infinite are unknown -> NULL (checked only when the source has
-    # the column).
-    mc = work["market_cap"]
-    for mask, reason in (
-        ()
-        if "market_cap" not in frame.columns
-        else (
-            (mc == 0, "zero_market_cap"),
-            (mc.isna(), "missing_market_cap"),
-            (mc < 0, "negative_market_cap"),
-            (np.isinf(mc), "non_finite_market_cap"),
-        )
-    ):
-        emit(mask, "market_cap", reason, NULLED)
-    work.loc[(mc <= 0) | np.isinf(mc), "market_cap"] = np.nan
-
-    # 6. Volume: negative/infinite -> NULL; zero or missing -> kept, flagged.
-    vol = work["volume"]
-    for mask, reason, action in (
-        ()
-        if "volume" not in frame.columns
-        else (
-            (vol < 0, "negative_volume", NULLED),
-            (np.isinf(vol), "non_finite_volume", NULLED),
-            (vol == 0, "zero_volume", FLAGGED),
-            (vol.isna(), "missing_volume", FLAGGED),
-        )
-    ):
-        emit(mask, "volume", reason, action)
-    work.loc[(vol < 0) | np.isinf(vol), "volume"] = np.nan
-
-    # 7. Candles: open/high/low must bracket the chart close; a broken candle is nulled, the close kept.
+    rows, _ = _apply_stage(rows, "timestamp", columns, limits, log)
+    # A series has an order: sort it by time (stable, so "the last row wins" keeps its meaning for equal times).
+    if log.judge(rows, SERIES_RULES["out_of_order"], limits).any():
+        rows = rows.iloc[np.argsort(rows["snapped_at"].to_numpy(), kind="stable")]
+    before = rows
+    rows, quarantined = _apply_stage(rows, "close", columns, limits, log)
+    quarantined_days = set(before["date"].to_numpy()[quarantined])
+    # A series can repeat a date: the last row wins.
+    rows = rows[~log.judge(rows, SERIES_RULES["duplicate_date"], limits)].copy()
+    # A jump is judged against the row before (the stored one for the first row of the batch).
+    closes = rows["close"].to_numpy()
+    rows["prev_close"] = np.concatenate([[np.nan if prev_close is None else float(prev_close)], closes])[:-1]
+    rows["stablecoin"] = stablecoin
+    rows, _ = _apply_stage(rows, "values", columns, limits, log)
     if has_ohlc:
-        o, h, lo, c = work["open"], work["high"], work["low"], work["close"]
-        given = o.notna() | h.notna() | lo.notna()
-        incomplete = given & (o.isna() | h.isna() | lo.isna() | np.isinf(o) | np.isinf(h) | np.isinf(lo))
-        nonpos = given & ~incomplete & ((o <= 0) | (h <= 0) | (lo <= 0))
-        tol = ohlc_rtol * c.abs()
-        rel = (
-            given
-            & ~incomplete
-            & ~nonpos
-            & ((h < np.maximum(o, c) - tol) | (lo > np.minimum(o, c) + tol) | (h < lo - tol))
-        )
+        ohlc_source = np.full(len(rows), None, dtype=object)
+        ohlc_source[rows["open"].notna().to_numpy()] = "candles"
+        rows["ohlc_source"] = pd.Series(ohlc_source, index=rows.index, dtype=object)
+    # A series can miss calendar days (those already known, or whose rows were quarantined, are not news).
+    known = {pd.Timestamp(d).normalize() for d in known_missing} | {pd.Timestamp(d) for d in quarantined_days}
+    days = [d for d in missing_days(rows["date"], prev_date=prev_date) if d not in known]
+    log.add_days(coin_id, days, MISSING_DAY, "no row for this calendar day at the source")
 
-        def candle(i: int) -> str:
-            r = work.iloc[i]
-            return f"open={r['open']} high={r['high']} low={r['low']} close={r['close']}"
-
-        for mask, reason in (
-            (incomplete, "incomplete_ohlc"),
-            (nonpos, "non_positive_ohlc"),
-            (rel, "ohlc_relation"),
-        ):
-            emit(mask, "ohlc", reason, NULLED, candle)
-        broken = incomplete | nonpos | rel
-        work.loc[broken, list(OHLC)] = np.nan
-        work["ohlc_source"] = pd.Series(
-            ["candles" if ok else None for ok in work["open"].notna()], index=work.index, dtype=object
-        )
-
-    # 8. Suspicious moves, pegs and missing days, judged in date order across the batch boundary.
-    prev = np.concatenate(
-        [[np.nan if prev_close is None else float(prev_close)], work["close"].to_numpy()[:-1]]
-    )
-    with np.errstate(divide="ignore", over="ignore", invalid="ignore"):  # a 1e-300 close makes inf: a jump
-        ratio = work["close"].to_numpy() / prev
-    jump = (ratio > jump_factor) | (ratio < 1.0 / jump_factor)
-    emit(
-        jump,
-        "close",
-        "price_jump",
-        FLAGGED,
-        lambda i: f"x{ratio[i]:.4g} vs the previous close {prev[i]:.10g}",
-    )
-    if stablecoin:
-        closes = work["close"].to_numpy()
-        emit(
-            np.abs(closes - 1.0) > peg_tolerance,
-            "close",
-            "off_peg",
-            FLAGGED,
-            lambda i: f"close {closes[i]:.6g} is more than {peg_tolerance:.0%} from 1",
-        )
-    known = {pd.Timestamp(d).normalize() for d in known_missing} | quarantined_days
-    for day in missing_days(work["date"], prev_date=prev_date):
-        if day not in known:
-            event(day, "row", "missing_day", FLAGGED, None, "no row for this calendar day at the source")
-
-    good = work.drop(columns=["_pos"]).sort_values("date").reset_index(drop=True)
-    good.insert(0, "coin_id", coin_id)
-    keep = GOOD_COLUMNS + ([*OHLC, "ohlc_source"] if has_ohlc else [])
-    good = good[keep]
-    events_frame = pd.DataFrame(events, columns=EVENT_COLUMNS) if events else empty_events()
-    if not events_frame.empty:
-        events_frame = events_frame.drop_duplicates(
-            subset=["coin_id", "date", "source", "field", "reason"], keep="last"
-        )
-        events_frame = events_frame.sort_values(["date", "field", "reason"]).reset_index(drop=True)
-    return good, events_frame
+    good = rows.sort_values("date")[keep].reset_index(drop=True)
+    events = log.frame()
+    if not events.empty:  # the store keeps one event per (coin, date, source, field, reason): the last
+        events = events.drop_duplicates(subset=["coin_id", "date", "source", "field", "reason"], keep="last")
+        events = events.sort_values(["date", "field", "reason"]).reset_index(drop=True)
+    return good, events
 
 
 def missing_days(dates: pd.Series | Iterable[Any], *, prev_date: Any = None) -> list[pd.Timestamp]:
@@ -321,100 +308,23 @@ def validate_sweep(
     jump_factor: float = 3.0,
     peg_tolerance: float = 0.05,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """:func:`validate_market_rows` for a sweep of one row per coin (`coin_id` column), vectorized.
+    """:func:`validate_market_rows` for a sweep of one row per coin (`coin_id` column), in one pass.
 
-    Same rules and reason codes for the rules that apply to one row (a sweep has no duplicates, order or gaps
-    within a coin): quarantine of unusable closes, NULL market caps, volume checks, floored timestamps, jumps
-    against each coin's previous stored close, stablecoin pegs. Tests check it agrees with the per-coin
-    function.
+    The same rule table: quarantine of unusable timestamps and closes, NULL market caps, volume checks, floored
+    timestamps, jumps against each coin's previous stored close, stablecoin pegs. A sweep has no order,
+    duplicates, gaps or candles within a coin, so the series rules do not apply. Good rows keep the input order.
     """
     if frame.empty:
-        return validate_market_rows(
-            frame.drop(columns=["coin_id"], errors="ignore"), coin_id="", source=source
-        )
-    work = frame.reset_index(drop=True).copy()
-    original = work.copy()
-    for c in ("close", "market_cap", "volume"):
-        work[c] = pd.to_numeric(work[c], errors="coerce").astype("float64") if c in work else np.nan
-    ts = to_utc_timestamps(work["snapped_at"])
-    floor = ts.dt.floor("D")
-    work["snapped_at"] = ts
-    work["date"] = floor.dt.tz_localize(None).astype("datetime64[ns]")
-    coins = work["coin_id"].to_numpy()
-    dates = work["date"].to_numpy()
-    raw_rows = original.drop(columns=["coin_id"])
-    events: list[dict[str, Any]] = []
+        return validate_market_rows(frame.drop(columns=["coin_id"], errors="ignore"), coin_id="", source=source)
+    limits = Limits(jump_factor=jump_factor, peg_tolerance=peg_tolerance)
+    columns = set(frame.columns) - set(OHLC)  # a markets row carries no candle
+    original = frame.reset_index(drop=True)
+    log = _EventLog(source, original.drop(columns=["coin_id"]))
+    rows = _prepare(original, original["coin_id"].to_numpy(), columns)
 
-    def emit(mask: Any, field: str, reason: str, action: str, detail: Any = None) -> None:
-        for i in np.flatnonzero(np.asarray(mask, dtype=bool)):
-            events.append(
-                {
-                    "coin_id": coins[i],
-                    "date": UNREADABLE_DATE if pd.isna(dates[i]) else pd.Timestamp(dates[i]),
-                    "source": source,
-                    "field": field,
-                    "reason": reason,
-                    "action": action,
-                    "raw": _raw(raw_rows.iloc[i].to_dict()),
-                    "detail": detail(i) if detail else "",
-                }
-            )
-
-    close, mc, vol = work["close"], work["market_cap"], work["volume"]
-    unreadable = ts.isna()
-    emit(unreadable, "row", "unparseable_timestamp", QUARANTINED)
-    emit(
-        ~unreadable & (ts != floor),
-        "date",
-        "off_midnight",
-        FLOORED,
-        lambda i: f"snapped at {ts.iloc[i].isoformat()}",
-    )
-    inf = np.isinf(close)
-    bad = {
-        "null_close": close.isna() & ~inf,
-        "non_finite_close": inf,
-        "non_positive_close": close.notna() & ~inf & (close <= 0),
-    }
-    for reason, mask in bad.items():
-        emit(mask & ~unreadable, "row", reason, QUARANTINED)
-    keep = ~unreadable & ~(bad["null_close"] | bad["non_finite_close"] | bad["non_positive_close"])
-    for mask, reason in (
-        (mc == 0, "zero_market_cap"),
-        (mc.isna(), "missing_market_cap"),
-        (mc < 0, "negative_market_cap"),
-        (np.isinf(mc), "non_finite_market_cap"),
-    ):
-        emit(mask & keep, "market_cap", reason, NULLED)
-    for mask, reason, action in (
-        (vol < 0, "negative_volume", NULLED),
-        (np.isinf(vol), "non_finite_volume", NULLED),
-        (vol == 0, "zero_volume", FLAGGED),
-        (vol.isna(), "missing_volume", FLAGGED),
-    ):
-        emit(mask & keep, "volume", reason, action)
-    prev = work["coin_id"].map(prev_close or {}).astype("float64").to_numpy()
-    ratio = close.to_numpy() / prev
-    jump = (ratio > jump_factor) | (ratio < 1.0 / jump_factor)
-    emit(
-        jump & keep,
-        "close",
-        "price_jump",
-        FLAGGED,
-        lambda i: f"x{ratio[i]:.4g} vs the previous close {prev[i]:.10g}",
-    )
-    stable = work["coin_id"].isin(set(stablecoins)).to_numpy()
-    closes = close.to_numpy()
-    emit(
-        stable & (np.abs(closes - 1.0) > peg_tolerance) & keep,
-        "close",
-        "off_peg",
-        FLAGGED,
-        lambda i: f"close {closes[i]:.6g} is more than {peg_tolerance:.0%} from 1",
-    )
-    good = work[keep].copy()
-    good.loc[(good["market_cap"] <= 0) | np.isinf(good["market_cap"]), "market_cap"] = np.nan
-    good.loc[(good["volume"] < 0) | np.isinf(good["volume"]), "volume"] = np.nan
-    good = good[GOOD_COLUMNS].reset_index(drop=True)
-    ev = pd.DataFrame(events, columns=EVENT_COLUMNS) if events else empty_events()
-    return good, ev
+    rows, _ = _apply_stage(rows, "timestamp", columns, limits, log)
+    rows, _ = _apply_stage(rows, "close", columns, limits, log)
+    rows["prev_close"] = rows["coin_id"].map(prev_close or {}).astype("float64")
+    rows["stablecoin"] = rows["coin_id"].isin(set(stablecoins))
+    rows, _ = _apply_stage(rows, "values", columns, limits, log)
+    return rows[GOOD_COLUMNS].reset_index(drop=True), log.frame()

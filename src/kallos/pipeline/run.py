@@ -1,7 +1,7 @@
 """`kallos run` (the seed's daily workflow) and the demo's backfill run, as ordered lists of steps.
 
 Daily: universe (Mondays, or when the last sync is older than 7 days) -> coin details (when stale) -> market
-data update -> indicators -> signals -> index (when a month has ended that is not built). Backfill (the demo,
+data update -> indicators -> signals -> index (each index with a new final day or a changed input). Backfill (the demo,
 a first load): universe -> details -> backfill -> indicators -> signals -> index. Each step is idempotent and
 resumable on its own (watermarks, upserts), so a rerun after a crash picks up where the data says it stopped.
 The whole run holds the pipeline lock and is recorded in the run ledger.
@@ -16,8 +16,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any
-
-import pandas as pd
 
 from kallos import clock
 from kallos.log import get_logger
@@ -53,13 +51,6 @@ class RunOptions:
     """Run the scheduled steps (universe, index) even when they are not due."""
     progress: bool = False
     details_max_age_days: int = 30
-
-
-def _last_date(store: Store, table: str, column: str = "date") -> dt.date | None:
-    value = store.scalar(f'SELECT max("{column}") FROM {table}')
-    if value is None:
-        return None
-    return pd.Timestamp(value).date()
 
 
 def build_steps(store: Store, settings: Settings, options: RunOptions) -> list[Step]:
@@ -124,17 +115,14 @@ def build_steps(store: Store, settings: Settings, options: RunOptions) -> list[S
         Step("signals", partial(signals_step, coins=options.coins, full=options.full), requires=("indicators",))
     )
 
-    # --- index: every month that has ended and is not built yet ---------------------------------------------
-    def index(ctx: StepContext) -> StepOutcome:
-        if options.mode == "daily" and not options.force:
-            due, why = schedule.index_due(
-                _last_date(ctx.store, "daily_market_data"), _last_date(ctx.store, "daily_index_values")
-            )
-            if not due:
-                return StepOutcome.skipped(f"not due: {why}")
-        return index_step(ctx)
-
-    steps.append(Step("index", index, requires=(market_name,)))
+    # --- index: every index with a new final day or a changed input (docs/decisions.md#D61) ---------------
+    steps.append(
+        Step(
+            "index",
+            partial(index_step, only_due=options.mode == "daily" and not options.force),
+            requires=(market_name,),
+        )
+    )
 
     # --- other timeframes (daily run): hourly bars of the hourly universe, weekly bars, their analytics -------
     if options.mode == "daily":

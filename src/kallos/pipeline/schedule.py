@@ -1,4 +1,5 @@
-"""When the periodic steps are due: the universe weekly, coin details when stale, the index at month ends.
+"""When the periodic steps are due: the universe weekly, coin details when stale, an index when a final day
+or a changed input is new.
 
 Pure functions of dates (the ledger and the store supply them), so the rules are tested without a database.
 """
@@ -33,18 +34,22 @@ def month_end_on_or_before(day: dt.date) -> dt.date:
     return day.replace(day=1) - dt.timedelta(days=1)
 
 
-def index_due(last_data_day: dt.date | None, last_built_month_end: dt.date | None) -> tuple[bool, str]:
-    """The index is built for every month that has ended in the stored data and is not built yet.
+def index_due(
+    last_final_day: dt.date | None, built_through: dt.date | None, dirty_from: dt.date | None = None
+) -> tuple[bool, str]:
+    """An index is due when a newer final day is stored, when stored inputs changed since it was built (a mark
+    from market-data writes, docs/decisions.md#D61), or when it was never built.
 
-    `last_data_day` is the newest stored market day; `last_built_month_end` the newest month end whose daily
-    index
-    values are stored (None before the first build).
+    `last_final_day` is the newest stored final market day; `built_through` the last day the index was valued
+    through (None before the first build); `dirty_from` the earliest changed date not yet rebuilt.
     """
-    if last_data_day is None:
+    if last_final_day is None:
         return False, "no market data stored"
-    ended = month_end_on_or_before(last_data_day)
-    if last_built_month_end is None:
-        return True, f"not built yet; months ended through {ended.isoformat()}"
-    if ended > last_built_month_end:
-        return True, f"month(s) through {ended.isoformat()} not built yet"
-    return False, f"built through {last_built_month_end.isoformat()}; the next month has not ended"
+    if built_through is None:
+        return True, f"not built yet; data through {last_final_day.isoformat()}"
+    if dirty_from is not None:
+        month = dirty_from.replace(day=1).isoformat()
+        return True, f"inputs changed from {dirty_from.isoformat()}: the months from {month} are rebuilt"
+    if last_final_day > built_through:
+        return True, f"day(s) through {last_final_day.isoformat()} not valued yet"
+    return False, f"built through {built_through.isoformat()}; nothing changed since"

@@ -32,6 +32,7 @@ from kallos.signals.config import SignalConfig, load_signal_config
 from kallos.signals.engine import generate_signals
 from kallos.signals.evaluation import evaluate_signals, parse_horizons
 from kallos.signals.rules import FLAT_WINDOWS
+from kallos.signals.universe import excluded_signal_coins
 from kallos.store.schema import COMPOSITE_COLUMNS, INDICATOR_COLUMNS
 from kallos.timeframes import SPECS, TimeframeSpec, spec
 
@@ -275,6 +276,8 @@ def _generate(
     config = (config or resolve_config(settings, config_path)).for_timeframe(tf.name)
     chash = config.config_hash()
     info, plan, up_to_date = _plan(store, coins, chash, full, tf)
+    excluded = excluded_signal_coins(store, settings) & set(plan)  # docs/decisions.md#D66
+    plan = {c: start for c, start in plan.items() if c not in excluded}
     counts: dict[str, Any] = {
         "coins": 0,
         "full": 0,
@@ -284,6 +287,7 @@ def _generate(
         "composite_rows": 0,
         "deleted": 0,
         "config_hash": chash,
+        "excluded": len(excluded),
         "timeframe": tf.name,
     }
     if coins is not None:
@@ -440,8 +444,10 @@ def evaluate_step(
     coins: Sequence[str] | None = None,
     start: dt.date | str | None = None,
     end: dt.date | str | None = None,
+    settings: Any = None,
 ) -> pd.DataFrame:
-    """Read stored signals and the closes they need; return the evaluation report frame."""
+    """Read stored signals and the closes they need; return the evaluation report frame. Coins outside the
+    signals universe (``settings``' rules, else the default ones: docs/decisions.md#D66) are left out."""
     hs = parse_horizons(horizons)
     signals = store.read(
         "trading_signals",
@@ -450,6 +456,7 @@ def evaluate_step(
         end=end,
         columns=["date", "signal", "direction", "action", "config_hash"],
     )
+    signals = signals.loc[~signals["coin_id"].isin(excluded_signal_coins(store, settings))]
     if signals.empty:
         raise DataValidationError(
             "no stored signals to evaluate (run `kallos signals generate` first)",

@@ -193,16 +193,19 @@ class Store(ABC):
         start: dt.date | str | None = None,
         end: dt.date | str | None = None,
         columns: Sequence[str] | None = None,
+        where: Mapping[str, Any] | None = None,
     ) -> pd.DataFrame:
-        """Rows of `table` for some coins and an inclusive date range, sorted by key, coin ids as CoinGecko ids."""
+        """Rows of `table` for some coins and an inclusive date range, sorted by key, coin ids as CoinGecko ids.
+
+        `where` adds equality filters on other columns (e.g. `{"index_name": "default"}`)."""
         t = table_def(table)
         wanted = list(columns) if columns else [c for c in t.column_names if not (t.coin_keyed and c == "coin_id")]
         bad = [c for c in wanted if c not in t.column_names and c != "coin_id"]
         if bad:
             raise SchemaMismatchError(f"unknown columns {bad}", table=table)
         select: list[str] = []
-        where: list[str] = []
-        params: dict[str, object] = {}
+        conds: list[str] = []
+        params: dict[str, Any] = {}
         if t.coin_keyed:
             select.append("c.coingecko_id AS coin_id")
             src = f"{t.name} t JOIN coins c ON c.coin_id = t.coin_id"
@@ -216,20 +219,25 @@ class Store(ABC):
             col = "c.coingecko_id" if t.coin_keyed else ("t.coingecko_id" if t.name == "coins" else None)
             if col is None:
                 raise SchemaMismatchError("this table has no coins to filter on", table=table)
-            where.append(f"{col} IN ({', '.join(f':c{i}' for i in range(len(coins)))})")
+            conds.append(f"{col} IN ({', '.join(f':c{i}' for i in range(len(coins)))})")
             params.update({f"c{i}": c for i, c in enumerate(coins)})
+        for i, (column, value) in enumerate((where or {}).items()):
+            if column not in t.column_names or (t.coin_keyed and column == "coin_id"):
+                raise SchemaMismatchError(f"read filter names an unknown column {column!r}", table=table)
+            conds.append(f"t.{quote(column)} = :w{i}")
+            params[f"w{i}"] = value
         if (start is not None or end is not None) and not t.date_column:
             raise SchemaMismatchError("this table has no date column to filter on", table=table)
         if start is not None:
-            where.append(f"t.{quote(t.date_column)} >= :start")  # type: ignore[arg-type]
+            conds.append(f"t.{quote(t.date_column)} >= :start")  # type: ignore[arg-type]
             params["start"] = _bound(t, start)
         if end is not None:
-            where.append(f"t.{quote(t.date_column)} <= :end")  # type: ignore[arg-type]
+            conds.append(f"t.{quote(t.date_column)} <= :end")  # type: ignore[arg-type]
             params["end"] = _bound(t, end)
         order = ", ".join("c.coingecko_id" if (t.coin_keyed and k == "coin_id") else f"t.{quote(k)}" for k in t.key)
         sql = f"SELECT {', '.join(select)} FROM {src}"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
+        if conds:
+            sql += " WHERE " + " AND ".join(conds)
         sql += f" ORDER BY {order}"
         return self.query(sql, params)
 
@@ -263,6 +271,15 @@ class Store(ABC):
         filled_by_db = [c for c in cols if c in t.audit]
         if filled_by_db:
             raise SchemaMismatchError(f"columns filled by the database cannot be written: {filled_by_db}", table=t.name)
+        literal_keys = {
+            c.name: c.default[1:-1]
+            for c in t.columns
+            if c.name in t.key and c.name not in cols and c.default and c.default.startswith("'")
+        }
+        if literal_keys:
+            # a key column with a constant default (index_name = 'default') may be left out of the frame
+            frame = frame.assign(**literal_keys)
+            cols = list(frame.columns)
         missing = [k for k in t.key if k not in cols]
         required = [c.name for c in t.columns if not c.nullable and not c.default and c.name not in t.audit]
         missing += [c for c in required if c not in cols and c not in missing]

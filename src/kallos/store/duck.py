@@ -42,6 +42,22 @@ def _kind(type_code: Any) -> str:
     return _KINDS.get(name, "other")
 
 
+LOCK_WAIT_SECONDS = 3.0
+"""How long opening waits for another process to let go of the file: the price stream holds it only for the few
+milliseconds of a flush (docs/decisions.md#D104), and a command should not fail on that."""
+
+
+def _connect_waiting(path: str) -> duckdb.DuckDBPyConnection:
+    deadline = time.monotonic() + LOCK_WAIT_SECONDS
+    while True:
+        try:
+            return duckdb.connect(path)
+        except duckdb.IOException as exc:
+            if "lock" not in str(exc).lower() or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.05)
+
+
 class DuckDBStore(Store):
     backend = "duckdb"
     driver_errors = (duckdb.Error,)
@@ -53,7 +69,7 @@ class DuckDBStore(Store):
             Path(path).expanduser().parent.mkdir(parents=True, exist_ok=True)
             path = str(Path(path).expanduser())
         try:
-            self._con = duckdb.connect(path)
+            self._con = _connect_waiting(path)
         except duckdb.IOException as exc:
             if "lock" in str(exc).lower():
                 raise StoreBusyError(

@@ -6,7 +6,9 @@ the new version, never half of one. Add a migration by appending to MIGRATIONS; 
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable
+from dataclasses import replace
 
 from kallos import clock
 from kallos.log import get_logger
@@ -18,6 +20,7 @@ from kallos.store.schema import (
     create_index_sql,
     create_table_sql,
     month_partitions_sql,
+    quote,
     year_partitions_sql,
 )
 
@@ -80,6 +83,62 @@ def _initial(store: Store, partitioned: bool) -> None:
         store.execute(sql)
 
 
+NAMED_INDEX_TABLES = ("index_monthly_constituents", "daily_index_values", "index_turnover")
+
+
+def _has_column(store: Store, table: str, column: str) -> bool:
+    return bool(
+        store.scalar(
+            "SELECT count(*) FROM information_schema.columns WHERE table_name = :t AND column_name = :c "
+            "AND table_schema = current_schema()",
+            {"t": table, "c": column},
+        )
+    )
+
+
+def _named_indices(store: Store, partitioned: bool) -> None:
+    """Key the index tables by `index_name`; existing rows become the `default` index (docs/decisions.md#D62).
+
+    A primary key cannot be altered in place on DuckDB, so a table without the column is copied into the new
+    layout, the old one dropped and the copy renamed (the same statements on both backends). The index tables
+    are never year-partitioned, so the partitioned layout upgrades the same way.
+    """
+    for name in NAMED_INDEX_TABLES:
+        if _has_column(store, name, "index_name"):
+            continue
+        table = TABLES[name]
+        tmp = replace(table, name=f"{name}__v2")
+        old = [c for c in table.column_names if c != "index_name"]
+        cols = ", ".join(quote(c) for c in old)
+        store.execute(f"DROP TABLE IF EXISTS {tmp.name}")
+        store.execute(create_table_sql(tmp))
+        store.execute(f"INSERT INTO {tmp.name} (index_name, {cols}) SELECT 'default', {cols} FROM {name}")
+        store.execute(f"DROP TABLE {name}")
+        store.execute(f"ALTER TABLE {tmp.name} RENAME TO {name}")
+        if store.backend == "postgresql":
+            store.execute(f"ALTER INDEX IF EXISTS {tmp.name}_pkey RENAME TO {name}_pkey")
+    store.execute(create_table_sql(TABLES["index_definitions"]))
+    base = store.scalar("""SELECT "value" FROM kallos_state WHERE "key" = 'index_base_date'""")
+    store.execute(
+        "INSERT INTO index_definitions (index_name, base_date) VALUES ('default', :b) "
+        "ON CONFLICT (index_name) DO NOTHING",
+        {"b": dt.date.fromisoformat(str(base)) if base else None},
+    )
+
+
+def _create_tables(*names: str) -> Callable[[Store, bool], None]:
+    """A migration that adds tables declared after the initial schema (idempotent: a fresh database already has
+    them from the initial migration, which creates every declared table)."""
+
+    def apply(store: Store, partitioned: bool) -> None:
+        for name in names:
+            store.execute(create_table_sql(TABLES[name]))
+            for sql in create_index_sql(TABLES[name]):
+                store.execute(sql)
+
+    return apply
+
+
 def _timeframes(store: Store, partitioned: bool) -> None:
     """Hourly and weekly bars, indicators and signals (docs/decisions.md#D80). A database laid out by year gets
     its hourly tables by month and its weekly tables by year, like the daily ones."""
@@ -90,7 +149,9 @@ def _timeframes(store: Store, partitioned: bool) -> None:
 
 MIGRATIONS: list[tuple[int, str, Callable[[Store, bool], None]]] = [
     (1, "initial schema", _initial),
-    (2, "timeframes: hourly and weekly bars, indicators and signals", _timeframes),
+    (2, "streamed prices: price_ticks, latest_prices", _create_tables("price_ticks", "latest_prices")),
+    (3, "named indices", _named_indices),
+    (4, "timeframes: hourly and weekly bars, indicators and signals", _timeframes),
 ]
 LATEST = MIGRATIONS[-1][0]
 

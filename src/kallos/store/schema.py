@@ -235,9 +235,13 @@ TRADING_SIGNALS = Table(
     partitionable=True,
 )
 
+INDEX_NAME_COLUMN = ("index_name", TEXT, False, "'default'")
+"""Every index table is keyed by the index's name first (docs/decisions.md#D62); `default` is the spec's index."""
+
 INDEX_MONTHLY_CONSTITUENTS = Table(
     "index_monthly_constituents",
     _cols(
+        INDEX_NAME_COLUMN,
         ("year", INTEGER, False),
         ("month", INTEGER, False),
         ("coin_id", BIGINT, False),
@@ -248,7 +252,7 @@ INDEX_MONTHLY_CONSTITUENTS = Table(
         ("run_id", TEXT),
         *_AUDIT,
     ),
-    key=("year", "month", "coin_id"),
+    key=("index_name", "year", "month", "coin_id"),
     date_column="selection_date",
     audit=("updated_at",),
 )
@@ -256,6 +260,7 @@ INDEX_MONTHLY_CONSTITUENTS = Table(
 DAILY_INDEX_VALUES = Table(
     "daily_index_values",
     _cols(
+        INDEX_NAME_COLUMN,
         ("date", DATE, False),
         ("index_value", DOUBLE, False),
         ("daily_return", DOUBLE, False),
@@ -264,7 +269,7 @@ DAILY_INDEX_VALUES = Table(
         ("run_id", TEXT),
         *_AUDIT,
     ),
-    key=("date",),
+    key=("index_name", "date"),
     coin_keyed=False,
     audit=("updated_at",),
 )
@@ -272,15 +277,34 @@ DAILY_INDEX_VALUES = Table(
 INDEX_TURNOVER = Table(
     "index_turnover",
     _cols(
+        INDEX_NAME_COLUMN,
         ("selection_date", DATE, False),
         ("turnover", DOUBLE, False),
         ("run_id", TEXT),
         *_AUDIT,
     ),
-    key=("selection_date",),
+    key=("index_name", "selection_date"),
     coin_keyed=False,
     date_column="selection_date",
     audit=("updated_at",),
+)
+
+INDEX_DEFINITIONS = Table(
+    "index_definitions",
+    _cols(
+        ("index_name", TEXT, False),
+        ("params", TEXT),  # JSON methodology (kallos.index.definition); NULL = the settings' (default index)
+        ("base_date", DATE),  # the persisted base date (docs/decisions.md#D34)
+        ("dirty_from", DATE),  # earliest close/market cap changed since the last build (docs/decisions.md#D61)
+        ("built_through", DATE),  # last day valued by the last build
+        ("built_at", TS),
+        ("created_at", TS, True, "now()"),
+        *_AUDIT,
+    ),
+    key=("index_name",),
+    coin_keyed=False,
+    date_column=None,
+    audit=("created_at", "updated_at"),
 )
 
 DATA_QUALITY_EVENTS = Table(
@@ -378,6 +402,30 @@ KV_STATE = Table(
     audit=("updated_at",),
 )
 
+_TICK_COLUMNS = (
+    ("price", DOUBLE),
+    ("price_change_24h_pct", DOUBLE),
+    ("market_cap", DOUBLE),
+    ("volume_24h", DOUBLE),
+    ("received_at", TS, False),
+)
+
+PRICE_TICKS = Table(
+    "price_ticks",
+    _cols(("coin_id", BIGINT, False), ("ts", TS, False), *_TICK_COLUMNS),
+    key=("coin_id", "ts"),
+    date_column="ts",
+)
+"""Every streamed price update, keyed by (coin, CoinGecko's update time) so replays are stored once."""
+
+LATEST_PRICES = Table(
+    "latest_prices",
+    _cols(("coin_id", BIGINT, False), ("ts", TS, False), *_TICK_COLUMNS),
+    key=("coin_id",),
+    date_column="ts",
+)
+"""The newest streamed update per coin (docs/decisions.md#D103)."""
+
 
 def _retimed(table: Table, name: str, *, hourly: bool, extra: tuple[Column, ...] = ()) -> Table:
     """The same table for another timeframe: hourly tables are keyed by `hour` (a UTC timestamp) and partitioned
@@ -435,12 +483,15 @@ TABLES: dict[str, Table] = {
         INDEX_MONTHLY_CONSTITUENTS,
         DAILY_INDEX_VALUES,
         INDEX_TURNOVER,
+        INDEX_DEFINITIONS,
         DATA_QUALITY_EVENTS,
         INGESTION_WATERMARKS,
         PIPELINE_RUNS,
         PIPELINE_STEPS,
         RAW_RESPONSES,
         KV_STATE,
+        PRICE_TICKS,
+        LATEST_PRICES,
         *TIMEFRAME_TABLES,
     )
 }

@@ -1,0 +1,67 @@
+"""Fixtures of the stream tests: the small simulated market's coins in a store, and settings for a pro key."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import pandas as pd
+import pytest
+
+from kallos.fake.dataset import Dataset
+from kallos.fake.testing import small_market
+from kallos.settings import Settings, load_settings
+from kallos.store import Store, open_store
+
+KEY = "stream-test-key-0123456789"
+
+
+@pytest.fixture(scope="session")
+def market() -> Dataset:
+    return small_market()
+
+
+@pytest.fixture
+def coins(market: Dataset) -> list[str]:
+    return [c.id for c in market.coins[:12]]
+
+
+def add_coins(store: Store, coins: list[str]) -> None:
+    store.upsert("coins", pd.DataFrame({"coingecko_id": coins, "symbol": coins, "name": coins}))
+
+
+def stream_settings(url: str, ws_url: str, **extra: object) -> Settings:
+    values: dict[str, object] = {
+        "database_url": url,
+        "coingecko_plan": "pro",
+        "coingecko_api_key": KEY,
+        "coingecko_ws_url": ws_url,
+    }
+    values.update(extra)
+    return load_settings(**values)
+
+
+def stored_keys(store: Store) -> set[tuple[str, int]]:
+    ticks = store.read("price_ticks", columns=["coin_id", "ts"])
+    micros = (pd.to_datetime(ticks["ts"], utc=True) - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(microseconds=1)
+    return set(zip(ticks["coin_id"], (int(m) for m in micros), strict=True))
+
+
+@contextmanager
+def opened(url: str) -> Iterator[Store]:
+    store = open_store(url)
+    try:
+        yield store
+    finally:
+        store.close()
+
+
+@pytest.fixture(autouse=True)
+def _drop_cli_log_handlers() -> Iterator[None]:
+    """In-process CLI calls install a log handler on the test's captured stderr; drop it when the test ends."""
+    yield
+    logger = logging.getLogger("kallos")
+    for handler in list(logger.handlers):
+        if handler.get_name() == "kallos":
+            logger.removeHandler(handler)

@@ -1,0 +1,109 @@
+"""Fan-out to the real NATS and Redis servers on this machine: every stored update is published once, on its
+coin's subject or channel, after its batch is committed."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import threading
+from pathlib import Path
+
+import pytest
+
+from kallos.fake.dataset import Dataset
+from kallos.fake.stream import FakeStream
+from kallos.stream.run import StreamOptions, stream_prices
+
+from .conftest import add_coins, opened, stored_keys, stream_settings
+
+NATS_URL = os.environ.get("KALLOS_TEST_NATS_URL", "nats://127.0.0.1:4222")
+REDIS_URL = os.environ.get("KALLOS_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+def _unavailable(what: str, exc: BaseException) -> None:
+    message = f"{what} not reachable ({exc}); start it to run this test"
+    if IN_CI:
+        pytest.fail(message + " -- required when CI=true")
+    pytest.skip(message)
+
+
+async def _collect_and_stream(settings, coins, srv, subscribe):  # type: ignore[no-untyped-def]
+    received: list[tuple[str, dict]] = []
+    closer = await subscribe(received)
+    threading.Timer(1.2, srv.pause).start()
+    stats = await stream_prices(
+        settings, coins, options=StreamOptions(duration=1.8, flush_seconds=0.2), handle_signals=False
+    )
+    await asyncio.sleep(0.3)
+    await closer()
+    return stats, received
+
+
+def test_nats_subject_per_coin(tmp_path: Path, market: Dataset, coins: list[str]) -> None:
+    nats = pytest.importorskip("nats")
+    url = f"duckdb:///{tmp_path / 'k.duckdb'}"
+    with opened(url) as store:
+        store.init()
+        add_coins(store, coins)
+
+    async def subscribe(received):  # type: ignore[no-untyped-def]
+        try:
+            nc = await nats.connect(NATS_URL, connect_timeout=3, max_reconnect_attempts=0)
+        except Exception as exc:  # noqa: BLE001
+            _unavailable("NATS", exc)
+
+        async def on(msg):  # type: ignore[no-untyped-def]
+            received.append((msg.subject, json.loads(msg.data)))
+
+        await nc.subscribe("kallos.prices.*", cb=on)
+        return nc.drain
+
+    with FakeStream(market, rate=200) as srv:
+        settings = stream_settings(url, srv.url, stream_nats_url=NATS_URL)
+        stats, received = asyncio.run(_collect_and_stream(settings, coins[:4], srv, subscribe))
+    assert stats.published == stats.stored == len(received) > 0
+    assert {s for s, _ in received} == {f"kallos.prices.{c}" for c in coins[:4]}
+    assert all(s == f"kallos.prices.{m['coin_id']}" for s, m in received)
+    with opened(url) as store:
+        assert len(stored_keys(store)) == len(received)
+
+
+def test_redis_channel_per_coin(tmp_path: Path, market: Dataset, coins: list[str]) -> None:
+    redis = pytest.importorskip("redis.asyncio")
+    url = f"duckdb:///{tmp_path / 'k.duckdb'}"
+    with opened(url) as store:
+        store.init()
+        add_coins(store, coins)
+
+    async def subscribe(received):  # type: ignore[no-untyped-def]
+        client = redis.from_url(REDIS_URL, socket_connect_timeout=3)
+        try:
+            await client.ping()
+        except Exception as exc:  # noqa: BLE001
+            _unavailable("Redis", exc)
+        pubsub = client.pubsub()
+        await pubsub.psubscribe("kallos:prices:*")
+
+        async def reader() -> None:
+            async for msg in pubsub.listen():
+                if msg["type"] == "pmessage":
+                    received.append((msg["channel"].decode(), json.loads(msg["data"])))
+
+        task = asyncio.create_task(reader())
+
+        async def close() -> None:
+            task.cancel()
+            await pubsub.aclose()
+            await client.aclose()
+
+        return close
+
+    with FakeStream(market, rate=200) as srv:
+        settings = stream_settings(url, srv.url, stream_redis_url=REDIS_URL)
+        stats, received = asyncio.run(_collect_and_stream(settings, coins[:4], srv, subscribe))
+    assert stats.published == stats.stored == len(received) > 0
+    assert all(ch == f"kallos:prices:{m['coin_id']}" for ch, m in received)
+    first = received[0][1]
+    assert set(first) == {"coin_id", "ts", "price", "price_change_24h_pct", "market_cap", "volume_24h", "received_at"}
