@@ -160,3 +160,27 @@ def test_daily_run_universe_and_plan_estimate(duck_store: Store) -> None:
         assert nxt.api_calls == 2 and nxt.rows_written >= 2 * 23  # the daily run: one call per coin
         off = settings_for(srv.url, plan="demo", hourly_universe=0)
         assert _run(duck_store, off, now, hourly_update_step).status == "skipped"
+
+
+def test_the_hourly_universe_follows_the_default_index_then_market_cap_rank(duck_store: Store) -> None:
+    from kallos.ingest.hourly import hourly_universe
+
+    coins = ["a", "b", "c", "d"]
+    duck_store.upsert(
+        "coins",
+        pd.DataFrame({"coingecko_id": coins, "symbol": coins, "name": coins, "market_cap_rank": [1, 2, 3, 4]}),
+    )
+    rows = [("default", 2024, 1, "c", 1), ("default", 2024, 2, "d", 1), ("default", 2024, 2, "b", 2)]
+    rows.append(("other", 2024, 3, "a", 1))
+    duck_store.upsert(
+        "index_monthly_constituents",
+        pd.DataFrame(
+            [
+                {"index_name": n, "year": y, "month": m, "coin_id": c, "rank": r, "selection_date": "2024-01-31",
+                 "market_cap": 1.0, "weight": 0.5}
+                for n, y, m, c, r in rows
+            ]
+        ),
+    )  # fmt: skip
+    assert hourly_universe(duck_store, 3) == ["d", "b", "a"]  # the default index's latest month, then by rank
+    assert hourly_universe(duck_store, 0) == []

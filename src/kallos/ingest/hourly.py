@@ -355,14 +355,15 @@ def hourly_backfill_step(
 
 
 def hourly_universe(store: Store, size: int) -> list[str]:
-    """The coins the daily run keeps hourly: the latest index month's constituents by rank, topped up by market
-    cap rank when the index has fewer (or none yet)."""
+    """The coins the daily run keeps hourly: the default index's latest month's constituents by rank, topped up by
+    market cap rank when the index has fewer (or none yet)."""
     if size <= 0:
         return []
     picked = list(
         store.query(
             "SELECT c.coingecko_id FROM index_monthly_constituents i JOIN coins c ON c.coin_id = i.coin_id "
-            "WHERE (i.year * 12 + i.month) = (SELECT max(year * 12 + month) FROM index_monthly_constituents) "
+            "WHERE i.index_name = 'default' AND (i.year * 12 + i.month) = "
+            "(SELECT max(year * 12 + month) FROM index_monthly_constituents WHERE index_name = 'default') "
             "ORDER BY i.rank LIMIT :n",
             {"n": size},
         )["coingecko_id"]
