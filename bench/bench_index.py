@@ -5,6 +5,8 @@
 1. `build_index` with the spec's defaults (20 constituents, 35% cap, 3-year history, monthly) on
    synthetic random walks, median and best of `--repeat` runs; then with the options on (rank buffer,
    costs).
+   The report's analysis: the three benchmarks (bitcoin is absent from the synthetic coins, so two are built)
+   and the yearly attribution.
 2. The pipeline step on a DuckDB file: the first build (read, build, write every month) and a rebuild
    with nothing changed (read, build, compare, write nothing), the daily run's case (decisions.md #16).
 
@@ -107,6 +109,14 @@ def main() -> None:
             *timed(lambda: seed_style_valuation(market, res.constituents), 1),
         )
     )
+    from kallos.index.analysis import yearly_contributions
+    from kallos.index.benchmarks import benchmark_values
+
+    def analysis() -> None:
+        benchmark_values(market, exclude=(), base_date=res.base_date, end=res.params["end"], build_kwargs={})
+        yearly_contributions(res.attribution, res.values)
+
+    rows.append(("report analysis: 3 benchmarks + yearly attribution", *timed(analysis, args.repeat)))
     ref = seed_style_valuation(market, res.constituents)
     gap = float(np.max(np.abs(ref.to_numpy() / res.values["index_value"].to_numpy() - 1.0)))
 

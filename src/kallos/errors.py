@@ -5,33 +5,38 @@ Every error Kallos raises on purpose derives from :class:`KallosError`. Each car
 parsing messages, and each class has the exit code the CLI maps it to (see docs/operations.md)::
 
     KallosError                      exit 1  (anything unexpected but ours)
-    ├── ConfigError                  exit 78 a setting is missing or invalid (names the setting)
+    ├── ConfigError                  exit 78 a configuration input is missing or invalid (names it)
+    │   ├── SignalConfigError             signal_generation.json is invalid (names file, key and value)
+    │   └── ClockAheadError               this run's clock is ahead of the API's (KALLOS_NOW or the system clock)
     ├── LockHeldError                exit 5  another run holds the pipeline lock
     ├── PartialFailure               exit 3  some coins or steps failed, the rest were done
     ├── StepFailed                   exit 4  a pipeline step (or the whole run) failed
     ├── InputError                   exit 4  bad user input: a file, a frame, a CLI value (names the input)
     │   ├── TimeframeError       exit 2  a timeframe that is not 1h, 1d or 1w (names the accepted values)
     │   ├── DataValidationError           a frame breaks a contract (missing column, duplicate date...)
-    │   ├── SignalConfigError             signal_generation.json is invalid (names key and value)
     │   └── IndexConstructionError        the index cannot be built (names the selection date)
     ├── StoreError                   exit 4  the database (names the table)
     │   ├── StoreBusyError                an embedded DuckDB file is open in another process
+    │   ├── StoreUnavailableError         the database went away mid-command (stops the whole command)
     │   ├── SchemaMismatchError           frame columns do not fit the table
     │   ├── UnknownCoinError              a write names coins absent from `coins`
     │   └── StoreWriteError               a batch was rejected; the table is unchanged
     └── CoinGeckoError               exit 4  the CoinGecko API (names endpoint, status, error code)
         ├── TransientAPIError             retryable: 408, 429, 5xx, timeouts, connection errors, bad JSON
-        │   └── RateLimitedError          429, with the Retry-After it carried
+        │   ├── RateLimitedError          429, with the Retry-After it carried
+        │   ├── APITimeoutError           no answer within the timeout
+        │   └── APIConnectionError        the connection failed or dropped before an answer
         ├── RetryBudgetExceeded           retries exhausted, or Retry-After above the configured ceiling
         ├── AuthError                     401/403: bad key, wrong plan for the host, Cloudflare block
         ├── PlanLimitError                10005/10012: the plan does not allow this endpoint or range
+        ├── UnresolvableHostError         the API host name never resolved in this run (not retried)
         ├── NotFoundError                 404 for one coin: that coin alone fails
         └── BadRequestError               other 4xx: the request itself is wrong
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 
@@ -63,6 +68,10 @@ class ConfigError(KallosError):
     def __init__(self, message: str, *, setting: str | None = None, **context: Any) -> None:
         super().__init__(message, setting=setting, **context)
         self.setting = setting
+
+
+class ClockAheadError(ConfigError):
+    """The run's clock is ahead of the API's: refused before anything is stored (docs/decisions.md#D55)."""
 
 
 class UsageError(KallosError):
@@ -98,11 +107,24 @@ class TimeframeError(InputError):
 
 
 class DataValidationError(InputError):
-    pass
+    @classmethod
+    def of_problems(cls, subject: str, problems: Sequence[DataValidationError]) -> DataValidationError:
+        """One error naming every problem a frame check found (a lone problem is returned as it is).
+
+        The context is the first problem's (so a caller can still read its coin and date) plus ``checks``, the
+        number of problems; the message lists them all.
+        """
+        if len(problems) == 1:
+            return problems[0]
+        listed = "; ".join(str(p) for p in problems)
+        return cls(f"{subject} fails {len(problems)} checks: {listed}", **problems[0].context, checks=len(problems))
 
 
-class SignalConfigError(InputError):
-    pass
+class SignalConfigError(ConfigError):
+    """A configuration input like any setting, so exit 78 (docs/decisions.md#D59)."""
+
+    def __init__(self, message: str, *, setting: str | None = "KALLOS_SIGNAL_CONFIG", **context: Any) -> None:
+        super().__init__(message, setting=setting, **context)
 
 
 class IndexConstructionError(InputError):
@@ -119,6 +141,11 @@ class StoreError(KallosError):
 
 class StoreBusyError(StoreError):
     pass
+
+
+class StoreUnavailableError(StoreError):
+    """The connection to the database was lost: no later write can succeed, so the command stops (it is not one
+    coin's failure). Every batch is one transaction, so nothing is half-written (docs/decisions.md#D53)."""
 
 
 class SchemaMismatchError(StoreError):
@@ -165,6 +192,14 @@ class RateLimitedError(TransientAPIError):
         self.retry_after = retry_after
 
 
+class APITimeoutError(TransientAPIError):
+    """No answer within KALLOS_REQUEST_TIMEOUT_SECONDS (connect, write, read or pool)."""
+
+
+class APIConnectionError(TransientAPIError):
+    """The connection could not be made, or dropped before an answer."""
+
+
 class RetryBudgetExceeded(CoinGeckoError):
     pass
 
@@ -174,6 +209,10 @@ class AuthError(CoinGeckoError):
 
 
 class PlanLimitError(CoinGeckoError):
+    pass
+
+
+class UnresolvableHostError(CoinGeckoError):
     pass
 
 

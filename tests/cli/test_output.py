@@ -35,7 +35,9 @@ def ledger_db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
             started = ledger.start_step("market")
             outcome = StepOutcome(status="partial", coins_ok=9, rows_written=1234, failures={"bitcoin": "HTTP 500"})
             ledger.finish_step("market", started, "partial", {**outcome.as_dict(), "duration_seconds": 1.5}, LONG_ERROR)
-            ledger.finish_run("partial", {"rows_written": 1234, "steps": {"market": "partial"}}, LONG_ERROR)
+            ledger.finish_run(
+                "partial", {"rows_written": 1234, "duration_seconds": 12.5, "steps": {"market": "partial"}}, LONG_ERROR
+            )
     finally:
         store.close()
     return url
@@ -56,6 +58,7 @@ def test_status_fits_80_columns(ledger_db: str, monkeypatch: pytest.MonkeyPatch,
         assert any(line.split() and line.split()[0] == run_id for line in lines)  # ids unbroken, first column
     assert "indicators compute" in out.replace("\n", " ") or "indicators" in out
     assert "1,234" in out and "HTTP 500" in out
+    assert "12.5" in out  # the measured duration, not the (possibly pinned) ledger clock
 
 
 def test_status_json_decodes_the_ledger_counts(ledger_db: str, capsys) -> None:

@@ -99,7 +99,7 @@ def test_a_bug_in_a_single_step_is_recorded_and_exits_1(
     def broken(*args: object, **kwargs: object) -> None:
         raise AttributeError("'NoneType' object has no attribute 'coin_id'")
 
-    monkeypatch.setattr(kallos.indicators.step, "_compute", broken)
+    monkeypatch.setattr(kallos.indicators.step, "coverage_table", broken)
     url = f"duckdb:///{tmp_path / 'bug.duckdb'}"
     monkeypatch.setenv("KALLOS_DATABASE_URL", url)
     assert main(["indicators", "compute"]) == 1
@@ -107,3 +107,11 @@ def test_a_bug_in_a_single_step_is_recorded_and_exits_1(
     runs, steps = _ledger(url)
     assert runs[["command", "status"]].values.tolist() == [["indicators compute", "failed"]]
     assert steps[["step", "status"]].values.tolist() == [["indicators", "failed"]]
+
+
+def test_db_init_waits_for_no_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    url = f"duckdb:///{tmp_path / 'migrate.duckdb'}"
+    with pipeline_lock(url, run_id="the-cron-run"):
+        assert main(["db", "init", "--database-url", url]) == 5
+    assert "the-cron-run" in capsys.readouterr().err
+    assert main(["db", "init", "--database-url", url]) == 0

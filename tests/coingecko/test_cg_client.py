@@ -1,4 +1,8 @@
-"""The client over loopback against the fake CoinGecko server: endpoints, faults, errors, stats, secrets."""
+"""The client against the fake CoinGecko server: endpoints, faults, errors, stats, secrets.
+
+Most tests answer in-process (kallos.fake.transport: no socket, virtual time); the ones marked "socket" go over
+loopback HTTP, so the transport and the HTTP server are checked to agree.
+"""
 
 from __future__ import annotations
 
@@ -20,7 +24,7 @@ from kallos.errors import (
     PlanLimitError,
     RetryBudgetExceeded,
 )
-from kallos.fake import FakeCoinGecko, Faults, SimulatedMarket
+from kallos.fake import FakeClock, FakeCoinGecko, Faults, SimulatedMarket, client_for
 from kallos.log import configure_logging
 
 KEY = "test-key-9f8e7d6c5b4a"
@@ -38,11 +42,22 @@ def pro_server(market: SimulatedMarket) -> Iterator[FakeCoinGecko]:
         yield srv
 
 
-def client(url: str, tmp_path: Path, **kw: Any) -> CoinGeckoClient:
+@pytest.fixture(scope="module")
+def pro_fake(market: SimulatedMarket) -> FakeCoinGecko:
+    """The same server, not started: answered in-process."""
+    return FakeCoinGecko(dataset=market, plan="pro", api_key=KEY, rate_limit_per_minute=None)
+
+
+def fake(market: SimulatedMarket, **kw: Any) -> FakeCoinGecko:
+    """An unstarted fake on a virtual clock."""
+    return FakeCoinGecko(dataset=market, plan=kw.pop("plan", "pro"), api_key=KEY, clock=FakeClock(), **kw)
+
+
+def client(target: str | FakeCoinGecko, tmp_path: Path, **kw: Any) -> CoinGeckoClient:
+    """A client of a started server's URL (over a socket) or of an unstarted fake (in-process, virtual time)."""
     opts: dict[str, Any] = {
         "plan": "pro",
         "api_key": KEY,
-        "base_url": url,
         "ratelimit_dir": tmp_path / "rl",
         "rate_limit_per_minute": 60_000,
         "timeout": 5.0,
@@ -51,7 +66,9 @@ def client(url: str, tmp_path: Path, **kw: Any) -> CoinGeckoClient:
         "no_retry_after_wait_seconds": 0.05,
     }
     opts.update(kw)
-    return CoinGeckoClient(**opts)
+    if isinstance(target, FakeCoinGecko):
+        return client_for(target, **opts)
+    return CoinGeckoClient(base_url=target, **opts)
 
 
 def run(coro: Any) -> Any:
@@ -144,9 +161,9 @@ def test_from_settings_sends_the_key_in_the_plan_header(
     assert record.params == {}
 
 
-def test_markets_pages_deduplicate_and_stop(pro_server: FakeCoinGecko, tmp_path: Path) -> None:
+def test_markets_pages_deduplicate_and_stop(pro_fake: FakeCoinGecko, tmp_path: Path) -> None:
     async def go() -> tuple[int, int, int]:
-        async with client(pro_server.url, tmp_path) as cg:
+        async with client(pro_fake, tmp_path) as cg:
             two = await cg.coins_markets(per_page=10, pages=2)
             by_ids = await cg.coins_markets(ids=["bitcoin", "ethereum", "bitcoin"])
             return len(two), len(by_ids), cg.stats.calls
@@ -155,9 +172,9 @@ def test_markets_pages_deduplicate_and_stop(pro_server: FakeCoinGecko, tmp_path:
     assert n_two == 20 and n_ids == 2 and calls == 3
 
 
-def test_unknown_coin_fails_alone(pro_server: FakeCoinGecko, tmp_path: Path) -> None:
+def test_unknown_coin_fails_alone(pro_fake: FakeCoinGecko, tmp_path: Path) -> None:
     async def go() -> list[Any]:
-        async with client(pro_server.url, tmp_path) as cg:
+        async with client(pro_fake, tmp_path) as cg:
             return await asyncio.gather(
                 cg.market_chart("bitcoin", 7), cg.market_chart("no-such-coin-xyz", 7), return_exceptions=True
             )
@@ -171,98 +188,111 @@ def test_unknown_coin_fails_alone(pro_server: FakeCoinGecko, tmp_path: Path) -> 
 # --- faults: retry or fail ----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    ("fault", "retried"),
-    [
-        ("429", True),
-        ("429_no_retry_after", True),
-        ("500", True),
-        ("502", True),
-        ("503", True),
-        ("truncated_json", True),
-        ("slow", True),
-        ("disconnect", True),
-        ("cloudflare_403", False),
-    ],
-)
-def test_fault_retry_decision(market: SimulatedMarket, tmp_path: Path, fault: str, retried: bool) -> None:
-    faults = Faults(script=[fault], retry_after=1, slow_seconds=3.0)
-    with FakeCoinGecko(dataset=market, plan="pro", api_key=KEY, faults=faults) as srv:
-        logs = io.StringIO()
-        configure_logging(fmt="json", level="DEBUG", stream=logs)
+FAULT_DECISIONS = [
+    ("429", True),
+    ("429_no_retry_after", True),
+    ("500", True),
+    ("502", True),
+    ("503", True),
+    ("truncated_json", True),
+    ("slow", True),
+    ("disconnect", True),
+    ("cloudflare_403", False),
+]
 
-        async def go() -> Any:
-            async with client(srv.url, tmp_path, timeout=1.5) as cg:
-                try:
-                    return await cg.market_chart("bitcoin", 7), cg.stats.as_dict()
-                except Exception as exc:  # noqa: BLE001 - the test inspects it
-                    return exc, cg.stats.as_dict()
 
-        result, stats = run(go())
+def check_fault_decision(target: str | FakeCoinGecko, tmp_path: Path, fault: str, retried: bool) -> None:
+    logs = io.StringIO()
+    configure_logging(fmt="json", level="DEBUG", stream=logs)
+
+    async def go() -> Any:
+        async with client(target, tmp_path, timeout=0.5) as cg:
+            try:
+                return await cg.market_chart("bitcoin", 7), cg.stats.as_dict()
+            except Exception as exc:  # noqa: BLE001 - the test inspects it
+                return exc, cg.stats.as_dict()
+
+    result, stats = run(go())
     if retried:
         assert not isinstance(result, Exception), result
         assert stats["calls"] == 2 and stats["retries"] == 1
         assert stats["rate_limited"] == (1 if fault.startswith("429") else 0)
+        assert stats["timeouts"] == (1 if fault == "slow" else 0)
         line = next(ln for ln in logs.getvalue().splitlines() if "retrying" in ln)
         for needle in ('"endpoint": "/coins/{id}/market_chart"', '"attempt": 1', '"wait_seconds"'):
             assert needle in line
         if fault in ("429", "500", "502", "503"):
             assert f'"status": {fault[:3]}' in line
+        if fault in ("slow", "disconnect"):
+            assert ("after timeout" if fault == "slow" else "after connection error") in line
     else:
         assert isinstance(result, AuthError) and stats["calls"] == 1 and stats["retries"] == 0
         assert "Cloudflare" in str(result) and "1020" in str(result)
 
 
+@pytest.mark.parametrize(("fault", "retried"), FAULT_DECISIONS)
+def test_fault_retry_decision(market: SimulatedMarket, tmp_path: Path, fault: str, retried: bool) -> None:
+    faults = Faults(script=[fault], retry_after=1, slow_seconds=1.0)
+    check_fault_decision(fake(market, faults=faults), tmp_path, fault, retried)
+
+
+@pytest.mark.parametrize("fault", ["slow", "disconnect", "truncated_json", "503"])
+def test_fault_retry_decision_over_a_socket(market: SimulatedMarket, tmp_path: Path, fault: str) -> None:
+    """Socket: the faults the transport imitates (a timeout, a hang-up) end the same over real HTTP."""
+    faults = Faults(script=[fault], retry_after=1, slow_seconds=1.0)
+    with FakeCoinGecko(dataset=market, plan="pro", api_key=KEY, faults=faults) as srv:
+        check_fault_decision(srv.url, tmp_path, fault, True)
+
+
 def test_retry_after_is_honoured_and_pauses_every_sharer(market: SimulatedMarket, tmp_path: Path) -> None:
     """A 429 with Retry-After: 1 delays the refused call by 1 s, and another client of the same key too."""
-    faults = Faults(script=["429"], retry_after=1)
-    with FakeCoinGecko(dataset=market, plan="pro", api_key=KEY, faults=faults) as srv:
+    srv = fake(market, faults=Faults(script=["429"], retry_after=1))
+    clock = srv.clock
+    assert isinstance(clock, FakeClock)
 
-        async def go() -> tuple[float, float]:
-            async with client(srv.url, tmp_path) as a, client(srv.url, tmp_path) as b:
+    async def go() -> tuple[float, float]:
+        async with client(srv, tmp_path) as a, client(srv, tmp_path) as b:
 
-                async def later() -> None:
-                    await asyncio.sleep(0.2)  # after a's 429
-                    await b.ping()
+            async def later() -> None:
+                await clock.sleep(0.2)  # after a's 429
+                await b.ping()
 
-                await asyncio.gather(a.ping(), later())
-                return a.stats.retry_wait_seconds, b.stats.limiter_wait_seconds
+            await asyncio.gather(a.ping(), later())
+            return a.stats.retry_wait_seconds, b.stats.limiter_wait_seconds
 
-        a_waited, b_waited = run(go())
-        records = sorted(srv.requests, key=lambda r: req_field(r, "time"))
+    a_waited, b_waited = run(go())
+    records = sorted(srv.requests, key=lambda r: req_field(r, "time"))
     assert a_waited == pytest.approx(1.0)
-    assert b_waited > 0.5  # b never was refused, yet waited for the shared bucket
+    assert b_waited == pytest.approx(0.8, abs=0.01)  # b never was refused, yet waited for the shared bucket
     assert [req_field(r, "status") for r in records] == [429, 200, 200]
     first = req_field(records[0], "time")
-    assert all(req_field(r, "time") - first >= 0.95 for r in records[1:])
+    assert all(req_field(r, "time") - first >= 1.0 for r in records[1:])
 
 
 def test_retry_after_above_ceiling_fails_clearly(market: SimulatedMarket, tmp_path: Path) -> None:
-    faults = Faults(script=["429_long"], retry_after_long=120)
-    with FakeCoinGecko(dataset=market, plan="pro", api_key=KEY, faults=faults) as srv:
+    srv = fake(market, faults=Faults(script=["429_long"], retry_after_long=120))
 
-        async def go() -> Exception:
-            async with client(srv.url, tmp_path, retry_after_max_seconds=30) as cg:
-                with pytest.raises(RetryBudgetExceeded) as info:
-                    await cg.ping()
-                assert cg.stats.calls == 1 and cg.stats.rate_limited == 1
-                return info.value
+    async def go() -> Exception:
+        async with client(srv, tmp_path, retry_after_max_seconds=30) as cg:
+            with pytest.raises(RetryBudgetExceeded) as info:
+                await cg.ping()
+            assert cg.stats.calls == 1 and cg.stats.rate_limited == 1 and cg.stats.failures == 1
+            return info.value
 
-        err = run(go())
+    err = run(go())
     assert "120" in str(err) and "KALLOS_RETRY_AFTER_MAX_SECONDS=30" in str(err)
 
 
 def test_retries_are_bounded(market: SimulatedMarket, tmp_path: Path) -> None:
-    faults = Faults(script=["503", "truncated_json", "503", "503"])
-    with FakeCoinGecko(dataset=market, plan="pro", api_key=KEY, faults=faults) as srv:
+    srv = fake(market, faults=Faults(script=["503", "truncated_json", "503", "503"]))
 
-        async def go() -> tuple[Exception, dict[str, Any]]:
-            async with client(srv.url, tmp_path, max_retries=2) as cg:
-                with pytest.raises(RetryBudgetExceeded) as info:
-                    await cg.market_chart("bitcoin", 7)
-                return info.value, cg.stats.as_dict()
+    async def go() -> tuple[Exception, dict[str, Any]]:
+        async with client(srv, tmp_path, max_retries=2) as cg:
+            with pytest.raises(RetryBudgetExceeded) as info:
+                await cg.market_chart("bitcoin", 7)
+            return info.value, cg.stats.as_dict()
 
-        err, stats = run(go())
+    err, stats = run(go())
     assert stats["calls"] == 3 and stats["retries"] == 2 and stats["failures"] == 1
     assert "after 3 attempts" in str(err) and "503" in str(err)
 
@@ -350,3 +380,19 @@ def test_key_never_appears_in_logs_errors_or_urls(
     assert "retrying" in logs.getvalue() and len(errors) == 2
     for text in (logs.getvalue(), caplog.text, *errors, *urls):
         assert KEY not in text
+
+
+def test_a_host_that_never_resolved_is_not_retried(tmp_path: Path) -> None:
+    """Issue 13 #5: a DNS failure was retried for about 70 s. `.invalid` never resolves (RFC 6761)."""
+    from kallos.errors import UnresolvableHostError
+
+    async def go() -> tuple[Exception, dict[str, Any]]:
+        async with client("http://kallos-no-such-host.invalid/api/v3", tmp_path, max_retries=6) as cg:
+            with pytest.raises(UnresolvableHostError) as info:
+                await cg.ping()
+            return info.value, cg.stats.as_dict()
+
+    err, stats = run(go())
+    assert stats["calls"] == 1 and stats["retries"] == 0
+    assert "kallos-no-such-host.invalid" in str(err) and "KALLOS_COINGECKO_BASE_URL" in str(err)
+    assert err.exit_code == 4

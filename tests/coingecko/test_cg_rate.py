@@ -1,4 +1,5 @@
-"""Pacing against the fake server's sliding-window limiter: one process, then two processes sharing a key."""
+"""Pacing against the fake server's sliding-window limiter: one process (in virtual time), then two processes
+sharing a key (real time, over loopback)."""
 
 from __future__ import annotations
 
@@ -13,8 +14,7 @@ from typing import Any
 
 import pytest
 
-from kallos.coingecko.client import CoinGeckoClient
-from kallos.fake import FakeCoinGecko, SimulatedMarket
+from kallos.fake import FakeClock, FakeCoinGecko, SimulatedMarket, client_for
 
 KEY = "rate-test-key-31337"
 
@@ -45,34 +45,38 @@ def _max_in_window(times: list[float], window: float) -> int:
     return best
 
 
-@pytest.mark.slow
 def test_configured_rate_is_met_without_429(market: SimulatedMarket, tmp_path: Path) -> None:
-    """R = 600/min against a server limiting at 600/min: no 429, rate measured over 30 s within 5 % of R."""
+    """R = 600/min against a server limiting at 600/min: no 429, rate measured over 30 s within 5 % of R.
+
+    In virtual time (kallos.fake.transport): 8 concurrent callers for 32 s, no real waiting.
+    """
     rate = 600
-    with FakeCoinGecko(dataset=market, plan="pro", api_key=KEY, rate_limit_per_minute=rate) as srv:
+    clock = FakeClock()
+    srv = FakeCoinGecko(dataset=market, plan="pro", api_key=KEY, rate_limit_per_minute=rate, clock=clock)
 
-        async def go() -> dict[str, Any]:
-            async with CoinGeckoClient(
-                plan="pro", api_key=KEY, base_url=srv.url, rate_limit_per_minute=rate, ratelimit_dir=tmp_path
-            ) as cg:
-                deadline = time.monotonic() + 32.0
+    async def go() -> dict[str, Any]:
+        async with client_for(
+            srv, plan="pro", api_key=KEY, rate_limit_per_minute=rate, ratelimit_dir=tmp_path
+        ) as cg:
+            deadline = clock.time() + 32.0
 
-                async def worker() -> None:
-                    while time.monotonic() < deadline:
-                        await cg.ping()
+            async def worker() -> None:
+                while clock.time() < deadline:
+                    await cg.ping()
 
-                await asyncio.gather(*(worker() for _ in range(8)))
-                return cg.stats.as_dict()
+            await asyncio.gather(*(worker() for _ in range(8)))
+            return cg.stats.as_dict()
 
-        stats = asyncio.run(go())
-        arrivals = _arrivals(srv)
-        statuses = _statuses(srv)
+    stats = asyncio.run(go())
+    arrivals = _arrivals(srv)
+    statuses = _statuses(srv)
     assert stats["rate_limited"] == 0 and 429 not in statuses
     t0 = arrivals[0] + 1.0
     in_window = sum(1 for t in arrivals if t0 <= t < t0 + 30.0)
     measured = in_window * 2.0  # per minute
     assert measured == pytest.approx(rate, rel=0.05), (measured, stats)
     assert _max_in_window(arrivals, 60.0) <= rate
+    assert stats["limiter_wait_seconds"] > 25  # the callers did wait for their slots (in virtual time)
 
 
 WORKER = textwrap.dedent(

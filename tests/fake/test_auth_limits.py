@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from kallos.fake import FakeCoinGecko
+from kallos.fake import FakeClock, FakeCoinGecko
 from kallos.fake.responses import HISTORY_LIMIT_MESSAGE, RATE_LIMIT_MESSAGE
 
 PRO_HEADER = "x-cg-pro-api-key"
@@ -135,32 +135,23 @@ def test_history_window_of_365_days(servers, plan: str) -> None:
     )
 
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.t = 1000.0
-
-    def __call__(self) -> float:
-        return self.t
-
-
 def test_rate_limit_sliding_window_with_retry_after(market) -> None:
-    clock = FakeClock()
-    with FakeCoinGecko(dataset=market, plan="demo", rate_limit_per_minute=3) as srv:
-        srv._clock = clock
+    clock = FakeClock(start=1000.0)
+    with FakeCoinGecko(dataset=market, plan="demo", rate_limit_per_minute=3, clock=clock) as srv:
         with httpx.Client(base_url=srv.url, headers={DEMO_HEADER: "k"}) as client:
             for step in (0.0, 10.0, 20.0):
-                clock.t += step
+                clock.now += step
                 assert client.get("/ping").status_code == 200
-            clock.t += 5.0  # t = 1035: the first call (t = 1000) leaves the window at 1060
+            clock.now += 5.0  # t = 1035: the first call (t = 1000) leaves the window at 1060
             limited = client.get("/ping")
             assert limited.status_code == 429
             assert limited.json() == {"status": {"error_code": 429, "error_message": RATE_LIMIT_MESSAGE}}
             assert limited.headers["retry-after"] == "25"
-            clock.t += 24.0
+            clock.now += 24.0
             assert (
                 client.get("/ping").status_code == 429
             )  # still inside the window: a sliding, not fixed, one
-            clock.t += 1.5
+            clock.now += 1.5
             assert client.get("/ping").status_code == 200  # the first call slid out
             assert client.get("/ping").status_code == 429  # the second (t = 1010) leaves at 1070
         # Refused calls do not count toward the window; each key has its own.

@@ -48,9 +48,13 @@ def test_public_names_are_pinned() -> None:
         "FAULT_NAMES",
         "CoinInfo",
         "Dataset",
+        "FAKE_URL",
+        "FakeClock",
         "FakeCoinGecko",
+        "FakeTransport",
         "Faults",
         "RecordedRequest",
         "SimulatedMarket",
+        "client_for",
         "load_csv_dataset",
     }

@@ -258,3 +258,16 @@ def test_migration_keeps_existing_rows_as_the_default_index(any_layout_store: St
     store.upsert("index_definitions", pd.DataFrame({"index_name": ["top5"], "params": ['{"n_constituents": 5}']}))
     assert build(store).extra["indices"] == 2
     assert len(read_index(store, "top5")[0]) == len(after[0])
+
+
+def test_one_failing_index_does_not_hold_back_the_others(store: Store) -> None:
+    full = random_market(21, n_coins=4, start="2019-01-01", days=1300, late_listings=False)
+    two = full["coin_id"].isin(["coin-00", "coin-01"]) | (full["date"] <= "2022-05-20")
+    seed(store, full[two & (full["date"] <= "2022-06-10")])
+    wide = IndexDefinition(name="wide", n_constituents=4, max_weight=0.5)
+    store.upsert("index_definitions", pd.DataFrame({"index_name": ["wide"], "params": [wide.to_json()]}))
+    out = build(store)
+    # 2022-05-31 has two eligible coins: the 35% default cannot be capped, the 50% one can
+    assert out.status == "partial" and "2022-05-31" in (out.reason or "")
+    assert out.extra["default.status"] == "failed" and out.extra["wide.status"] == "success"
+    assert read_index(store, "wide")[0]["date"].max() == pd.Timestamp("2022-06-10")

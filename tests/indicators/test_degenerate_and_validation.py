@@ -117,3 +117,27 @@ def test_compute_raises_when_a_range_check_fails(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setattr(kernels, "talib_close", broken)
     with pytest.raises(DataValidationError, match="rsi_14 outside"):
         compute_indicators(panel())
+
+
+def test_every_bad_bar_is_named_in_one_error() -> None:
+    bars = panel().reset_index(drop=True)
+    bars.loc[(bars.coin_id == "alpha") & (bars.index == 3), "close"] = 0.0
+    bars.loc[(bars.coin_id == "beta") & (bars.index == 70), "volume"] = -5.0
+    bars.loc[(bars.coin_id == "beta") & (bars.index == 80), "high"] = 1e-3  # below its low
+    with pytest.raises(DataValidationError) as info:
+        compute_indicators(bars)
+    message = str(info.value)
+    assert "fails 3 checks" in message
+    assert "close (rows=1, coin_id=alpha" in message
+    assert "volume (rows=1, coin_id=beta" in message
+    assert "high below low (rows=1, coin_id=beta" in message
+    assert "close outside" not in message  # the zero close and the inverted candle are each named once
+    assert info.value.context["checks"] == 3 and info.value.context["coin_id"] == "alpha"
+
+
+def test_every_coin_failing_a_check_is_named() -> None:
+    bars = panel().reset_index(drop=True)
+    bars.loc[[5, 6, 65], "close"] = np.nan  # two rows of alpha, one of beta
+    with pytest.raises(DataValidationError) as info:
+        compute_indicators(bars)
+    assert "rows=2, coin_id=alpha" in str(info.value) and "rows=1, coin_id=beta" in str(info.value)

@@ -114,6 +114,11 @@ def test_details_fill_and_refresh_only_stale_coins(duck_store: Store) -> None:
     assert btc["community_data"] is None or pd.isna(btc["community_data"])  # no longer supplied: NULL
     assert json.loads(btc["developer_data"])["stars"] > 0
     assert coins.loc["tether", "category"] == "stablecoins"
+    history = duck_store.read("coin_details_history").set_index("coin_id")  # one row per coin and day (D78)
+    assert len(history) == 2 and set(history["source"]) == {"details"}
+    assert history.loc["bitcoin", "stars"] == json.loads(btc["developer_data"])["stars"]
+    assert history.loc["bitcoin", "date"] == pd.Timestamp(clock.utcnow().date() + dt.timedelta(days=1))  # next bar
+    assert history.loc["bitcoin", "watchlist_portfolio_users"] > 0
     cats = duck_store.read("coin_categories", coins=["tether"])
     assert "stablecoins" in set(cats["category_id"])
     raw = duck_store.read("raw_responses")

@@ -249,3 +249,13 @@ def test_bad_frames_are_rejected_with_context() -> None:
     # a family switched off needs no columns
     cfg = parse_signal_config({"rules": {"stochastic": {"enabled": False}}})
     assert not generate_signals(f.drop(columns=["stoch_k", "stoch_d"]), cfg).empty
+
+
+def test_every_problem_of_the_frame_is_named_in_one_error() -> None:
+    f = calm_frame()
+    broken = pd.concat([f, f.iloc[[3]]]).drop(columns=["stoch_k"])
+    broken.loc[broken.index[10], "close"] = np.nan
+    with pytest.raises(DataValidationError, match="fails 3 checks") as exc:
+        generate_signals(broken)
+    message = str(exc.value)
+    assert "lacks columns" in message and "duplicate" in message and "close is missing" in message

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from functools import partial
+from typing import TYPE_CHECKING
 
 import typer
 
-from kallos.cli.common import DB_OPTION, NOW_OPTION, console, parse_coins, setup
+from kallos.cli.common import DB_OPTION, NOW_OPTION, console, parse_coins, parse_date, setup
 from kallos.errors import PartialFailure
 from kallos.pipeline.contract import Progress, StepFn, StepOutcome
-from kallos.settings import Settings
+
+if TYPE_CHECKING:
+    from kallos.settings import Settings
 
 coins_app = typer.Typer(help="Load the coin universe and coin details from CoinGecko.", no_args_is_help=True)
 
@@ -60,15 +63,32 @@ def details(
     max_age_days: int = typer.Option(30, "--max-age-days", min=0, help="Refresh details older than this."),
     limit: int | None = typer.Option(None, "--limit", min=1, help="At most this many coins per run."),
     include_inactive: bool = typer.Option(False, "--include-inactive", help="Also delisted coins."),
+    history: bool = typer.Option(
+        False, "--history", help="Backfill coin_details_history from /coins/{id}/history (with --since)."
+    ),
+    since: str | None = typer.Option(None, "--since", help="With --history: the first day (YYYY-MM-DD)."),
     database_url: str | None = DB_OPTION,
     now: str | None = NOW_OPTION,
 ) -> None:
-    """Load description, links, genesis date, categories, platforms and metrics for stale coins."""
+    """Load description, links, genesis date, categories, platforms and metrics for stale coins; each refresh
+    also records the day's metrics in coin_details_history. With --history --since DATE, backfill earlier days
+    (one call per coin and day: price it first with `kallos plan details-history`)."""
     from kallos.ingest.details import details_step
 
     if coins and top:
         raise typer.BadParameter("give either --coins or --top", param_hint="--coins")
+    if history != (since is not None):
+        raise typer.BadParameter("--history and --since go together", param_hint="--history")
     settings = setup(now=now, database_url=database_url)
+    if history:
+        from kallos.ingest.alt_backfill import details_history_step
+
+        backfill = partial(details_history_step, coins=parse_coins(coins), top=top, since=parse_date(since, "--since"))
+        finish(
+            run_step(settings, "coins details --history", backfill, name="details_history"),
+            "details history backfilled",
+        )
+        return
     step = partial(
         details_step,
         coins=parse_coins(coins),

@@ -20,10 +20,13 @@ def init(
         "Default: KALLOS_PG_PARTITION_BY_YEAR.",
     ),
 ) -> None:
-    """Create or upgrade the schema (safe to run again)."""
+    """Create or upgrade the schema (safe to run again; never while a run writes: exit 5)."""
+    from kallos.pipeline.lock import pipeline_lock
+
     settings = setup(database_url=database_url, pg_partition_by_year=partition_by_year)
-    with open_settings_store(settings) as store:
-        version = store.init(partitioned=settings.pg_partition_by_year)
+    # A migration under a running pipeline would change tables beneath its writes (docs/decisions.md#D38).
+    with pipeline_lock(settings.database_url), open_settings_store(settings) as store:
+        version = store.init()
         info = store.status()
         layout = ", daily facts partitioned by year" if info["partitioned"] else ""
         console.print(f"database ready: {info['url']} (schema version {version}{layout})")

@@ -131,16 +131,20 @@ def build(
     names = sorted({k.split(".", 1)[0] for k in extra if k.endswith(".status")})
     for n in names:
         if extra[f"{n}.status"] != "success":
-            err_console.print(f"[yellow]index {n} skipped:[/yellow] {extra.get(n + '.reason', '')}")
+            err_console.print(f"[yellow]index {n} {extra[n + '.status']}:[/yellow] {extra.get(n + '.reason', '')}")
             continue
         console.print(f"index {n} built from {extra[n + '.base_date']} through {extra[n + '.through']}")
     if outcome.status == "skipped" and not names:
         err_console.print(f"[yellow]index skipped:[/yellow] {outcome.reason or ''}")
-    if outcome.status == "success":
+    if outcome.status in ("success", "partial"):
         console.print(
             f"{extra['months_written']} month(s) of constituents, {extra['value_rows']} daily value(s), "
             f"{extra['turnover_rows']} turnover row(s) written; {extra['fills']} filled close(s)"
         )
+    if outcome.status == "partial":
+        from kallos.errors import PartialFailure
+
+        raise PartialFailure(f"some indices failed: {outcome.reason}")
 
 
 @index.command("list")

@@ -30,7 +30,9 @@ COMMAND_MODULES = (
     "signals",
     "index",
     "pipeline",
+    "serve",
     "stream",
+    "features",
 )
 
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import math
 from functools import partial
+from typing import Any
 
 import typer
 from rich.console import Console
@@ -140,8 +143,10 @@ def plan_backfill(
     database_url: str | None = DB_OPTION,
     now: str | None = NOW_OPTION,
 ) -> None:
-    """How many calls and credits a backfill costs on the configured plan, and how long it takes (no API
-    call).
+    """How many calls and credits a backfill costs on the configured plan, and how long it takes.
+
+    Nothing is written. `--top N` asks `/coins/markets` for today's top N (the calls the backfill itself makes), and
+    on the pro plan without KALLOS_RATE_LIMIT_PER_MINUTE `/key` says the rate; no other call is made.
     """
     from kallos import clock
     from kallos.ingest.coverage import estimate_backfill
@@ -153,15 +158,18 @@ def plan_backfill(
     if timeframe == "1w":
         console.print("weekly bars are built from stored daily bars: 0 calls, 0 credits")
         return
-    with open_settings_store(settings) as store:
-        store.init()
-        if timeframe == "1h":
-            from kallos.ingest.hourly import estimate_hourly
+    if timeframe == "1h":
+        from kallos.ingest.hourly import estimate_hourly
 
+        with open_settings_store(settings) as store:
+            store.init()
             est = estimate_hourly(
                 store, settings, now=clock.utcnow(), coins=parse_coins(coins), top=top, since=since_d
             )
-        else:
+    else:
+        top_ids, rate = asyncio.run(_listing(settings, top))
+        with open_settings_store(settings) as store:
+            store.init()
             est = estimate_backfill(
                 store,
                 settings,
@@ -171,12 +179,16 @@ def plan_backfill(
                 top=top,
                 since=since_d,
                 include_inactive=include_inactive,
+                rate_per_minute=rate,
+                top_ids=top_ids,
             )
     if as_json:
         print_json(est)
         return
     console.print(
-        f"plan {est['plan']}: {est['coins_to_fetch']} of {est['coins']} coin(s) to fetch, "
+        f"plan {est['plan']}: {est['coins_to_fetch']} of {est['coins']} coin(s) to fetch"
+        + (f" (the API lists {est['listed']} coins, fewer than --top {top})" if top and est["listed"] < top else "")
+        + ", "
         f"{est['calls']:,} call(s), {est['credits']:,} credit(s), about {est['minutes']:.1f} min "
         f"at {est['rate_per_minute']:g} calls/min"
     )
@@ -186,6 +198,62 @@ def plan_backfill(
         console.print(
             f"  {est['clamped']} coin(s) limited to the past {est['history_days']} days on this plan"
         )
+
+
+async def _listing(settings: Any, top: int | None) -> tuple[list[str] | None, float | None]:
+    """Today's top N as the API lists them (None without --top) and the rate the client would use
+    (docs/decisions.md#D56). Only asks the API what the backfill itself would ask first."""
+    from kallos.coingecko import CoinGeckoClient, plans
+
+    needs_key_rate = settings.rate_limit_per_minute is None and plans.get_plan(settings.coingecko_plan).paid
+    if not top and not needs_key_rate:
+        return None, None
+    async with CoinGeckoClient.from_settings(settings) as client:
+        rate = await client.effective_rate()
+        if not top:
+            return None, rate
+        per_page = min(plans.MARKETS_MAX_PER_PAGE, top)
+        rows = await client.coins_markets(per_page=per_page, pages=math.ceil(top / per_page))
+        return list(dict.fromkeys(r.id for r in rows))[:top], rate
+
+
+@plan_app.command("details-history")
+def plan_details_history(
+    coins: str | None = COINS_OPTION,
+    top: int | None = typer.Option(None, "--top", min=1, help="The N best stored market_cap_rank coins."),
+    since: str = typer.Option(..., "--since", help="First day to backfill (YYYY-MM-DD)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the estimate as JSON."),
+    database_url: str | None = DB_OPTION,
+    now: str | None = NOW_OPTION,
+) -> None:
+    """What `kallos coins details --history` costs: one /coins/{id}/history call per coin and missing day."""
+    from kallos import clock
+    from kallos.ingest.alt_backfill import plan_history, resolve
+
+    since_d = parse_date(since, "--since")
+    assert since_d is not None
+    settings = setup(now=now, database_url=database_url)
+    with open_settings_store(settings) as store:
+        store.init()
+        ids = resolve(store, parse_coins(coins), top)
+        plan = plan_history(store, settings.coingecko_plan, coins=ids, since=since_d, now=clock.utcnow())
+    est = plan.estimate(settings.effective_rate_limit)
+    if as_json:
+        print_json(est)
+        return
+    console.print(
+        f"plan {est['plan']}: {est['coins']} coin(s) with missing days {est['first_day']} .. {est['last_day']}, "
+        f"{est['calls']:,} call(s), {est['credits']:,} credit(s), about {est['minutes']:.1f} min "
+        f"at {est['rate_per_minute']:g} calls/min"
+    )
+    if est["clamped"]:
+        console.print(f"  limited to the past {plans_history_days(est['plan'])} days on this plan")
+
+
+def plans_history_days(plan: str) -> int | None:
+    from kallos.coingecko import plans
+
+    return plans.get_plan(plan).history_days
 
 
 def register(app: typer.Typer) -> None:

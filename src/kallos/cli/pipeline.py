@@ -7,20 +7,34 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 import typer
 from rich import box
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table as RichTable
 from rich.text import Text
 
-from kallos.cli.common import DB_OPTION, NOW_OPTION, _timeframe, console, err_console, parse_date, print_json, setup
+from kallos.cli.common import (
+    DB_OPTION,
+    NOW_OPTION,
+    _timeframe,
+    console,
+    err_console,
+    parse_coins,
+    parse_date,
+    print_json,
+    setup,
+)
 from kallos.cli.progress import progress_for
 from kallos.errors import LockHeldError, PartialFailure, StepFailed, StoreBusyError
-from kallos.pipeline.runner import RunSummary, StepResult
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from kallos.pipeline.runner import RunSummary, StepResult
 
 DEMO_DIR = Path("kallos-demo")
 DEMO_DIR_OPTION = typer.Option(DEMO_DIR, "--output-dir", "-o", help="Where the database and report go.")
@@ -130,6 +144,10 @@ def run(
     force: bool = typer.Option(
         False, "--force", help="Run the universe sync and the index build even if not due."
     ),
+    metrics_file: Path | None = typer.Option(
+        None, "--metrics-file", help="After the run, write Prometheus metrics here (node_exporter textfile "
+        "collector; written atomically).", dir_okay=False,
+    ),
     database_url: str | None = DB_OPTION,
     now: str | None = NOW_OPTION,
 ) -> None:
@@ -138,15 +156,38 @@ def run(
     from kallos.pipeline.run import STEP_NAMES, RunOptions, run_pipeline
 
     settings = setup(now=now, database_url=database_url)
-    with LineReporter(len(STEP_NAMES)) as reporter:
-        summary = run_pipeline(
-            settings,
-            RunOptions(mode="daily", full=full, force=force),
-            reporter=reporter,
-            progress=progress_for(None),
-        )
+    from kallos.signals.step import resolve_config
+
+    resolve_config(settings)  # a bad signal config is a configuration error (78) before anything runs
+    try:
+        with LineReporter(len(STEP_NAMES)) as reporter:
+            summary = run_pipeline(
+                settings,
+                RunOptions(mode="daily", full=full, force=force),
+                reporter=reporter,
+                progress=progress_for(None),
+            )
+    finally:
+        if metrics_file is not None:
+            _write_metrics(settings, metrics_file)
     print_summary(summary)
     _raise_for(summary)
+
+
+def _write_metrics(settings: Any, path: Path) -> None:
+    """The same metrics /metrics serves, for cron users without a server (also after a failed run)."""
+    from kallos.errors import KallosError
+    from kallos.pipeline.metrics import write_metrics_file
+    from kallos.store import open_store
+
+    try:
+        store = open_store(settings.database_url)
+        try:
+            write_metrics_file(store, path)
+        finally:
+            store.close()
+    except (KallosError, OSError) as exc:
+        err_console.print(f"[yellow]could not write the metrics file {path}[/]: {exc}")
 
 
 def _open_for_reading(settings: Any) -> Any:
@@ -155,7 +196,7 @@ def _open_for_reading(settings: Any) -> Any:
     from kallos.store import open_store
 
     try:
-        store = open_store(settings.database_url)
+        store = open_store(settings.database_url, partitioned=settings.partition_request)
     except StoreBusyError as exc:
         if is_locked(settings.database_url):
             raise LockHeldError(
@@ -170,6 +211,8 @@ def _open_for_reading(settings: Any) -> Any:
 
 
 def _when(value: Any) -> str:
+    import pandas as pd
+
     if value is None or (not isinstance(value, str) and pd.isna(value)):
         return "-"
     ts = pd.Timestamp(value)
@@ -207,7 +250,10 @@ def status(
     now: str | None = NOW_OPTION,
 ) -> None:
     """The last runs, the freshness of each table and the coverage of the market data."""
+    import pandas as pd
+
     from kallos.pipeline.status import counts_of, status_report
+    from kallos.pipeline.telemetry import complete, human_bytes, of_counts, status_text
 
     settings = setup(now=now, database_url=database_url)
     store = _open_for_reading(settings)
@@ -238,11 +284,13 @@ def status(
         errors = []
         for r in rep.runs.itertuples(index=False):
             c = counts_of(r.counts)
-            secs = (
-                (pd.Timestamp(r.finished_at) - pd.Timestamp(r.started_at)).total_seconds()
-                if pd.notna(r.finished_at)
-                else None
-            )
+            secs = c.get("duration_seconds")  # measured; the ledger's times follow a pinned clock (--now)
+            if not isinstance(secs, int | float):
+                secs = (
+                    (pd.Timestamp(r.finished_at) - pd.Timestamp(r.started_at)).total_seconds()
+                    if pd.notna(r.finished_at)
+                    else None
+                )
             runs.add_row(
                 str(r.run_id), str(r.command), _styled(str(r.status)), f"{secs:.1f}" if secs is not None else "-",
                 f"{int(c.get('rows_written') or 0):,}" if c else "-",
@@ -268,6 +316,21 @@ def status(
                 f"{int(c.get('rows_written') or 0):,}", Text(_short(str(note))),
             )  # fmt: skip
         console.print(steps)
+        # The run telemetry (docs/decisions.md#D90), a second table so both fit an 80-column log.
+        tele = _table("telemetry")
+        tele.add_column("step", no_wrap=True)
+        tele.add_column("requests", overflow="fold")
+        for col in ("credits", "retries", "429s", "wait s", "received", "quarant."):
+            tele.add_column(col, justify="right", no_wrap=True)
+        for s in rep.last_run_steps.itertuples(index=False):
+            c = counts_of(s.counts)
+            t = complete(of_counts(c))
+            tele.add_row(
+                str(s.step), status_text(t["requests_by_status"]), f"{t['credits']:,}", f"{t['retries']:,}",
+                f"{t['rate_limited']:,}", f"{t['rate_limit_wait_seconds']:.1f}", human_bytes(t["bytes_received"]),
+                f"{int(c.get('rows_quarantined') or 0):,}",
+            )  # fmt: skip
+        console.print(tele)
     fresh = _table("freshness")
     fresh.add_column("table", no_wrap=True)
     for col in ("rows", "latest", "age (days)"):
@@ -335,12 +398,18 @@ def demo(
 
 
 def export(
-    table: str = typer.Argument(..., help="Table name, e.g. daily_market_data, daily_technical_indicators."),
+    table: str = typer.Argument(
+        ..., help="Table or view, e.g. daily_market_data, daily_technical_indicators, v_daily_market_data."
+    ),
     fmt: str = typer.Option("parquet", "--format", "-f", help="parquet or csv."),
     since: str | None = typer.Option(None, "--since", help="Only rows on or after this date (YYYY-MM-DD)."),
+    until: str | None = typer.Option(None, "--until", help="Only rows on or before this date (YYYY-MM-DD)."),
+    coins: str | None = typer.Option(None, "--coins", help="Only these CoinGecko ids (comma-separated)."),
+    columns: str | None = typer.Option(None, "--columns", help="Only these columns (comma-separated)."),
     output: str | None = typer.Option(
         None, "--output", "-o", help="File to write (default <table>.<format>; - = stdout, CSV)."
     ),
+    force: bool = typer.Option(False, "--force", help="Replace the output file if it exists."),
     timeframe: str | None = typer.Option(
         None,
         "--timeframe",
@@ -351,30 +420,48 @@ def export(
     database_url: str | None = DB_OPTION,
     now: str | None = NOW_OPTION,
 ) -> None:
-    """Export one table for downstream research (coin ids as CoinGecko ids)."""
-    from kallos.pipeline.export import FORMATS, export_table
+    """Export one table or view for downstream research (coin ids as CoinGecko ids); warns on 0 rows."""
+    from kallos.pipeline.export import FORMATS, VIEWS, export_table
     from kallos.store.schema import TABLES
 
     fmt = fmt.lower()
     if fmt not in FORMATS:
         raise typer.BadParameter("use parquet or csv", param_hint="--format")
-    if table not in TABLES:
-        raise typer.BadParameter(f"unknown table; tables: {', '.join(sorted(TABLES))}", param_hint="TABLE")
+    if table not in TABLES and table not in VIEWS:
+        known = ", ".join(sorted([*TABLES, *VIEWS]))
+        raise typer.BadParameter(f"unknown table or view; known: {known}", param_hint="TABLE")
     if timeframe is not None:
         from kallos.timeframes import table_for
 
         table = table_for(table, timeframe)
-    since_d = parse_date(since, "--since")
-    if since_d is not None and not TABLES[table].date_column:
-        raise typer.BadParameter(f"table {table} has no date column to filter on", param_hint="--since")
+    since_d, until_d = parse_date(since, "--since"), parse_date(until, "--until")
+    if (since_d is not None or until_d is not None) and table in TABLES and not TABLES[table].date_column:
+        raise typer.BadParameter(f"table {table} has no date column to filter on", param_hint="--since/--until")
     if output == "-" and fmt != "csv":
         raise typer.BadParameter("only CSV can go to stdout", param_hint="--output")
     settings = setup(now=now, database_url=database_url)
     store = _open_for_reading(settings)
     try:
-        out = export_table(store, table, fmt=fmt, since=since_d, output=output)
+        out = export_table(
+            store,
+            table,
+            fmt=fmt,
+            since=since_d,
+            until=until_d,
+            coins=parse_coins(coins),
+            columns=parse_coins(columns),
+            output=output,
+            force=force,
+        )
+    except BrokenPipeError:
+        # `kallos export -o - | head`: the reader has all it wanted; that is success, not a crash
+        # (docs/decisions.md#D51). Point stdout at /dev/null so the interpreter's final flush stays quiet.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return
     finally:
         store.close()
+    if not out["rows"]:
+        err_console.print(f"[yellow]warning:[/] 0 rows of {table} matched the filters")
     if out["path"] != "-":
         err_console.print(f"wrote {out['rows']:,} rows of {table} to {out['path']} ({fmt})")
 

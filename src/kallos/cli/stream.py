@@ -5,13 +5,16 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+from typing import TYPE_CHECKING
 
 import typer
 
 from kallos.cli.coins import COINS_OPTION, TOP_OPTION
 from kallos.cli.common import DB_OPTION, NOW_OPTION, console, open_settings_store, parse_coins, setup
 from kallos.errors import UsageError
-from kallos.settings import Settings
+
+if TYPE_CHECKING:  # loaded when a command runs (docs/decisions.md#D113)
+    from kallos.settings import Settings
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 _PART = re.compile(r"(\d+(?:\.\d+)?)([smhd])")

@@ -5,20 +5,25 @@
         chart = await cg.market_chart_range("bitcoin", start, end, interval="daily")
         cg.stats.as_dict()   # calls, retries, rate_limited, credits... for the run ledger
 
-Retries happen only for 408, 429, 5xx, timeouts, connection errors and malformed JSON, with exponential
-backoff and jitter; a Retry-After is honoured whatever its size up to ``retry_after_max_seconds``, past which
-the call fails with :class:`RetryBudgetExceeded`. Everything else fails at once with the typed error of
-:mod:`kallos.coingecko.errors`. The API key travels in a header only and is registered with the log redactor.
+A call is one request sent and classified (``_send_once``: a slot from the shared rate limiter, the request, the
+answer turned into JSON or a typed error of :mod:`kallos.errors`) under the retry policy of
+:mod:`kallos.coingecko.retry`: only 408, 429, 5xx, timeouts, connection errors and malformed JSON are retried,
+with exponential backoff and jitter; a Retry-After is honoured whatever its size up to ``retry_after_max_seconds``,
+past which the call fails with :class:`RetryBudgetExceeded`. The API key travels in a header only and is
+registered with the log redactor. ``clock`` and ``sleep`` (the rate limiter's and the retries') and ``transport``
+(e.g. :class:`kallos.fake.transport.FakeTransport`) are injectable, so tests run without sockets or waiting.
 """
 
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import email.utils
 import functools
 import json
 import math
 import random
+import socket
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
@@ -46,8 +51,11 @@ from kallos.coingecko.models import (
     parse_ohlc,
     to_utc_datetime,
 )
-from kallos.coingecko.ratelimit import RateLimiter
+from kallos.coingecko.ratelimit import Clock, RateLimiter, Sleep
+from kallos.coingecko.retry import RetryPolicy, RetrySettings
 from kallos.errors import (
+    APIConnectionError,
+    APITimeoutError,
     AuthError,
     BadRequestError,
     CoinGeckoError,
@@ -55,6 +63,7 @@ from kallos.errors import (
     RateLimitedError,
     RetryBudgetExceeded,
     TransientAPIError,
+    UnresolvableHostError,
 )
 from kallos.log import get_logger, redact, register_secret
 
@@ -82,6 +91,13 @@ class ClientStats:
     limiter_wait_seconds: float = 0.0
     retry_wait_seconds: float = 0.0
     by_endpoint: Counter[str] = field(default_factory=Counter)
+    by_status: Counter[str] = field(default_factory=Counter)
+    """Answers by HTTP status ("200", "429", ...); "error" counts requests that got no answer (timeouts,
+    connection errors). The run ledger's telemetry, docs/decisions.md#D90."""
+    bytes_received: int = 0
+    """Response body bytes received (every answer, including errors)."""
+    rate_limit_wait_seconds: float = 0.0
+    """Seconds spent waiting on the rate limit: the limiter's pacing plus the waits 429 answers asked for."""
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -94,6 +110,9 @@ class ClientStats:
             "limiter_wait_seconds": round(self.limiter_wait_seconds, 3),
             "retry_wait_seconds": round(self.retry_wait_seconds, 3),
             "by_endpoint": dict(self.by_endpoint),
+            "by_status": dict(self.by_status),
+            "bytes_received": self.bytes_received,
+            "rate_limit_wait_seconds": round(self.rate_limit_wait_seconds, 3),
         }
 
 
@@ -118,6 +137,8 @@ class CoinGeckoClient:
         guard_seconds: float = 0.5,
         on_response: ResponseSink | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
+        clock: Clock | None = None,
+        sleep: Sleep | None = None,
     ) -> None:
         self.plan = plans.get_plan(plan)
         if self.plan.key_header and not api_key:
@@ -146,16 +167,17 @@ class CoinGeckoClient:
             if rate_limit_per_minute is not None
             else self.plan.default_rate_per_minute
         )
+        timing: dict[str, Any] = {"guard_seconds": guard_seconds}
+        if clock is not None:
+            timing["clock"] = clock
+        if sleep is not None:
+            timing["sleep"] = sleep
         if share_rate_limit:
             self.limiter = RateLimiter.shared(
-                rate,
-                host=self.base_url,
-                api_key=self._api_key,
-                state_dir=ratelimit_dir,
-                guard_seconds=guard_seconds,
+                rate, host=self.base_url, api_key=self._api_key, state_dir=ratelimit_dir, **timing
             )
         else:
-            self.limiter = RateLimiter(rate, guard_seconds=guard_seconds)
+            self.limiter = RateLimiter(rate, **timing)
         self.timeout = timeout
         self.max_retries = max_retries
         self.retry_after_max_seconds = retry_after_max_seconds
@@ -167,13 +189,30 @@ class CoinGeckoClient:
         self.on_response = on_response
         self.stats = ClientStats()
         self.server_now: dt.datetime | None = None
+        self.server_date: dt.datetime | None = None
+        """The API's `Date` header as last seen (its clock, to the second)."""
         """The fake server's clock (`X-Fake-Now`, decisions.md #36) as last seen; None on the real API."""
         self.key_info_cache: KeyInfo | None = None
+        self._host_answered = False
+        """Set by the first answer: after it, a DNS failure is a transient blip and is retried."""
         self._transport = transport
         self._http: httpx.AsyncClient | None = None
         self._sem: asyncio.Semaphore | None = None
         self._rate_lock: asyncio.Lock | None = None
         self._random = random.Random()
+        self.retry = RetryPolicy(
+            RetrySettings(
+                max_retries=max_retries,
+                retry_after_max_seconds=retry_after_max_seconds,
+                backoff_base_seconds=backoff_base_seconds,
+                backoff_max_seconds=backoff_max_seconds,
+                no_retry_after_wait_seconds=no_retry_after_wait_seconds,
+            ),
+            limiter=self.limiter,
+            stats=self.stats,
+            sleep=sleep or asyncio.sleep,
+            rng=self._random,
+        )
 
     @classmethod
     def from_settings(cls, settings: Any, **overrides: Any) -> CoinGeckoClient:
@@ -338,6 +377,19 @@ class CoinGeckoClient:
         data = await self._get("/coins/{id}", f"/coins/{_seg(coin_id)}", params, coin_id=coin_id)
         return self._parse("/coins/{id}", coin_id, lambda: CoinDetail.model_validate(data))
 
+    async def coin_history(self, coin_id: str, day: dt.date) -> dict[str, Any]:
+        """`/coins/{id}/history?date=dd-mm-yyyy`: the coin's snapshot at 00:00 UTC of `day`, as decoded JSON
+        (`market_data`, `community_data`, `developer_data`; `market_data` absent before the coin had data)."""
+        params = {"date": day.strftime("%d-%m-%Y"), "localization": "false"}
+        data = await self._get("/coins/{id}/history", f"/coins/{_seg(coin_id)}/history", params, coin_id=coin_id)
+
+        def shape() -> dict[str, Any]:
+            if not isinstance(data, dict):
+                raise TypeError(f"expected a JSON object, got {type(data).__name__}")
+            return data
+
+        return self._parse("/coins/{id}/history", coin_id, shape)
+
     async def market_chart(
         self,
         coin_id: str,
@@ -429,6 +481,13 @@ class CoinGeckoClient:
 
     # --- transport ------------------------------------------------------------------------------------------
 
+    async def effective_rate(self) -> float:
+        """Requests per minute this client will use: the configured rate, else the pro plan's `/key` rate."""
+        if self._http is None:
+            await self.open()
+        await self._ensure_rate()
+        return self.limiter.rate_per_minute
+
     async def _ensure_rate(self) -> None:
         """On pro without a configured rate, read the plan's rate from `/key` once (before other calls)."""
         if self._rate_known:
@@ -452,159 +511,124 @@ class CoinGeckoClient:
     async def _get(
         self, endpoint: str, path: str, params: dict[str, Any] | None = None, *, coin_id: str | None = None
     ) -> Any:
-        """GET with rate limiting and retries; returns the decoded JSON of a 200 answer."""
+        """GET under the rate limiter and the retry policy; returns the decoded JSON of a 200 answer."""
         if self._http is None:
             await self.open()
-        assert self._http is not None and self._sem is not None
         if endpoint != "/key":
             await self._ensure_rate()
-        params = {k: v for k, v in (params or {}).items() if v is not None}
-        attempt = 0
-        while True:
-            attempt += 1
-            error: CoinGeckoError
-            async with self._sem:
-                self.stats.limiter_wait_seconds += await self.limiter.acquire()
-                self.stats.calls += 1
-                self.stats.by_endpoint[endpoint] += 1
-                started = time.perf_counter()
-                try:
-                    response = await self._http.get(path, params=params)
-                    body = response.content
-                except httpx.TimeoutException as exc:
-                    self.stats.timeouts += 1
-                    error = TransientAPIError(
-                        f"CoinGecko did not answer within {self.timeout:g} s ({type(exc).__name__}); "
-                        "transient, retried",
-                        endpoint=endpoint,
-                        coin_id=coin_id,
-                    )
-                    response = None
-                except httpx.TransportError as exc:
-                    error = TransientAPIError(
-                        f"connection to CoinGecko failed ({type(exc).__name__}: "
-                        f"{redact(str(exc)) or 'no detail'}); "
-                        "transient, retried",
-                        endpoint=endpoint,
-                        coin_id=coin_id,
-                    )
-                    response = None
-            if response is not None:
-                fetched_at = self._note_server_clock(response)
-                log.debug(
-                    "GET %s -> %s",
-                    endpoint,
-                    response.status_code,
-                    extra={
-                        "endpoint": endpoint,
-                        "status": response.status_code,
-                        "coin_id": coin_id,
-                        "duration_seconds": round(time.perf_counter() - started, 4),
-                    },
-                )
-                if self.on_response is not None:
-                    self.on_response(endpoint, dict(params), response.status_code, body, fetched_at)
-                if response.status_code == 200:
-                    try:
-                        data = json.loads(body)
-                    except ValueError as exc:
-                        detail = (
-                            f"{exc.msg}, char {exc.pos}"
-                            if isinstance(exc, json.JSONDecodeError)
-                            else str(exc)
-                        )
-                        error = TransientAPIError(
-                            f"CoinGecko sent malformed or truncated JSON ({len(body)} bytes; {detail}); "
-                            "retried",
-                            endpoint=endpoint,
-                            status=200,
-                            coin_id=coin_id,
-                        )
-                    else:
-                        self.stats.credits += plans.credits_for(200)
-                        return data
-                else:
-                    error = error_for_response(
-                        response.status_code,
-                        body,
-                        headers=response.headers,
-                        endpoint=endpoint,
-                        coin_id=coin_id,
-                        plan=self.plan.name,
-                    )
-                    if isinstance(error, RateLimitedError):
-                        self.stats.rate_limited += 1
-            if not isinstance(error, TransientAPIError):
-                self.stats.failures += 1
-                raise error
-            wait = self._retry_wait(error, attempt)
-            if attempt > self.max_retries:
-                self.stats.failures += 1
-                raise RetryBudgetExceeded(
-                    f"CoinGecko call failed after {attempt} attempts "
-                    f"(KALLOS_MAX_RETRIES={self.max_retries}); "
-                    f"last error: {error.message}",
-                    endpoint=endpoint,
-                    status=error.status,
-                    error_code=error.error_code,
-                    coin_id=coin_id,
-                    attempts=attempt,
-                ) from error
-            self.stats.retries += 1
-            self.stats.retry_wait_seconds += wait
-            log.warning(
-                "retrying %s after %s (attempt %d/%d) in %.2f s",
-                endpoint,
-                _what(error),
-                attempt,
-                self.max_retries + 1,
-                wait,
-                extra={
-                    "endpoint": endpoint,
-                    "status": error.status,
-                    "attempt": attempt,
-                    "wait_seconds": round(wait, 3),
-                    "coin_id": coin_id,
-                    "error_code": error.error_code,
-                    "reason": error.message,
-                },
-            )
-            await asyncio.sleep(wait)
+        clean = {k: v for k, v in (params or {}).items() if v is not None}
+        return await self.retry.run(functools.partial(self._send_once, endpoint, path, clean, coin_id))
 
-    def _retry_wait(self, error: TransientAPIError, attempt: int) -> float:
-        """Seconds before the next attempt; raises RetryBudgetExceeded when the server asks for too long."""
-        if isinstance(error, RateLimitedError):
-            asked = error.retry_after
-            wait = asked if asked is not None else self.no_retry_after_wait_seconds
-            if wait > self.retry_after_max_seconds:
-                self.stats.failures += 1
-                source = (
-                    f"Retry-After: {asked:g} s"
-                    if asked is not None
-                    else f"no Retry-After, default {wait:g} s"
-                )
-                raise RetryBudgetExceeded(
-                    f"CoinGecko asked to wait longer than allowed ({source} > KALLOS_RETRY_AFTER_MAX_SECONDS="
-                    f"{self.retry_after_max_seconds:g}); run again later or raise the ceiling",
-                    endpoint=error.endpoint,
-                    status=error.status,
-                    coin_id=error.coin_id,
-                    retry_after=asked,
-                ) from error
-            # Every caller of this key waits, not only this one: the bucket is shared.
-            self.limiter.penalize(wait)
-            return wait
-        ceiling = min(self.backoff_max_seconds, self.backoff_base_seconds * 2 ** (attempt - 1))
-        return ceiling / 2 + self._random.uniform(0, ceiling / 2)
+    async def _send_once(self, endpoint: str, path: str, params: dict[str, Any], coin_id: str | None) -> Any:
+        """One request: wait for a send slot, send, and return the JSON of a 200 answer or raise its typed error
+        (a TransientAPIError when trying again may help; the retry policy decides the rest)."""
+        assert self._http is not None and self._sem is not None
+        async with self._sem:
+            paced = await self.limiter.acquire()
+            self.stats.limiter_wait_seconds += paced
+            self.stats.rate_limit_wait_seconds += paced
+            self.stats.calls += 1
+            self.stats.by_endpoint[endpoint] += 1
+            started = time.perf_counter()
+            try:
+                response = await self._http.get(path, params=params)
+            except httpx.TransportError as exc:
+                self.stats.by_status["error"] += 1
+                reason = _dns_failure(exc)
+                if reason and not self._host_answered:
+                    # docs/decisions.md#D54: a name that never resolved in this run is a wrong host or no
+                    # network, not a blip; retrying it would only wait.
+                    raise UnresolvableHostError(
+                        f"cannot resolve the CoinGecko host {self._http.base_url.host!r} ({reason}); check "
+                        "KALLOS_COINGECKO_BASE_URL and this machine's DNS",
+                        endpoint=endpoint,
+                        coin_id=coin_id,
+                    ) from None
+                raise self._transport_error(exc, endpoint, coin_id) from exc
+        self._host_answered = True
+        fetched_at = self._note_server_clock(response)
+        body = response.content
+        self.stats.by_status[str(response.status_code)] += 1
+        self.stats.bytes_received += len(body)
+        log.debug(
+            "GET %s -> %s",
+            endpoint,
+            response.status_code,
+            extra={
+                "endpoint": endpoint,
+                "status": response.status_code,
+                "coin_id": coin_id,
+                "duration_seconds": round(time.perf_counter() - started, 4),
+            },
+        )
+        if self.on_response is not None:
+            self.on_response(endpoint, dict(params), response.status_code, body, fetched_at)
+        if response.status_code != 200:
+            error = error_for_response(
+                response.status_code,
+                body,
+                headers=response.headers,
+                endpoint=endpoint,
+                coin_id=coin_id,
+                plan=self.plan.name,
+            )
+            if isinstance(error, RateLimitedError):
+                self.stats.rate_limited += 1
+            raise error
+        data = self._decode(body, endpoint, coin_id)
+        self.stats.credits += plans.credits_for(200)
+        return data
+
+    def _transport_error(self, exc: httpx.TransportError, endpoint: str, coin_id: str | None) -> TransientAPIError:
+        """The typed error for a request that got no answer."""
+        if isinstance(exc, httpx.TimeoutException):
+            self.stats.timeouts += 1
+            return APITimeoutError(
+                f"CoinGecko did not answer within {self.timeout:g} s ({type(exc).__name__}); transient, retried",
+                endpoint=endpoint,
+                coin_id=coin_id,
+            )
+        return APIConnectionError(
+            f"connection to CoinGecko failed ({type(exc).__name__}: {redact(str(exc)) or 'no detail'}); "
+            "transient, retried",
+            endpoint=endpoint,
+            coin_id=coin_id,
+        )
+
+    @staticmethod
+    def _decode(body: bytes, endpoint: str, coin_id: str | None) -> Any:
+        """The JSON of a 200 answer; a malformed or truncated body is transient (the next answer may be whole)."""
+        try:
+            return json.loads(body)
+        except ValueError as exc:
+            detail = f"{exc.msg}, char {exc.pos}" if isinstance(exc, json.JSONDecodeError) else str(exc)
+            raise TransientAPIError(
+                f"CoinGecko sent malformed or truncated JSON ({len(body)} bytes; {detail}); retried",
+                endpoint=endpoint,
+                status=200,
+                coin_id=coin_id,
+            ) from None
 
     def _note_server_clock(self, response: httpx.Response) -> dt.datetime:
+        """Remember the API's clock (ingestion refuses to run ahead of it: docs/decisions.md#D55)."""
         value = response.headers.get(FAKE_NOW_HEADER)
         if value:
             try:
                 self.server_now = to_utc_datetime(value)
             except ValueError:
                 log.debug("unreadable %s header: %r", FAKE_NOW_HEADER, value)
+        date = response.headers.get("date")
+        if date:
+            try:
+                self.server_date = email.utils.parsedate_to_datetime(date).astimezone(dt.UTC)
+            except (TypeError, ValueError):
+                log.debug("unreadable Date header: %r", date)
         return utcnow()
+
+    @property
+    def api_now(self) -> dt.datetime | None:
+        """The API's clock as last seen: the fake server's `X-Fake-Now`, else the HTTP `Date` header."""
+        return self.server_now or self.server_date
 
     def _parse(self, endpoint: str, coin_id: str | None, build: Callable[[], T]) -> T:
         try:
@@ -621,14 +645,6 @@ class CoinGeckoClient:
 
 def _coin_items(data: Any, active: bool) -> list[CoinListItem]:
     return [CoinListItem.model_validate({**row, "active": active}) for row in _list(data)]
-
-
-def _what(error: CoinGeckoError) -> str:
-    if error.status == 200:
-        return "malformed JSON"
-    if error.status is not None:
-        return f"HTTP {error.status}"
-    return "timeout" if "did not answer" in error.message else "connection error"
 
 
 def _bool(value: bool) -> str:
@@ -665,3 +681,16 @@ def _list(data: Any) -> list[Any]:
 def _short_error(exc: BaseException) -> str:
     text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
     return text[:300]
+
+
+def _dns_failure(exc: BaseException) -> str | None:
+    """The resolver's message when `exc` was caused by a failed name lookup (socket.gaierror), else None."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, socket.gaierror):
+            return current.strerror or str(current)
+        current = current.__cause__ or current.__context__
+    return None
+

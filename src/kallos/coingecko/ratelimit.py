@@ -1,15 +1,16 @@
 """A capacity-1 token bucket shared by every request of a process and by every process using the same key.
 
-decisions.md #30: the client never sends more than R calls in any 60-second window. A bucket of capacity 1
+docs/decisions.md#D30: the client never sends more than R calls in any 60-second window. A bucket of capacity 1
 (no bursts) hands out one send slot every ``(60 + guard) / R`` seconds; the small guard (0.5 s per minute by
 default, under 1 % of the rate) absorbs the jitter between the moment a slot is taken here and the moment the
 request reaches the server's own sliding window.
 
 Sharing: slots are *reserved* in a state file (``next_at``, a wall-clock time) under a lock file
-(``filelock``), so two jobs with the same key and host take turns instead of each using the full rate. The
-state lives in the user's cache directory, keyed by a hash of host and key (never the key itself), and is
-overridable (tests, CI). A 429 pushes ``next_at`` past its Retry-After so every concurrent caller and process
-waits, not only the one that was refused.
+(``filelock``, taken without blocking the event loop: tried at once, waited for in a worker thread), so two
+jobs with the same key and host take turns instead of each using the full rate. The state lives in the user's
+cache directory, keyed by a hash of host and key (never the key itself), and is overridable (tests, CI). A 429
+pushes ``next_at`` past its Retry-After so every concurrent caller and process waits, not only the one that was
+refused.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import os
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import TypeVar
 
 import platformdirs
 from filelock import FileLock, Timeout
@@ -32,10 +34,15 @@ from kallos.log import get_logger
 log = get_logger(__name__)
 
 DEFAULT_GUARD_SECONDS = 0.5
+QUEUE_LIMIT = 1024
+"""Reservations that may be outstanding at once (concurrency up to 256 per process, a few processes). State
+further ahead than this many intervals past the retry ceiling is a clock jump or a corrupt file; anything less is
+a real queue, honoured however slow the rate (docs/decisions.md#D54: 0.01/min means one call per 100 minutes)."""
 STATE_DIR_ENV = "KALLOS_RATE_LIMIT_DIR"
 _STATE_WIDTH = 256
 Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
+T = TypeVar("T")
 
 
 def default_state_dir() -> Path:
@@ -117,10 +124,10 @@ class RateLimiter:
         self.interval = 0.0 if math.isinf(rate_per_minute) else (60.0 + self._guard) / rate_per_minute
 
     async def acquire(self) -> float:
-        """Wait for this caller's send slot; returns the seconds waited."""
+        """Wait for this caller's send slot; returns the seconds waited. Never blocks the event loop."""
         if self.interval == 0.0 and self._state_path is None:
             return 0.0
-        slot = self._reserve()
+        slot = self._reserve_local() if self._state_path is None else await self._under_lock(self._reserve_shared)
         wait = slot - self._clock()
         if wait > 0:
             self.waited_seconds += wait
@@ -129,33 +136,62 @@ class RateLimiter:
         return 0.0
 
     def penalize(self, seconds: float) -> None:
-        """Nobody sends before ``now + seconds`` (after a 429 carrying Retry-After)."""
+        """Nobody sends before ``now + seconds`` (after a 429 carrying Retry-After). Blocking: for sync callers."""
         until = self._clock() + max(seconds, 0.0)
         if self._state_path is None:
             self._next_at = max(self._next_at, until)
             return
         with self._locked():
-            state = self._read()
-            state["next_at"] = max(float(state.get("next_at", 0.0)), until)
-            self._write(state)
+            self._push_shared(until)
 
-    def _reserve(self) -> float:
-        now = self._clock()
+    async def apenalize(self, seconds: float) -> None:
+        """:meth:`penalize` from a coroutine, without blocking the event loop on another process's lock."""
+        until = self._clock() + max(seconds, 0.0)
         if self._state_path is None:
-            slot = max(now, self._next_at)
-            self._next_at = slot + self.interval
-            return slot
+            self._next_at = max(self._next_at, until)
+            return
+        await self._under_lock(lambda: self._push_shared(until))
+
+    async def _under_lock(self, update: Callable[[], T]) -> T:
+        """Run `update` holding the state file's lock without blocking the event loop (docs/decisions.md#D47).
+
+        The lock is tried at once: uncontended (the usual case) that costs a few microseconds. When another
+        process holds it, the wait for it runs in a worker thread, up to ``lock_timeout``.
+        """
+        try:
+            with self._locked().acquire(blocking=False):
+                return update()
+        except Timeout:
+            return await asyncio.to_thread(self._with_lock, update)
+
+    def _with_lock(self, update: Callable[[], T]) -> T:
         with self._locked():
-            state = self._read()
-            next_at = float(state.get("next_at", 0.0))
-            if next_at - now > self._max_wait:
-                # A clock jump or a corrupt file: never park a process for longer than the retry ceiling.
-                log.warning("rate-limit state was %.0f s ahead of now; reset", next_at - now)
-                next_at = now
-            slot = max(now, next_at)
-            state["next_at"] = slot + self.interval
-            self._write(state)
+            return update()
+
+    def _reserve_local(self) -> float:
+        slot = max(self._clock(), self._next_at)
+        self._next_at = slot + self.interval
         return slot
+
+    def _reserve_shared(self) -> float:
+        """The next slot of the shared bucket (the lock is held)."""
+        now = self._clock()
+        state = self._read()
+        next_at = float(state.get("next_at", 0.0))
+        if next_at - now > self._max_wait + self.interval * QUEUE_LIMIT:
+            # A clock jump or a corrupt file: never park a process for longer than the retry ceiling.
+            log.warning("rate-limit state was %.0f s ahead of now; reset", next_at - now)
+            next_at = now
+        slot = max(now, next_at)
+        state["next_at"] = slot + self.interval
+        self._write(state)
+        return slot
+
+    def _push_shared(self, until: float) -> None:
+        """Nobody of the shared bucket sends before `until` (the lock is held)."""
+        state = self._read()
+        state["next_at"] = max(float(state.get("next_at", 0.0)), until)
+        self._write(state)
 
     def _locked(self) -> FileLock:
         assert self._lock is not None
@@ -186,4 +222,4 @@ class RateLimiter:
             os.close(fd)
 
 
-__all__ = ["RateLimiter", "bucket_id", "default_state_dir", "STATE_DIR_ENV", "Timeout"]
+__all__ = ["Clock", "RateLimiter", "STATE_DIR_ENV", "Sleep", "Timeout", "bucket_id", "default_state_dir"]

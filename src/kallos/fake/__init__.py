@@ -15,14 +15,19 @@ from kallos.fake.dataset import CoinInfo, Dataset
 from kallos.fake.faults import FAULT_NAMES, Faults
 from kallos.fake.server import FakeCoinGecko, RecordedRequest
 from kallos.fake.simulated import SimulatedMarket
+from kallos.fake.transport import FAKE_URL, FakeClock, FakeTransport, client_for
 
 __all__ = [
     "CoinInfo",
     "Dataset",
+    "FAKE_URL",
     "FAULT_NAMES",
+    "FakeClock",
     "FakeCoinGecko",
+    "FakeTransport",
     "Faults",
     "RecordedRequest",
     "SimulatedMarket",
+    "client_for",
     "load_csv_dataset",
 ]

@@ -1012,23 +1012,29 @@ class Api:
                     v: (_num(ds.volume[c, k]) or 0.0) * rate for v, rate in VS_CURRENCIES.items()
                 },
             }
+        listed = 0 <= k < ds.n_days and ds.first[c] <= k and t <= now_ms
+        grow = (k - ds.first[c] + 1) / max(1, ds.n_days - ds.first[c]) if listed else 0.0  # repos grow over time
         body["community_data"] = {
             "facebook_likes": None,
+            "twitter_followers": None,
             "reddit_average_posts_48h": 0.0,
             "reddit_average_comments_48h": 0.0,
             "reddit_subscribers": None,
             "reddit_accounts_active_48h": None,
         }
         body["developer_data"] = {
-            "forks": None,
-            "stars": None,
-            "subscribers": None,
-            "total_issues": None,
-            "closed_issues": None,
-            "pull_requests_merged": None,
-            "pull_request_contributors": None,
-            "code_additions_deletions_4_weeks": {"additions": None, "deletions": None},
-            "commit_count_4_weeks": None,
+            "forks": round(10 * coin.image_id * grow) if listed else None,
+            "stars": round(50 * coin.image_id * grow) if listed else None,
+            "subscribers": round(5 * coin.image_id * grow) if listed else None,
+            "total_issues": round(20 * grow) if listed else None,
+            "closed_issues": round(18 * grow) if listed else None,
+            "pull_requests_merged": round(40 * grow) if listed else None,
+            "pull_request_contributors": 7 if listed else None,
+            "code_additions_deletions_4_weeks": {
+                "additions": 120 if listed else None,
+                "deletions": -80 if listed else None,
+            },
+            "commit_count_4_weeks": 12 if listed else None,
         }
         body["public_interest_stats"] = {"alexa_rank": None, "bing_matches": None}
         return body

@@ -13,9 +13,10 @@ import json
 import socket
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from kallos.fake import responses as r
@@ -49,6 +50,27 @@ class RecordedRequest:
     duration: float  # seconds spent answering
 
 
+class Clock(Protocol):
+    def time(self) -> float: ...
+
+    def monotonic(self) -> float: ...
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What the server does with one request, whatever carries it (an HTTP connection or an httpx transport)."""
+
+    status: int  # 0 when the connection is dropped without an answer (the "disconnect" fault)
+    payload: bytes
+    headers: dict[str, str]  # Content-Type, Content-Length, Cache-Control, X-Fake-Now and the answer's own
+    fault: str | None
+    delay: float = 0.0  # seconds to hold the answer back (the "slow" fault)
+
+    @property
+    def dropped(self) -> bool:
+        return self.fault == "disconnect"
+
+
 @dataclass
 class _Window:
     hits: collections.deque[float] = field(default_factory=collections.deque)
@@ -79,9 +101,12 @@ class FakeCoinGecko:
 
     ``FakeCoinGecko(dataset=SimulatedMarket(...), plan="pro", api_key=None, rate_limit_per_minute=None,
     faults=None, host="127.0.0.1", port=0, now=None)``; ``start()``, ``url``, ``requests``, ``now``,
-    ``stop()``, or use it as a context manager. ``api_key=None`` accepts any non-empty key of the plan's kind
-    (decisions.md #29); ``keys={"k1": "demo", ...}`` (a key file) names the valid keys and their plans (a
-    demo key sent in the pro header to a pro server then gets 10011, as the real API does).
+    ``stop()``, or use it as a context manager. Unstarted, :meth:`answer` serves a request in-process
+    (:class:`kallos.fake.transport.FakeTransport` puts httpx on it: no socket, no thread). ``api_key=None``
+    accepts any non-empty key of the plan's kind (decisions.md #29); ``keys={"k1": "demo", ...}`` (a key file)
+    names the valid keys and their plans (a demo key sent in the pro header to a pro server then gets 10011, as
+    the real API does). ``clock`` (``time()`` for the records, ``monotonic()`` for the rate window) is the ``time``
+    module unless a test gives a fake one.
     """
 
     def __init__(
@@ -97,6 +122,7 @@ class FakeCoinGecko:
         *,
         keys: dict[str, str] | None = None,
         monthly_call_credit: int = 1_000_000,
+        clock: Clock = time,
     ) -> None:
         if plan not in PLANS:
             raise ValueError(f"plan must be one of {', '.join(PLANS)}")
@@ -123,7 +149,7 @@ class FakeCoinGecko:
         self._ok_calls = 0
         self._httpd: _Server | None = None
         self._thread: threading.Thread | None = None
-        self._clock = time.monotonic  # the rate limiter's clock; tests may replace it
+        self.clock = clock  # time() stamps the records, monotonic() runs the rate window (a test may fake both)
         self._in_flight = 0
         self._idle = threading.Condition()
 
@@ -259,7 +285,7 @@ class FakeCoinGecko:
         limit = self.rate_limit_per_minute
         if not limit:
             return None
-        t = self._clock()
+        t = self.clock.monotonic()
         with self._lock:
             hits = self._windows.setdefault(who, _Window()).hits
             while hits and hits[0] <= t - 60.0:
@@ -308,6 +334,91 @@ class FakeCoinGecko:
             log.exception("fake server failed on %s", path, extra={"endpoint": path})
             failure = r.server_error(500)
             return failure.status, failure.body, failure.content_type, failure.headers
+
+    def answer(
+        self,
+        path: str,
+        params: dict[str, str],
+        headers: dict[str, str],
+        client: str = "127.0.0.1",
+        *,
+        method: str = "GET",
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> Answer:
+        """Serve one request (`path` from /api/v3 on, `headers` lower-cased) and record it: the HTTP-free core.
+
+        ``sleep`` holds a "slow" answer back (the HTTP server sleeps for real; the in-process transport passes a
+        no-op and waits ``Answer.delay`` on its own clock).
+        """
+        started = self.clock.time()
+        t0 = self.clock.monotonic()
+        fault: str | None = None
+        extra: dict[str, str]
+        delay = 0.0
+        if not path.startswith(PREFIX):
+            status, body, ctype, extra = (
+                404,
+                {"error": "Incorrect path. Please check https://docs.coingecko.com/"},
+                "application/json; charset=utf-8",
+                {},
+            )
+            sub = path
+        else:
+            sub = path[len(PREFIX) :] or "/"
+            faults = self.faults
+            if faults is not None and faults.applies_to(sub):
+                fault = faults.next_fault()
+            if fault == "disconnect":
+                self._record_request(method, sub, params, headers, 0, fault, started, t0)
+                return Answer(0, b"", {}, fault)
+            if fault == "slow":
+                delay = faults.slow_seconds if faults else 0.0
+                sleep(delay)
+            if fault in (None, "slow", "truncated_json"):
+                status, body, ctype, extra = self._answer(sub, params, headers, client)
+            else:
+                err = _fault_error(fault, faults)
+                status, body, ctype, extra = err.status, err.body, err.content_type, err.headers
+        payload = body.encode("utf-8") if isinstance(body, str) else _encode(body)
+        if fault == "truncated_json":
+            payload = payload[: max(1, len(payload) // 2)]
+        self._record_request(method, sub, params, headers, status, fault, started, t0)
+        out = {
+            "Content-Type": ctype,
+            "Content-Length": str(len(payload)),
+            "Cache-Control": "public, max-age=30",
+            "X-Fake-Now": self.now_header,
+            **extra,
+        }
+        return Answer(status, payload, out, fault, delay)
+
+    def _record_request(
+        self,
+        method: str,
+        sub: str,
+        params: dict[str, str],
+        headers: dict[str, str],
+        status: int,
+        fault: str | None,
+        started: float,
+        t0: float,
+    ) -> None:
+        _, kind, via = self._key_of(headers, params)
+        self._record(
+            RecordedRequest(
+                method=method,
+                path=sub,
+                params={k: v for k, v in params.items() if k not in KEY_PARAMS},
+                headers={k: ("***" if k in KEY_HEADERS else v) for k, v in headers.items()},
+                has_key=kind is not None,
+                key_kind=kind,
+                key_via=via,
+                status=status,
+                fault=fault,
+                time=started,
+                duration=self.clock.monotonic() - t0,
+            )
+        )
 
     def _record(self, rec: RecordedRequest) -> None:
         with self._lock:
@@ -380,88 +491,31 @@ class _Handler(BaseHTTPRequestHandler):
             fake._end()
 
     def _serve(self, fake: FakeCoinGecko) -> None:
-        started = time.time()
-        t0 = time.monotonic()
         split = urlsplit(self.path)
-        params = dict(parse_qsl(split.query, keep_blank_values=True))
-        headers = {k.lower(): v for k, v in self.headers.items()}
-        path = unquote(split.path)
-        fault: str | None = None
-        extra: dict[str, str]
-        if not path.startswith(PREFIX):
-            status, body, ctype, extra = (
-                404,
-                {"error": "Incorrect path. Please check https://docs.coingecko.com/"},
-                "application/json; charset=utf-8",
-                {},
-            )
-            sub = path
-        else:
-            sub = path[len(PREFIX) :] or "/"
-            faults = fake.faults
-            if faults is not None and faults.applies_to(sub):
-                fault = faults.next_fault()
-            if fault == "disconnect":
-                self._record(fake, sub, params, headers, 0, fault, started, t0)
-                self.close_connection = True
-                try:
-                    self.connection.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
-                return
-            if fault == "slow":
-                time.sleep(faults.slow_seconds if faults else 0)
-            if fault in (None, "slow", "truncated_json"):
-                status, body, ctype, extra = fake._answer(sub, params, headers, self.client_address[0])
-            else:
-                err = _fault_error(fault, faults)
-                status, body, ctype, extra = err.status, err.body, err.content_type, err.headers
-        payload = body.encode("utf-8") if isinstance(body, str) else _encode(body)
-        if fault == "truncated_json":
-            payload = payload[: max(1, len(payload) // 2)]
-        self._record(fake, sub, params, headers, status, fault, started, t0)
+        answer = fake.answer(
+            unquote(split.path),
+            dict(parse_qsl(split.query, keep_blank_values=True)),
+            {k.lower(): v for k, v in self.headers.items()},
+            self.client_address[0],
+            method=self.command,
+        )
+        if answer.dropped:
+            self.close_connection = True
+            try:
+                self.connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            return
         try:
-            self.send_response(status)
-            self.send_header("Content-Type", ctype)
-            self.send_header("Content-Length", str(len(payload)))
-            self.send_header("Cache-Control", "public, max-age=30")
-            self.send_header("X-Fake-Now", fake.now_header)
-            for k, v in extra.items():
+            self.send_response(answer.status)
+            for k, v in answer.headers.items():
                 self.send_header(k, v)
             # Headers and body in one write: split writes meet Nagle + delayed ACK (40 ms a keep-alive call).
             self._headers_buffer.append(b"\r\n")
-            self._headers_buffer.append(payload)
+            self._headers_buffer.append(answer.payload)
             self.flush_headers()
         except (BrokenPipeError, ConnectionResetError, OSError):
             self.close_connection = True
-
-    def _record(
-        self,
-        fake: FakeCoinGecko,
-        sub: str,
-        params: dict[str, str],
-        headers: dict[str, str],
-        status: int,
-        fault: str | None,
-        started: float,
-        t0: float,
-    ) -> None:
-        _, kind, via = fake._key_of(headers, params)
-        fake._record(
-            RecordedRequest(
-                method=self.command,
-                path=sub,
-                params={k: v for k, v in params.items() if k not in KEY_PARAMS},
-                headers={k: ("***" if k in KEY_HEADERS else v) for k, v in headers.items()},
-                has_key=kind is not None,
-                key_kind=kind,
-                key_via=via,
-                status=status,
-                fault=fault,
-                time=started,
-                duration=time.monotonic() - t0,
-            )
-        )
 
 
 def _encode(body: Any) -> bytes:

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from kallos import clock
-from kallos.errors import InputError
+from kallos.errors import IndexConstructionError, InputError
 from kallos.index.build import IndexResult, NoQualifyingSelectionError, build_index
 from kallos.index.definition import DEFAULT_NAME, IndexDefinition, default_definition
 from kallos.index.exclusions import excluded_by_rules
@@ -126,6 +126,7 @@ def read_exclusion_inputs(store: Store) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 
 def read_exclusions(store: Store, rules: Sequence[str] = ("default",)) -> set[str]:
+    """The stored coins excluded under ``rules`` (an index definition's `excluded_categories`)."""
     return excluded_by_rules(*read_exclusion_inputs(store), rules)
 
 
@@ -166,6 +167,8 @@ def _months_changed(new: pd.DataFrame, old: pd.DataFrame) -> list[tuple[int, int
     """(year, month) whose stored constituents differ from the rebuilt ones in any coin or value."""
     key = ["selection_date", "coin_id"]
     vals = ["rank", "market_cap", "weight"]
+    if new.empty and old.empty:
+        return []
     a = new[key + vals].astype({"coin_id": str})
     b = old[key + vals].astype({"coin_id": str}) if not old.empty else pd.DataFrame(columns=key + vals)
     merged = a.merge(b, on=key, how="outer", suffixes=("", "_old"), indicator=True)
@@ -347,6 +350,13 @@ def _build_one(
             extra={"step": "index", "index": name, "detail": str(exc)},
         )
         return {"status": "skipped", "reason": str(exc)}
+    if end is not None and end < result.base_date:
+        raise IndexConstructionError(
+            f"no month end qualifies on or before --end {end}: the index {name!r} starts at its base date "
+            f"{result.base_date} (the first month end with enough eligible coins); give an --end on or after it",
+            end=end.isoformat(),
+            base_date=result.base_date.isoformat(),
+        )
     with store.transaction():
         counts = write_result(store, result, name=name, start=start, end=end, run_id=ctx.run_id)
         row: dict[str, Any] = {
@@ -386,8 +396,9 @@ def index_step(
     """Rebuild every index (or ``names``) and write the months in [start, end] that changed.
 
     With ``only_due`` (the daily run) an index is built only when it is marked dirty, a newer final day is
-    stored, or it was never built. Raises :class:`~kallos.errors.IndexConstructionError` when a month end after
-    an index's base date has too few eligible coins. ``extra`` holds the totals and, per index,
+    stored, or it was never built. An index whose month end after its base date has too few eligible coins fails
+    alone: the others are still built and the outcome is `partial`; when no index was built, the
+    :class:`~kallos.errors.IndexConstructionError` is raised. ``extra`` holds the totals and, per index,
     ``<name>.status``, ``<name>.through`` and ``<name>.base_date``.
     """
     t0 = time.perf_counter()
@@ -406,11 +417,18 @@ def index_step(
     )
     extra: dict[str, Any] = {}
     built = 0
+    errors: list[IndexConstructionError] = []
     for definition in chosen:
-        out = _build_one(
-            ctx, definition, market, exclusion_inputs, stored, start=start_d, end=end_d, only_due=only_due
-        )
         name = definition.name
+        try:
+            out = _build_one(
+                ctx, definition, market, exclusion_inputs, stored, start=start_d, end=end_d, only_due=only_due
+            )
+        except IndexConstructionError as exc:
+            # one index's failure does not hold back the others; it is reported and raised below
+            log.error("index failed", extra={"index": name, "detail": str(exc)})
+            errors.append(exc)
+            out = {"status": "failed", "reason": str(exc)}
         extra[f"{name}.status"] = out["status"]
         for key in ("through", "base_date", "rebuilt_from", "reason"):
             if out.get(key) is not None:
@@ -418,8 +436,16 @@ def index_step(
         for key in totals:
             totals[key] += int(out.get(key, 0))
         built += out["status"] == "success"
-        log.info("index built" if out["status"] == "success" else "index skipped", extra={"index": name, **out})
+        if out["status"] != "failed":
+            log.info("index " + ("built" if out["status"] == "success" else "skipped"), extra={"index": name, **out})
     extra.update(totals, indices=built, duration_seconds=round(time.perf_counter() - t0, 3))
+    if errors and not built:
+        raise errors[0]
+    if errors:
+        failed = [d.name for d in chosen if extra[d.name + ".status"] == "failed"]
+        reasons = "; ".join(f"{n}: {extra[n + '.reason']}" for n in failed)
+        rows = totals["constituent_rows"] + totals["value_rows"] + totals["turnover_rows"]
+        return StepOutcome(status="partial", rows_written=rows, reason=reasons, extra=extra)
     if not built:
         reasons = "; ".join(f"{d.name}: {extra.get(d.name + '.reason', '')}" for d in chosen)
         return StepOutcome(status="skipped", reason=reasons, extra=extra)

@@ -1,13 +1,12 @@
 """The indicator contract (docs/indicators.md) as data: column names, what each needs, and start-up facts.
 
-The names are the storage schema's (one place defines them); this module adds what the engine and the pipeline
-step need to know about each column: whether it rests on high/low (computed only over bars with real candles,
-decisions.md #6) and how much history an incremental recompute must re-read to be exact.
+This module owns the column names (the storage schema imports them for the daily_technical_indicators table) and
+says what the engine and the pipeline step need to know about each column: whether it rests on high/low (computed
+only over bars with real candles, docs/decisions.md#D6) and how much history an incremental recompute must re-read
+to be exact. It imports nothing, so the store can read it without loading the engine.
 """
 
 from __future__ import annotations
-
-from kallos.store.schema import COMPOSITE_COLUMNS, INDICATOR_COLUMNS
 
 __all__ = [
     "BAR_COLUMNS",
@@ -22,6 +21,57 @@ __all__ = [
 ]
 
 BAR_COLUMNS: tuple[str, ...] = ("date", "open", "high", "low", "close", "volume")
+
+# The indicator contract (docs/decisions.md#C-IND), in its order: one column each, stored in this order.
+INDICATOR_COLUMNS: tuple[str, ...] = (
+    "ema_10",
+    "ema_50",
+    "sma_20",
+    "sma_50",
+    "sma_200",
+    "rsi_14",
+    "macd_line",
+    "macd_signal",
+    "macd_histogram",
+    "plus_di_14",
+    "minus_di_14",
+    "adx_14",
+    "adxr_14",
+    "atr_14",
+    "natr_14",
+    "bb_upper",
+    "bb_mid",
+    "bb_lower",
+    "bb_width",
+    "kc_upper",
+    "kc_mid",
+    "kc_lower",
+    "stoch_k",
+    "stoch_d",
+    "willr_14",
+    "cci_20",
+    "roc_10",
+    "kst",
+    "kst_signal",
+    "mfi_14",
+    "cmf_20",
+    "obv",
+    "ui_14",
+    "chop_14",
+    "realized_vol_30",
+)
+COMPOSITE_COLUMNS: tuple[str, ...] = (
+    "ema_diff",
+    "rsi_deviation",
+    "stoch_diff",
+    "di_diff",
+    "price_bb_diff",
+    "macd_diff",
+    "price_roc_30",
+    "volume_roc_7",
+    "volatility_ratio",
+    "trend_quality",
+)
 
 OUTPUT_COLUMNS: tuple[str, ...] = INDICATOR_COLUMNS + COMPOSITE_COLUMNS
 

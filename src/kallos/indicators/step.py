@@ -191,25 +191,54 @@ class _Job:
     modes: dict[str, str]
 
 
-def _prepare(store: Store, plans: list[_Plan], done: pd.DataFrame, tf: TimeframeSpec = SPECS["1d"]) -> _Job:
-    """Read one batch's bars and cut each incremental coin's tail (with its history) out of them."""
-    coins = [p.coin_id for p in plans]
-    bars = _read(store, tf, tf.market_table, coins, ["coin_id", *_BAR_COLUMNS])
+# Calendar days read before an incremental coin's first new bar: RECOMPUTE_HISTORY_BARS daily bars and room for
+# gaps. A coin whose window holds too few bars (or candle bars) is read again from its first bar.
+WARMUP_DAYS = RECOMPUTE_HISTORY_BARS + RECOMPUTE_HISTORY_BARS // 2
+
+
+def _read_bars(
+    store: Store, coins: list[str], start: pd.Timestamp | None = None, tf: TimeframeSpec = SPECS["1d"]
+) -> dict[str, pd.DataFrame]:
+    if not coins:
+        return {}
+    bars = _read(store, tf, tf.market_table, coins, ["coin_id", *_BAR_COLUMNS], start=start)
+    return dict(tuple(bars.groupby("coin_id", sort=False)))
+
+
+def _prepare(
+    store: Store, plans: list[_Plan], done: pd.DataFrame, stats: pd.DataFrame, tf: TimeframeSpec = SPECS["1d"]
+) -> _Job:
+    """Read one batch's bars and cut each incremental coin's tail (with its history) out of them.
+
+    A full recompute reads a coin's whole history; an incremental one reads only its warm-up window
+    (WARMUP_DAYS bars of the timeframe before the first bar to write), and the whole history only when that
+    window is too short.
+    `stats` (coverage_table, indexed by coin) gives each coin's first bar and bar count.
+    """
     done_n = done.set_index("coin_id")["n"] if not done.empty else pd.Series(dtype="int64")
-    parts, write_from, anchors, modes, spans = [], {}, {}, {}, {}
-    groups = dict(tuple(bars.groupby("coin_id", sort=False)))
-    for plan in plans:
-        g = groups.get(plan.coin_id)
-        if g is None or g.empty:
-            continue
+    incremental = [p for p in plans if p.mode == "incremental"]
+    groups = _read_bars(store, [p.coin_id for p in plans if p.mode != "incremental"], tf=tf)
+    if incremental:
+        start = min(p.write_from for p in incremental if p.write_from is not None) - WARMUP_DAYS * tf.step
+        groups |= _read_bars(store, [p.coin_id for p in incremental], start, tf)
+    parts: dict[str, pd.DataFrame] = {}
+    write_from, anchors, modes, spans = {}, {}, {}, {}
+    reread: list[_Plan] = []
+
+    def cut(plan: _Plan, g: pd.DataFrame) -> bool:
+        """Record the coin's bars to compute; False when its window is too short (read it all, then retry)."""
         dates = g["date"].to_numpy()
-        spans[plan.coin_id] = (pd.Timestamp(dates[0]), pd.Timestamp(dates[-1]))
+        first_bar = pd.Timestamp(stats.loc[plan.coin_id, "first_date"])
+        complete = pd.Timestamp(dates[0]) <= first_bar
+        spans[plan.coin_id] = (first_bar, pd.Timestamp(dates[-1]))
         mode = plan.mode
         if mode == "incremental":
             # A hole filled without dirty_from: the bars up to last_done no longer match the stored rows.
-            n_before = int(np.searchsorted(dates, np.datetime64(plan.last_done), side="right"))
-            if int(done_n.get(plan.coin_id, -1)) != n_before:
+            after = len(dates) - int(np.searchsorted(dates, np.datetime64(plan.last_done), side="right"))
+            if int(done_n.get(plan.coin_id, -1)) != int(stats.loc[plan.coin_id, "n_all"]) - after:
                 mode = "full"
+        if mode == "full" and not complete:
+            return False
         if mode == "incremental":
             first_new = int(np.searchsorted(dates, np.datetime64(plan.write_from), side="left"))
             candle = (g["high"].notna() & g["low"].notna()).to_numpy()
@@ -219,27 +248,47 @@ def _prepare(store: Store, plans: list[_Plan], done: pd.DataFrame, tf: Timeframe
                 start = min(start, int(candle_pos[-RECOMPUTE_HISTORY_BARS]))
             else:
                 start = 0
+            if start == 0 and not complete:
+                return False
             write_from[plan.coin_id] = plan.write_from
-            if start > 0:
+            if start > 0 or not complete:
                 anchors[plan.coin_id] = (pd.Timestamp(dates[start]), float(g["volume"].iloc[start]))
             g = g.iloc[start:]
         modes[plan.coin_id] = mode
-        parts.append(g)
+        parts[plan.coin_id] = g
+        return True
+
+    for plan in plans:
+        g = groups.get(plan.coin_id)
+        if g is not None and not g.empty and not cut(plan, g):
+            reread.append(plan)
+    if reread:
+        whole = _read_bars(store, [p.coin_id for p in reread], tf=tf)
+        for plan in reread:
+            cut(plan, whole[plan.coin_id])
+            groups[plan.coin_id] = whole[plan.coin_id]
     offsets: dict[str, float] = {}
     if anchors:
         first = min(a for a, _ in anchors.values())
         stored = _read(store, tf, tf.indicator_table, list(anchors), ["date", "obv"], start=first)
         stored = stored.set_index(["coin_id", "date"])["obv"]
+        missing = []
         for coin, (day, volume) in anchors.items():
             key = (coin, day)
             if key in stored.index and pd.notna(stored.loc[key]):
                 offsets[coin] = float(stored.loc[key]) - volume
             else:  # no stored OBV to continue from: recompute this coin from its first bar
-                modes[coin] = "full"
-                write_from.pop(coin, None)
-                parts = [p for p in parts if p["coin_id"].iloc[0] != coin]
-                parts.append(groups[coin])
-    frame = pd.concat(parts, ignore_index=True) if parts else bars.iloc[0:0]
+                missing.append(coin)
+        whole = _read_bars(store, missing, tf=tf)
+        for coin in missing:
+            modes[coin] = "full"
+            write_from.pop(coin, None)
+            parts[coin] = whole[coin]
+    frame = (
+        pd.concat(list(parts.values()), ignore_index=True)
+        if parts
+        else pd.DataFrame(columns=["coin_id", *_BAR_COLUMNS])
+    )
     return _Job(frame, write_from, offsets, spans, modes)
 
 
@@ -279,31 +328,6 @@ def _mark_state(approx: bool, tf: TimeframeSpec, last_bar: pd.Timestamp) -> str:
     return json.dumps(state)
 
 
-def indicators_step(
-    ctx: StepContext,
-    *,
-    coins: Sequence[str] | None = None,
-    full: bool = False,
-    workers: int | None = None,
-    min_coverage: float | None = None,
-    close_only_approx: bool | None = None,
-    batch_coins: int = BATCH_COINS,
-    timeframe: str = "1d",
-) -> StepOutcome:
-    """The indicator computation as a step (docs/decisions.md#D37); options default to the settings."""
-    return _compute(
-        ctx.store,
-        ctx.settings,
-        coins=coins,
-        full=full,
-        workers=workers,
-        min_coverage=min_coverage,
-        close_only_approx=close_only_approx,
-        batch_coins=batch_coins,
-        timeframe=timeframe,
-    )
-
-
 def compute_step(
     store: Store,
     settings: Settings | None = None,
@@ -323,9 +347,8 @@ def compute_step(
         from kallos.settings import get_settings
 
         settings = get_settings()
-    outcome = _compute(
-        store,
-        settings,
+    outcome = indicators_step(
+        StepContext.direct(store, settings),
         coins=coins,
         full=full,
         workers=workers,
@@ -337,18 +360,19 @@ def compute_step(
     return outcome.counts()
 
 
-def _compute(
-    store: Store,
-    settings: Settings,
+def indicators_step(
+    ctx: StepContext,
     *,
-    coins: Sequence[str] | None,
-    full: bool,
-    workers: int | None,
-    min_coverage: float | None,
-    close_only_approx: bool | None,
-    batch_coins: int,
+    coins: Sequence[str] | None = None,
+    full: bool = False,
+    workers: int | None = None,
+    min_coverage: float | None = None,
+    close_only_approx: bool | None = None,
+    batch_coins: int = BATCH_COINS,
     timeframe: str = "1d",
 ) -> StepOutcome:
+    """The indicator computation as a step (docs/decisions.md#D37); options default to the settings."""
+    store, settings = ctx.store, ctx.settings
     tf = spec(timeframe)
     series = tf.series(SERIES)
     approx = settings.close_only_approx if close_only_approx is None else close_only_approx
@@ -403,6 +427,7 @@ def _compute(
     batches = list(_chunks(plans, batch_coins))
     if not batches:
         return outcome()
+    by_coin = eligible.set_index("coin_id")
 
     def write(job: _Job, result: pd.DataFrame, failed: dict[str, str]) -> None:
         nonlocal rows_written
@@ -437,12 +462,18 @@ def _compute(
 
     def bars_of_batches() -> Iterator[pd.DataFrame]:
         for batch in batches:
-            jobs.append(_prepare(store, batch, done, tf))
+            jobs.append(_prepare(store, batch, done, by_coin, tf))
             yield jobs[-1].bars
 
     with get_executor(settings, workers=n_workers, preload=["kallos.indicators.engine"]) as executor:
-        for result, failed in executor.map_batches(_compute_batch, bars_of_batches(), approx):
-            write(jobs.popleft(), result, failed)
+        ctx.progress.start("indicators", total=len(plans))
+        try:
+            for result, failed in executor.map_batches(_compute_batch, bars_of_batches(), approx):
+                job = jobs.popleft()
+                write(job, result, failed)
+                ctx.progress.advance(len(job.modes))
+        finally:
+            ctx.progress.finish()
 
     log.info(
         "indicators computed",

@@ -32,31 +32,6 @@ def plan_name(client: Any, settings: Any) -> str:
     return str(getattr(plan, "name", None) or settings.coingecko_plan)
 
 
-async def backfill_step(
-    ctx: StepContext,
-    *,
-    coins: Sequence[str] | None = None,
-    top: int | None = None,
-    since: dt.date | None = None,
-    include_inactive: bool = False,
-    candles: bool | None = None,
-) -> StepOutcome:
-    """The backfill as a step (docs/decisions.md#D37): the chosen coins' history, resumed from the watermarks."""
-    return await _backfill(
-        ctx.store,
-        ctx.require_client(),
-        ctx.settings,
-        coins=coins,
-        top=top,
-        since=since,
-        include_inactive=include_inactive,
-        candles=candles,
-        progress=ctx.progress,
-        now=ctx.now,
-        run_id=ctx.run_id,
-    )
-
-
 async def backfill(
     store: Store,
     client: Any,
@@ -70,39 +45,30 @@ async def backfill(
 ) -> dict[str, Any]:
     """Backfill the chosen coins; returns the step's counts (:meth:`StepOutcome.counts`).
 
-    `candles=None` fetches daily candles where the plan serves them (`ohlc/range` on paid plans); True also asks
-    free plans' `/ohlc` (last 30 days, 4-hour candles combined into days); False keeps bars close-only.
     `progress=True` prints a plain progress line every few seconds on stderr (or pass a Progress reporter).
     """
-    outcome = await _backfill(
-        store,
-        client,
-        settings,
-        coins=coins,
-        top=top,
-        since=since,
-        include_inactive=include_inactive,
-        candles=candles,
-        progress=as_progress(progress),
-        now=clock.utcnow(),
+    ctx = StepContext.direct(store, settings, client=client, progress=as_progress(progress))
+    outcome = await backfill_step(
+        ctx, coins=coins, top=top, since=since, include_inactive=include_inactive, candles=candles
     )
     return outcome.counts()
 
 
-async def _backfill(
-    store: Store,
-    client: Any,
-    settings: Any,
+async def backfill_step(
+    ctx: StepContext,
     *,
-    coins: Sequence[str] | None,
-    top: int | None,
-    since: dt.date | None,
-    include_inactive: bool,
-    candles: bool | None,
-    progress: Progress,
-    now: dt.datetime,
-    run_id: str | None = None,
+    coins: Sequence[str] | None = None,
+    top: int | None = None,
+    since: dt.date | None = None,
+    include_inactive: bool = False,
+    candles: bool | None = None,
 ) -> StepOutcome:
+    """The backfill as a step (docs/decisions.md#D37): the chosen coins' history, resumed from the watermarks.
+
+    `candles=None` fetches daily candles where the plan serves them (`ohlc/range` on paid plans); True also asks
+    free plans' `/ohlc` (last 30 days, 4-hour candles combined into days); False keeps bars close-only.
+    """
+    store, client, settings, now = ctx.store, ctx.require_client(), ctx.settings, ctx.now
     started = time.perf_counter()
     counts = RunCounts()
     before = api_mark(client)
@@ -131,9 +97,9 @@ async def _backfill(
         job,
         counts,
         batch_size=batch,
-        progress=progress,
+        progress=ctx.progress,
         label="backfill",
-        run_id=run_id,
+        run_id=ctx.run_id or None,
         after_batch=archive.flush,
     )
     if clamped:

@@ -1,5 +1,6 @@
 """Coin details from `/coins/{id}`: description, links, genesis date, hashing algorithm, categories, platforms,
-community and developer metrics (NULL where CoinGecko no longer supplies them).
+community and developer metrics (NULL where CoinGecko no longer supplies them). Each refresh also upserts the day's
+metrics into `coin_details_history` (docs/decisions.md#D78).
 
 Details change slowly, so only coins whose details are older than `max_age_days` (or missing) are fetched, the
 stalest first, at most `limit` per run: the rest wait for the next run, which keeps a run inside the rate
@@ -16,9 +17,9 @@ from typing import Any
 
 import pandas as pd
 
-from kallos import clock
 from kallos.errors import KallosError
 from kallos.ingest import frames
+from kallos.ingest.alt_history import alt_row, snapshot_day
 from kallos.ingest.archive import attach_archive
 from kallos.ingest.runner import RunCounts, api_mark
 from kallos.ingest.select import select_coins
@@ -28,29 +29,6 @@ from kallos.pipeline.contract import StepContext, StepOutcome
 from kallos.store import Store
 
 log = get_logger("kallos.ingest.details")
-
-
-async def details_step(
-    ctx: StepContext,
-    *,
-    coins: Sequence[str] | None = None,
-    top: int | None = None,
-    max_age_days: int = 30,
-    limit: int | None = None,
-    include_inactive: bool = False,
-) -> StepOutcome:
-    """The details refresh as a step (docs/decisions.md#D37)."""
-    return await _refresh(
-        ctx.store,
-        ctx.require_client(),
-        ctx.settings,
-        coins=coins,
-        top=top,
-        max_age_days=max_age_days,
-        limit=limit,
-        include_inactive=include_inactive,
-        now=ctx.now,
-    )
 
 
 async def refresh_details(
@@ -64,32 +42,24 @@ async def refresh_details(
     include_inactive: bool = False,
 ) -> dict[str, Any]:
     """Refresh stale coin details; returns the step's counts (:meth:`StepOutcome.counts`)."""
-    outcome = await _refresh(
-        store,
-        client,
-        settings,
-        coins=coins,
-        top=top,
-        max_age_days=max_age_days,
-        limit=limit,
-        include_inactive=include_inactive,
-        now=clock.utcnow(),
+    ctx = StepContext.direct(store, settings, client=client)
+    outcome = await details_step(
+        ctx, coins=coins, top=top, max_age_days=max_age_days, limit=limit, include_inactive=include_inactive
     )
     return outcome.counts()
 
 
-async def _refresh(
-    store: Store,
-    client: Any,
-    settings: Any,
+async def details_step(
+    ctx: StepContext,
     *,
-    coins: Sequence[str] | None,
-    top: int | None,
-    max_age_days: int,
-    limit: int | None,
-    include_inactive: bool,
-    now: dt.datetime,
+    coins: Sequence[str] | None = None,
+    top: int | None = None,
+    max_age_days: int = 30,
+    limit: int | None = None,
+    include_inactive: bool = False,
 ) -> StepOutcome:
+    """The details refresh as a step (docs/decisions.md#D37)."""
+    store, client, settings, now = ctx.store, ctx.require_client(), ctx.settings, ctx.now
     started = time.perf_counter()
     counts = RunCounts()
     before = api_mark(client)
@@ -109,7 +79,7 @@ async def _refresh(
             *(client.coin(c, market_data=False, community_data=True, developer_data=True) for c in group),
             return_exceptions=True,
         )
-        rows, cats, firsts = [], [], {}
+        rows, cats, firsts, alt = [], [], {}, []
         for coin, res in zip(group, results, strict=True):
             if isinstance(res, BaseException):
                 if not isinstance(res, KallosError):
@@ -133,11 +103,16 @@ async def _refresh(
                 firsts[coin] = ids_names[0][0]
             cats += [{"coin_id": coin, "category_id": i, "name": n} for i, n in ids_names]
             rows.append(row)
+            snapshot = alt_row(res.model_extra or {}, coin, snapshot_day(now), source="details", fetched_at=now)
+            if snapshot is not None:
+                alt.append(snapshot)
             counts.coins += 1
         if rows:
             with store.transaction():
                 counts.rows_written += store.upsert("coins", pd.DataFrame(rows))
                 write_categories(store, cats, now, first=firsts)
+                if alt:  # one row per coin and day: the day's history of the metrics (docs/decisions.md#D78)
+                    store.upsert("coin_details_history", pd.DataFrame(alt))
         await archive.flush()
     counts.measure_api(client, before)
     return counts.finish("details refreshed", started)

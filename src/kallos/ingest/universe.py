@@ -8,7 +8,6 @@ rename (`kallos_state` key `renamed:<old id>`) and logged; the old id keeps its 
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import time
 from collections.abc import Iterable, Sequence
@@ -16,7 +15,6 @@ from typing import Any
 
 import pandas as pd
 
-from kallos import clock
 from kallos.errors import CoinGeckoError
 from kallos.ingest import frames
 from kallos.ingest.archive import attach_archive
@@ -36,24 +34,24 @@ EXCLUSION_CATEGORIES: dict[str, str] = {
 """decisions.md #8: categories the index excludes, swept from `/coins/markets?category=` at every sync."""
 
 
-async def universe_step(ctx: StepContext) -> StepOutcome:
-    """The universe sync as a step (docs/decisions.md#D37)."""
-    return await _sync(ctx.store, ctx.require_client(), ctx.settings, now=ctx.now)
-
-
 async def sync_universe(store: Store, client: Any, settings: Any) -> dict[str, Any]:
     """Load `/coins/list` with platforms into `coins`, keep first/last seen and status, sweep exclusion
     categories; returns the step's counts (:meth:`StepOutcome.counts`).
     """
-    return (await _sync(store, client, settings, now=clock.utcnow())).counts()
+    return (await universe_step(StepContext.direct(store, settings, client=client))).counts()
 
 
-async def _sync(store: Store, client: Any, settings: Any, *, now: dt.datetime) -> StepOutcome:
+async def universe_step(ctx: StepContext) -> StepOutcome:
+    """The universe sync as a step (docs/decisions.md#D37)."""
+    store, client, settings, now = ctx.store, ctx.require_client(), ctx.settings, ctx.now
     started = time.perf_counter()
     counts = RunCounts()
     before = api_mark(client)
     archive = attach_archive(store, client, settings)
     items = await client.coins_list(include_platform=True, status="all")
+    from kallos.ingest.market import check_api_clock
+
+    check_api_clock(client, now)  # coins' first/last seen come from this clock (docs/decisions.md#D55)
     listed = frames.coins_list_frame(items, now)
     existing = store.query("SELECT coingecko_id, symbol, name, status FROM coins")
     known = set(existing["coingecko_id"])

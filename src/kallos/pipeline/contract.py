@@ -142,6 +142,22 @@ class StepContext:
     client: CoinGeckoClient | None = None
     progress: Progress = field(default_factory=NullProgress)
 
+    @classmethod
+    def direct(
+        cls,
+        store: Store,
+        settings: Settings,
+        *,
+        client: CoinGeckoClient | None = None,
+        progress: Progress | None = None,
+        run_id: str = "",
+    ) -> StepContext:
+        """A context for calling a step directly, outside a ledgered run (the Python API, tests): no run id,
+        "now" from `kallos.clock`."""
+        from kallos import clock
+
+        return cls(store, settings, run_id, clock.utcnow(), client, progress or NullProgress())
+
     def require_client(self) -> CoinGeckoClient:
         if self.client is None:
             raise RuntimeError("this step calls the CoinGecko API but was given no client")

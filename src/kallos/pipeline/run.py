@@ -160,7 +160,28 @@ async def _run_async(
     async with client:
         ctx = replace(ctx, client=client)
         results = await run_steps(steps(ctx.store), ledger, ctx, reporter)
-        return results, client.stats.as_dict()
+        usage = client.stats.as_dict()
+        key = await _key_usage(client)
+        if key:
+            usage["key"] = key
+        return results, usage
+
+
+async def _key_usage(client: Any) -> dict[str, Any] | None:
+    """On paid plans, the key's monthly credits left from `/key`, for the ledger and the metrics (D94)."""
+    if not client.plan.paid:
+        return None
+    try:
+        info = await client.key_info()
+    except Exception as exc:  # noqa: BLE001 - usage figures only decorate the run; never fail it for them
+        log.warning("could not read the key's credit usage from /key: %s", exc)
+        return None
+    return {
+        "plan": info.plan,
+        "monthly_credits": info.api_key_monthly_call_credit or info.monthly_call_credit,
+        "credits_used": info.api_key_current_total_monthly_calls or info.current_total_monthly_calls,
+        "credits_left": info.current_remaining_monthly_calls,
+    }
 
 
 def run_pipeline(
@@ -240,7 +261,7 @@ def run_ledgered(
     t0 = time.perf_counter()
     with pipeline_lock(settings.database_url, run_id=run_id):
         own = store is None
-        st = store if store is not None else open_store(settings.database_url)
+        st = store if store is not None else open_store(settings.database_url, partitioned=settings.partition_request)
         try:
             st.init()
             ledger = Ledger(st, command, run_id)

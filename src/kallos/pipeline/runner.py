@@ -23,8 +23,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from kallos.errors import KallosError
-from kallos.log import get_logger
+from kallos.errors import ConfigError, KallosError
+from kallos.log import get_logger, redact
+from kallos.pipeline import telemetry
 from kallos.pipeline.contract import StepContext, StepFn, StepOutcome
 from kallos.pipeline.ledger import Ledger
 
@@ -51,6 +52,8 @@ class StepResult:
     duration_seconds: float = 0.0
     exception: BaseException | None = field(default=None, repr=False, compare=False)
     """The exception the step raised, if any (single-step commands raise it again for its exit code)."""
+    telemetry: dict[str, Any] = field(default_factory=dict)
+    """The step's share of the client's counters and its rows (docs/decisions.md#D90)."""
 
     @property
     def status(self) -> str:
@@ -63,7 +66,10 @@ class StepResult:
 
     def ledger_counts(self) -> dict[str, Any]:
         """What the ledger stores for the step: the outcome's fields and the duration."""
-        return {**self.outcome.as_dict(), "duration_seconds": round(self.duration_seconds, 3)}
+        counts = {**self.outcome.as_dict(), "duration_seconds": round(self.duration_seconds, 3)}
+        if self.telemetry:
+            counts["telemetry"] = self.telemetry
+        return counts
 
 
 @dataclass
@@ -103,6 +109,7 @@ class RunSummary:
             "steps": {s.name: s.status for s in self.steps},
             "step_seconds": {s.name: round(s.duration_seconds, 3) for s in self.steps},
             "api": {k: v for k, v in self.api.items() if k != "by_endpoint"},
+            "telemetry": telemetry.total(s.telemetry for s in self.steps),
         }
 
 
@@ -121,7 +128,8 @@ class _Silent:
 
 
 def _error_text(exc: BaseException) -> str:
-    return str(exc) if isinstance(exc, KallosError) else f"{type(exc).__name__}: {exc}"
+    text = str(exc) if isinstance(exc, KallosError) else f"{type(exc).__name__}: {exc}"
+    return redact(text)  # the summary and the ledger show it: docs/decisions.md#D50
 
 
 def _api_used(ctx: StepContext) -> tuple[int, int]:
@@ -162,6 +170,7 @@ async def run_steps(
         reporter.step_started(step.name)
         started = ledger.start_step(step.name)
         t0 = time.perf_counter()
+        api_before = telemetry.snapshot(ctx.client.stats if ctx.client is not None else None)
         error: str | None = None
         raised: BaseException | None = None
         if step.skip_reason is not None or broken:
@@ -184,8 +193,15 @@ async def run_steps(
             if not outcome.api_calls and not outcome.api_credits and calls > calls0:
                 outcome = outcome.with_api(calls - calls0, credits - credits0)
             error = _step_error(outcome)
+            error = redact(error) if error else None  # the summary and the ledger show it (decisions.md#D50)
         duration = time.perf_counter() - t0
-        result = StepResult(step.name, outcome, error, duration, raised)
+        tele = telemetry.step_telemetry(
+            api_before,
+            telemetry.snapshot(ctx.client.stats if ctx.client is not None else None),
+            rows_written=outcome.rows_written,
+            rows_quarantined=outcome.rows_quarantined,
+        )
+        result = StepResult(step.name, outcome, error, duration, raised, tele)
         results[step.name] = result
         ledger.finish_step(step.name, started, outcome.status, result.ledger_counts(), error)
         log.info(
@@ -198,7 +214,9 @@ async def run_steps(
             },
         )
         reporter.step_finished(result)
-        if raised is not None and not isinstance(raised, KallosError):
+        # A bug is raised again after it is recorded; so is a configuration error, which would fail every step
+        # alike (exit 78, docs/decisions.md#D59).
+        if raised is not None and (isinstance(raised, ConfigError) or not isinstance(raised, KallosError)):
             raise raised
     return list(results.values())
 

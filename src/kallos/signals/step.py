@@ -25,6 +25,7 @@ from typing import Any
 import pandas as pd
 
 from kallos.errors import DataValidationError
+from kallos.indicators.contract import COMPOSITE_COLUMNS, INDICATOR_COLUMNS
 from kallos.log import get_logger
 from kallos.pipeline.contract import StepContext, StepOutcome
 from kallos.scale.executor import LocalExecutor, get_executor
@@ -33,7 +34,6 @@ from kallos.signals.engine import generate_signals
 from kallos.signals.evaluation import evaluate_signals, parse_horizons
 from kallos.signals.rules import FLAT_WINDOWS
 from kallos.signals.universe import excluded_signal_coins
-from kallos.store.schema import COMPOSITE_COLUMNS, INDICATOR_COLUMNS
 from kallos.timeframes import SPECS, TimeframeSpec, spec
 
 log = get_logger(__name__)
@@ -212,28 +212,6 @@ def _plan(
     return info, plan, up_to_date
 
 
-def signals_step(
-    ctx: StepContext,
-    *,
-    coins: Sequence[str] | None = None,
-    full: bool = False,
-    config: SignalConfig | None = None,
-    config_path: Any = None,
-    timeframe: str = "1d",
-) -> StepOutcome:
-    """Signal generation as a step (docs/decisions.md#D37); rows are stamped with the context's run id."""
-    return _generate(
-        ctx.store,
-        ctx.settings,
-        coins=coins,
-        full=full,
-        config=config,
-        config_path=config_path,
-        run_id=ctx.run_id,
-        timeframe=timeframe,
-    )
-
-
 def generate_step(
     store: Any,
     settings: Any = None,
@@ -247,30 +225,24 @@ def generate_step(
 ) -> dict[str, Any]:
     """Bring the timeframe's signal table (`trading_signals` for 1d) up to date with its stored indicators;
     return the step's counts. Each timeframe has its own config section (docs/decisions.md#D86)."""
-    outcome = _generate(
-        store,
-        settings,
-        coins=coins,
-        full=full,
-        config=config,
-        config_path=config_path,
-        run_id=run_id,
-        timeframe=timeframe,
-    )
-    return outcome.counts()
+    # settings=None stays allowed here: the package's default config, computed in this process.
+    ctx = StepContext.direct(store, settings, run_id=run_id or "")
+    return signals_step(
+        ctx, coins=coins, full=full, config=config, config_path=config_path, timeframe=timeframe
+    ).counts()
 
 
-def _generate(
-    store: Any,
-    settings: Any,
+def signals_step(
+    ctx: StepContext,
     *,
-    coins: Sequence[str] | None,
-    full: bool,
-    config: SignalConfig | None,
-    config_path: Any,
-    run_id: str | None,
+    coins: Sequence[str] | None = None,
+    full: bool = False,
+    config: SignalConfig | None = None,
+    config_path: Any = None,
     timeframe: str = "1d",
 ) -> StepOutcome:
+    """Signal generation as a step (docs/decisions.md#D37); rows are stamped with the context's run id."""
+    store, settings, run_id = ctx.store, ctx.settings, ctx.run_id or None
     t0 = time.monotonic()
     tf = spec(timeframe)
     config = (config or resolve_config(settings, config_path)).for_timeframe(tf.name)
@@ -305,10 +277,15 @@ def _generate(
                     read.append((batch, inputs))
                     yield inputs
 
-        with _executor(settings) as executor:
-            for signals in executor.map_batches(generate_signals, inputs_of_batches(), config):
-                batch, inputs = read.popleft()
-                _write_batch(store, batch, plan, info, inputs, signals, chash, run_id, counts, tf)
+        ctx.progress.start("signals", total=len(todo))
+        try:
+            with _executor(settings) as executor:
+                for signals in executor.map_batches(generate_signals, inputs_of_batches(), config):
+                    batch, inputs = read.popleft()
+                    _write_batch(store, batch, plan, info, inputs, signals, chash, run_id, counts, tf)
+                    ctx.progress.advance(len(batch))
+        finally:
+            ctx.progress.finish()
     log.info(
         "signals generated",
         extra={

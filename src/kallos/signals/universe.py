@@ -40,6 +40,6 @@ def excluded_signal_coins(store: Any, settings: Any = None) -> set[str]:
     rules = signal_rules(settings)
     if not rules:
         return set()
-    categories = store.read("coin_categories", columns=["coin_id", "category_id", "name"])
-    coins = store.read("coins", columns=["coingecko_id", "category"])
-    return excluded_by_rules(categories, coins, rules)
+    from kallos.index.step import read_exclusion_inputs
+
+    return excluded_by_rules(*read_exclusion_inputs(store), rules)

@@ -18,8 +18,8 @@ import duckdb
 import pandas as pd
 import pyarrow as pa
 
-from kallos.errors import ConfigError, StoreBusyError
-from kallos.store.base import Store, _typed, _wrap, named_params
+from kallos.errors import ConfigError, StoreBusyError, StoreError
+from kallos.store.base import Store, _typed, _wrap, arrow_frame, named_params
 from kallos.store.schema import Table
 
 _KINDS = {"DATE": "date", "DOUBLE": "float", "FLOAT": "float", "BIGINT": "int", "INTEGER": "int", "SMALLINT": "int"}
@@ -35,6 +35,58 @@ def duckdb_path(url: str) -> str:
     return path
 
 
+DUCKDB_MAGIC = b"DUCK"
+"""Bytes 8-11 of every DuckDB database file."""
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _checked_file(path: Path, *, create: bool = True) -> Path:
+    """docs/decisions.md#D53: refuse, without touching it, a path that is not a DuckDB database file.
+
+    DuckDB would happily write its header into an empty file and fail with a traceback on a directory or a
+    foreign file; Kallos names the file and leaves it as it is. A missing file is created (its folder too)."""
+    if path.is_dir():
+        raise StoreError(
+            f"the database path {path} is a directory; point KALLOS_DATABASE_URL at a file inside it, "
+            f"e.g. duckdb:///{path / 'kallos.duckdb'}",
+            path=str(path),
+        )
+    if path.exists():
+        try:
+            with open(path, "rb") as fh:
+                head = fh.read(12)
+        except OSError as exc:
+            raise StoreError(f"cannot read the database file {path}: {exc.strerror}", path=str(path)) from None
+        if len(head) == 0:
+            raise StoreError(
+                f"the database file {path} is empty, so it is not a DuckDB database (left untouched); delete it "
+                "to start a new store, or point KALLOS_DATABASE_URL at the right file",
+                path=str(path),
+            )
+        if head[8:12] != DUCKDB_MAGIC:
+            raise StoreError(
+                f"the file {path} is not a DuckDB database (left untouched); point KALLOS_DATABASE_URL at the "
+                "Kallos database, or at a new file name to start a new store",
+                path=str(path),
+            )
+        return path
+    if not create:
+        return path
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StoreError(
+            f"cannot create the folder of the database file {path}: {exc.strerror}; set KALLOS_DATABASE_URL to "
+            "a writable place",
+            path=str(path),
+        ) from None
+    return path
+
+
 def _kind(type_code: Any) -> str:
     name = str(type_code).upper()
     if name.startswith("TIMESTAMP WITH TIME ZONE") or name == "TIMESTAMPTZ":
@@ -44,14 +96,17 @@ def _kind(type_code: Any) -> str:
 
 LOCK_WAIT_SECONDS = 3.0
 """How long opening waits for another process to let go of the file: the price stream holds it only for the few
-milliseconds of a flush (docs/decisions.md#D104), and a command should not fail on that."""
+milliseconds of a flush (docs/decisions.md#D104), the dashboard for one request (docs/decisions.md#D92), and a
+command should not fail on that. A read-only open (the dashboard) does not wait: it shows its last known state."""
 
 
-def _connect_waiting(path: str) -> duckdb.DuckDBPyConnection:
-    deadline = time.monotonic() + LOCK_WAIT_SECONDS
+def _connect_waiting(
+    path: str, *, read_only: bool = False, wait: float = LOCK_WAIT_SECONDS
+) -> duckdb.DuckDBPyConnection:
+    deadline = time.monotonic() + wait
     while True:
         try:
-            return duckdb.connect(path)
+            return duckdb.connect(path, read_only=read_only)
         except duckdb.IOException as exc:
             if "lock" not in str(exc).lower() or time.monotonic() >= deadline:
                 raise
@@ -62,14 +117,15 @@ class DuckDBStore(Store):
     backend = "duckdb"
     driver_errors = (duckdb.Error,)
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, read_only: bool = False, busy_wait_seconds: float | None = None) -> None:
         super().__init__(url)
         path = duckdb_path(url)
         if path != ":memory:":
-            Path(path).expanduser().parent.mkdir(parents=True, exist_ok=True)
-            path = str(Path(path).expanduser())
+            path = str(_checked_file(Path(path).expanduser(), create=not read_only))
+        self.read_only = read_only
+        wait = (0.0 if read_only else LOCK_WAIT_SECONDS) if busy_wait_seconds is None else busy_wait_seconds
         try:
-            self._con = _connect_waiting(path)
+            self._con = _connect_waiting(path, read_only=read_only, wait=wait)
         except duckdb.IOException as exc:
             if "lock" in str(exc).lower():
                 raise StoreBusyError(
@@ -77,7 +133,15 @@ class DuckDBStore(Store):
                     "time); wait for the running job or use PostgreSQL for concurrent access",
                     path=path,
                 ) from None
-            raise
+            raise StoreError(
+                f"cannot open the database file {path}: {_first_line(exc)}; check that its folder is writable "
+                "(a read-only or full filesystem cannot hold the store) or set KALLOS_DATABASE_URL elsewhere",
+                path=path,
+            ) from None
+        except duckdb.Error as exc:
+            raise StoreError(
+                f"cannot open the database file {path}: {_first_line(exc)}", path=path
+            ) from None
         self._con.execute("SET TimeZone = 'UTC'")
         self._local = threading.local()
         self.path = path
@@ -106,7 +170,12 @@ class DuckDBStore(Store):
             yield
             cur.commit()
         except BaseException:
-            cur.rollback()
+            try:
+                cur.rollback()
+            except duckdb.Error:
+                # A failed COMMIT (a full disk) has already ended the transaction: the error worth reporting is
+                # the commit's ("No space left on device"), not "cannot rollback" (docs/decisions.md#D53).
+                pass
             raise
         finally:
             self._local.tx = None
@@ -125,6 +194,10 @@ class DuckDBStore(Store):
             if kind == "ts" and name in frame.columns:
                 frame[name] = pd.to_datetime(frame[name], utc=True)
         return _typed(frame, kinds)
+
+    def query_bulk(self, sql: str, params: Mapping[str, Any] | None = None) -> pd.DataFrame:
+        rel = self._cursor().sql(named_params(sql, "dollar"), params=dict(params or {}))
+        return arrow_frame(rel.to_arrow_table())
 
     def execute(self, sql: str, params: Mapping[str, Any] | None = None) -> int:
         with _wrap(None, self.driver_errors):
@@ -181,6 +254,9 @@ class DuckDBStore(Store):
             return data.num_rows
 
         return self._write(run)
+
+    def files(self) -> list[str]:
+        return [] if self.path == ":memory:" else [self.path, f"{self.path}.wal"]
 
     def refresh_views(self) -> None:
         return None

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from kallos.indicators.contract import COMPOSITE_COLUMNS, INDICATOR_COLUMNS
+
 # Column types are written once in PostgreSQL spelling; DuckDB accepts the same names.
 DOUBLE = "DOUBLE PRECISION"
 BIGINT = "BIGINT"
@@ -67,57 +69,6 @@ class Table:
 def _cols(*specs: tuple) -> tuple[Column, ...]:
     return tuple(Column(*s) for s in specs)
 
-
-# The indicator contract (shared/docs/indicators.md), in its order: one column each.
-INDICATOR_COLUMNS: tuple[str, ...] = (
-    "ema_10",
-    "ema_50",
-    "sma_20",
-    "sma_50",
-    "sma_200",
-    "rsi_14",
-    "macd_line",
-    "macd_signal",
-    "macd_histogram",
-    "plus_di_14",
-    "minus_di_14",
-    "adx_14",
-    "adxr_14",
-    "atr_14",
-    "natr_14",
-    "bb_upper",
-    "bb_mid",
-    "bb_lower",
-    "bb_width",
-    "kc_upper",
-    "kc_mid",
-    "kc_lower",
-    "stoch_k",
-    "stoch_d",
-    "willr_14",
-    "cci_20",
-    "roc_10",
-    "kst",
-    "kst_signal",
-    "mfi_14",
-    "cmf_20",
-    "obv",
-    "ui_14",
-    "chop_14",
-    "realized_vol_30",
-)
-COMPOSITE_COLUMNS: tuple[str, ...] = (
-    "ema_diff",
-    "rsi_deviation",
-    "stoch_diff",
-    "di_diff",
-    "price_bb_diff",
-    "macd_diff",
-    "price_roc_30",
-    "volume_roc_7",
-    "volatility_ratio",
-    "trend_quality",
-)
 
 _AUDIT = (("updated_at", TS, True, "now()"),)
 
@@ -393,6 +344,49 @@ RAW_RESPONSES = Table(
     date_column="fetched_at",
 )
 
+# Alternative data over time (docs/features.md): the developer and community metrics, sentiment votes and watchlist
+# users of `/coins/{id}` (every details refresh) or `/coins/{id}/history` (the backfill), one row per coin and day.
+ALT_DEVELOPER_COLUMNS: tuple[str, ...] = (  # developer_data's counts, under CoinGecko's names
+    "forks",
+    "stars",
+    "subscribers",
+    "total_issues",
+    "closed_issues",
+    "pull_requests_merged",
+    "pull_request_contributors",
+    "commit_count_4_weeks",
+)
+ALT_CODE_COLUMNS: tuple[str, ...] = ("code_additions_4_weeks", "code_deletions_4_weeks")  # code_additions_deletions
+ALT_COMMUNITY_COLUMNS: tuple[str, ...] = (  # community_data, under CoinGecko's names
+    "facebook_likes",
+    "twitter_followers",
+    "reddit_subscribers",
+    "reddit_average_posts_48h",
+    "reddit_average_comments_48h",
+    "reddit_accounts_active_48h",
+    "telegram_channel_user_count",
+)
+ALT_TOP_COLUMNS: tuple[str, ...] = (  # top-level fields of /coins/{id}
+    "sentiment_votes_up_percentage",
+    "sentiment_votes_down_percentage",
+    "watchlist_portfolio_users",
+)
+ALT_DATA_COLUMNS: tuple[str, ...] = ALT_DEVELOPER_COLUMNS + ALT_CODE_COLUMNS + ALT_COMMUNITY_COLUMNS + ALT_TOP_COLUMNS
+
+COIN_DETAILS_HISTORY = Table(
+    "coin_details_history",
+    _cols(
+        ("coin_id", BIGINT, False),
+        ("date", DATE, False),  # the day the values describe (a refresh's UTC day; a backfill's snapshot day)
+        ("source", TEXT, False),  # 'details' (/coins/{id}) | 'history' (/coins/{id}/history)
+        ("fetched_at", TS),
+        *((name, DOUBLE) for name in ALT_DATA_COLUMNS),
+        *_AUDIT,
+    ),
+    key=("coin_id", "date"),
+    audit=("updated_at",),
+)
+
 KV_STATE = Table(
     "kallos_state",
     _cols(("key", TEXT, False), ("value", TEXT), *_AUDIT),
@@ -492,6 +486,7 @@ TABLES: dict[str, Table] = {
         KV_STATE,
         PRICE_TICKS,
         LATEST_PRICES,
+        COIN_DETAILS_HISTORY,
         *TIMEFRAME_TABLES,
     )
 }

@@ -1,0 +1,1 @@
+"""The dashboard (`kallos serve`): server-rendered pages, a JSON API and Prometheus metrics, read-only."""
