@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING
 from kallos import clock
 from kallos.errors import ConfigError
 from kallos.log import get_logger
-from kallos.store.base import Store
 from kallos.store.schema import (
     TABLES,
     TIMEFRAME_TABLES,
