@@ -264,7 +264,7 @@ def write_hours(store: Store, hw: HourlyWrite, run_id: str | None = None) -> int
         store.upsert("ingestion_watermarks", pd.DataFrame([m.row() for m in hw.watermarks]))
         if rows:
             first = pd.Timestamp(hw.bars["hour"].min()).date()
-            mark_dirty(store, {hw.coin_id: first}, series=DOWNSTREAM_1H)
+            mark_dirty(store, {hw.coin_id: first}, series=DOWNSTREAM_1H, indices=False)
     return rows
 
 

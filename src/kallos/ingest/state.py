@@ -80,9 +80,12 @@ def read_watermarks(store: Store, series: str, coins: Sequence[str] | None = Non
     return out
 
 
-def mark_dirty(store: Store, earliest: Mapping[str, dt.date], series: Sequence[str] = DOWNSTREAM) -> None:
+def mark_dirty(
+    store: Store, earliest: Mapping[str, dt.date], series: Sequence[str] = DOWNSTREAM, *, indices: bool = True
+) -> None:
     """dirty_from = least(existing, earliest changed date) for the indicator and signal steps (decisions.md
-    #33). `series` names the downstream watermarks (the hourly ones for hourly bars, docs/decisions.md#D83).
+    #33). `series` names the downstream watermarks (the hourly ones for hourly bars, docs/decisions.md#D83);
+    `indices=False` for bars the index does not read (hourly and weekly ones).
     """
     if not earliest:
         return
@@ -105,7 +108,8 @@ def mark_dirty(store: Store, earliest: Mapping[str, dt.date], series: Sequence[s
             old = have.get((coin, name))
             rows.append({"coin_id": coin, "series": name, "dirty_from": min(day, old) if old else day})
     store.upsert("ingestion_watermarks", pd.DataFrame(rows))
-    mark_indices_dirty(store, min(earliest.values()))
+    if indices:
+        mark_indices_dirty(store, min(earliest.values()))
 
 
 def mark_indices_dirty(store: Store, day: dt.date) -> None:

@@ -82,7 +82,7 @@ def build_weeks(ctx: StepContext, coins: Sequence[str] | None = None, *, full: b
                     marks.append({"coin_id": coin, "series": SERIES, "last_date": g["date"].max(), "dirty_from": None})
                 if marks:
                     ctx.store.upsert("ingestion_watermarks", pd.DataFrame(marks))
-                    mark_dirty(ctx.store, changed, series=DOWNSTREAM_1W)
+                    mark_dirty(ctx.store, changed, series=DOWNSTREAM_1W, indices=False)
             built += len(batch)
             ctx.progress.advance(len(batch))
     finally:
