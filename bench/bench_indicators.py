@@ -1,34 +1,43 @@
 """Indicator engine benchmark (docs/benchmarks.md, section "Indicators"); not a test, never run by pytest.
 
-    .venv/bin/python bench/bench_indicators.py [--coins 2000] [--days 3000] [--repeat 1]
+    .venv/bin/python bench/bench_indicators.py [--coins 1000] [--days 3000] [--repeat 1]
         [--pandas-ta-python /path/to/python3.12]
 
-Compares, for the same outputs (every contract column plus the composites, as [coins x days] arrays):
-- baseline: a loop over coins on one core, TA-Lib's columns each with its own TA-Lib call and the rest
-  with the same NumPy formulas (decisions.md #26);
-- the engine (`kallos.indicators.compute_panel`) on 1 worker and on 2 worker processes (forked; each writes
-  its coins into a shared output block, as the pipeline step's workers each return their own coins);
+Compares, for the same output table (a long frame: coin_id, date, ohlc_source and all 45 columns) built from
+the same long bars frame:
+- baseline: a plain loop over coins on one core, every TA-Lib column with its own TA-Lib call and the rest with
+  NumPy formulas (bench/numpy_formulas.py, the engine's formulas before its fused kernels; decisions.md #26),
+  assembled into the table at the end;
+- `kallos.indicators.compute_indicators` (the public frame API) on one core, and `generate_signals` on its
+  output (rows/s of both);
+- the indicator step's compute on 2 workers: the step's own batch function over batches of 100 coins through
+  the step's executor (`LocalExecutor`, forkserver processes; frames pickled both ways, as in the step);
 - pandas-ta under a Python >= 3.12 interpreter that has it, else "not measured".
-Wall and CPU seconds are both printed: on a shared machine the CPU ratio is the steadier single-core figure.
+Wall and CPU seconds are both printed, and the peak RSS of each phase against the output table's own size.
 """
 
 from __future__ import annotations
 
 import argparse
-import mmap
 import multiprocessing as mp
 import os
+import resource
 import shutil
 import subprocess
 import sys
 import time
 
 import numpy as np
+import numpy_formulas as nf
+import pandas as pd
 import talib
 
-from kallos.indicators import kernels as k
+from kallos.indicators import compute_indicators
 from kallos.indicators.contract import OUTPUT_COLUMNS
-from kallos.indicators.engine import CHUNK_COINS, compute_panel, tune_allocator
+from kallos.indicators.engine import tune_allocator
+from kallos.indicators.step import BATCH_COINS, _compute_batch
+from kallos.scale.executor import LocalExecutor
+from kallos.signals import generate_signals
 
 
 def make_panel(coins: int, days: int, seed: int = 42) -> dict[str, np.ndarray]:
@@ -72,71 +81,80 @@ def talib_columns(h: np.ndarray, lo: np.ndarray, c: np.ndarray, v: np.ndarray) -
     return cols
 
 
-def baseline(p: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Per coin: TA-Lib for its columns, the engine's NumPy formulas on a one-row panel for the rest."""
+def bars_frame(p: dict[str, np.ndarray]) -> pd.DataFrame:
+    """The panel as the long bars frame users pass (sorted by coin and date, as read from the store)."""
     n_coins, n_days = p["close"].shape
-    out = {name: np.empty((n_coins, n_days)) for name in OUTPUT_COLUMNS}
-    for i in range(n_coins):
-        c, h, lo, v = p["close"][i], p["high"][i], p["low"][i], p["volume"][i]
+    names = np.array([f"coin-{i:05d}" for i in range(n_coins)], dtype=object)
+    return pd.DataFrame(
+        {
+            "coin_id": np.repeat(names, n_days),
+            "date": np.tile(pd.date_range("2017-01-01", periods=n_days).to_numpy(), n_coins),
+            "open": p["close"].ravel(),
+            "high": p["high"].ravel(),
+            "low": p["low"].ravel(),
+            "close": p["close"].ravel(),
+            "volume": p["volume"].ravel(),
+        }
+    )
+
+
+def baseline(bars: pd.DataFrame) -> pd.DataFrame:
+    """Per coin: TA-Lib for its columns, NumPy formulas on a one-row panel for the rest; one table at the end."""
+    coins = bars["coin_id"].to_numpy()
+    bounds = np.flatnonzero(np.r_[True, coins[1:] != coins[:-1], True])
+    arrays = {name: bars[name].to_numpy() for name in ("close", "high", "low", "volume")}
+    out = {name: np.empty(len(bars)) for name in OUTPUT_COLUMNS}
+    for a, b in zip(bounds[:-1], bounds[1:], strict=True):
+        c, h, lo, v = (arrays[name][a:b] for name in ("close", "high", "low", "volume"))
         row = {name: values[None, :] for name, values in talib_columns(h, lo, c, v).items()}
         c2, h2, l2, v2 = c[None, :], h[None, :], lo[None, :], v[None, :]
-        row["kst"], row["kst_signal"] = k.kst(c2)
-        row["ui_14"] = k.ulcer_index(c2)
-        row["realized_vol_30"] = k.realized_vol(c2)
-        row["bb_width"] = k.bb_width(row["bb_upper"], row["bb_mid"], row["bb_lower"])
-        row["cmf_20"] = k.cmf(h2, l2, c2, v2)
-        row["chop_14"] = k.choppiness(h2, l2, c2)
-        row.update(k.close_composites(c2, v2, row))
-        row.update(k.high_low_composites(row))
+        row["kst"], row["kst_signal"] = nf.kst(c2)
+        row["ui_14"] = nf.ulcer_index(c2)
+        row["realized_vol_30"] = nf.realized_vol(c2)
+        row["bb_width"] = nf.bb_width(row["bb_upper"], row["bb_mid"], row["bb_lower"])
+        row["cmf_20"] = nf.cmf(h2, l2, c2, v2)
+        row["chop_14"] = nf.choppiness(h2, l2, c2)
+        row.update(nf.close_composites(c2, v2, row))
+        row.update(nf.high_low_composites(row))
         for name in OUTPUT_COLUMNS:
-            out[name][i] = row[name][0]
-    return out
+            out[name][a:b] = row[name][0]
+    return pd.DataFrame(
+        {"coin_id": coins, "date": bars["date"].to_numpy(), "ohlc_source": "candles"} | out
+    )
 
 
-def engine_rows(p: dict[str, np.ndarray], lo: int, hi: int, out: dict[str, np.ndarray]) -> None:
-    n_days = p["close"].shape[1]
-    for a in range(lo, hi, CHUNK_COINS):
-        b = min(a + CHUNK_COINS, hi)
-        res = compute_panel(
-            p["close"][a:b], p["volume"][a:b], p["high"][a:b], p["low"][a:b], np.full(b - a, n_days)
-        )
-        for name in OUTPUT_COLUMNS:
-            out[name][a:b] = res[name]
+def step_workers(bars: pd.DataFrame, workers: int) -> int:
+    """The indicator step's compute: its batch function over 100-coin batches through its executor; each
+    result is received by this process (as the step receives it to upsert it) and dropped. Returns the rows."""
+    coins = bars["coin_id"].to_numpy()
+    bounds = np.flatnonzero(np.r_[True, coins[1:] != coins[:-1], True])
+    cuts = bounds[::BATCH_COINS].tolist() + ([bounds[-1]] if (len(bounds) - 1) % BATCH_COINS else [])
+    batches = (bars.iloc[a:b] for a, b in zip(cuts[:-1], cuts[1:], strict=True))
+    with LocalExecutor(workers, preload=["kallos.indicators.engine"]) as ex:
+        return sum(len(res) for res, _ in ex.map_batches(_compute_batch, batches, False))
 
 
-def shared_outputs(n_coins: int, n_days: int) -> tuple[mmap.mmap, dict[str, np.ndarray]]:
-    """One anonymous shared mapping holding every output column, written by forked workers."""
-    size = n_coins * n_days * 8
-    block = mmap.mmap(-1, size * len(OUTPUT_COLUMNS))
-    arrays = {
-        name: np.frombuffer(block, dtype="float64", count=n_coins * n_days, offset=i * size).reshape(
-            n_coins, n_days
-        )
-        for i, name in enumerate(OUTPUT_COLUMNS)
-    }
-    return block, arrays
+def _rss_mb() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
-def engine(p: dict[str, np.ndarray], workers: int) -> dict[str, np.ndarray]:
-    n_coins, n_days = p["close"].shape
-    if workers == 1:
-        out = {name: np.empty((n_coins, n_days)) for name in OUTPUT_COLUMNS}
-        engine_rows(p, 0, n_coins, out)
-        return out
-    _, out = shared_outputs(n_coins, n_days)
-    bounds = np.linspace(0, n_coins, workers + 1).astype(int)
+def _probe(bars: pd.DataFrame, conn) -> None:  # noqa: ANN001
+    before = _rss_mb()
+    out = compute_indicators(bars)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    conn.send((before, peak, out.memory_usage(deep=False).sum() / 2**20))
+
+
+def memory_probe(bars: pd.DataFrame) -> tuple[float, float, float]:
+    """compute_indicators in a forked child: (RSS before, peak RSS, output table MB) of that child alone."""
     ctx = mp.get_context("fork")
-    procs = [
-        ctx.Process(target=engine_rows, args=(p, int(a), int(b), out))
-        for a, b in zip(bounds[:-1], bounds[1:], strict=True)
-    ]
-    for proc in procs:
-        proc.start()
-    for proc in procs:
-        proc.join()
-        if proc.exitcode != 0:
-            raise RuntimeError(f"worker failed with exit code {proc.exitcode}")
-    return out
+    parent, child = ctx.Pipe()
+    proc = ctx.Process(target=_probe, args=(bars, child))
+    proc.start()
+    result = parent.recv()
+    proc.join()
+    return result
 
 
 def timed(fn, *args, repeat: int = 1):  # noqa: ANN001, ANN202
@@ -199,7 +217,7 @@ def pandas_ta_seconds(coins: int, days: int, python: str | None) -> tuple[float 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    ap.add_argument("--coins", type=int, default=2000)
+    ap.add_argument("--coins", type=int, default=1000)
     ap.add_argument("--days", type=int, default=3000)
     ap.add_argument("--repeat", type=int, default=1)
     ap.add_argument(
@@ -209,35 +227,49 @@ def main() -> None:
     )
     args = ap.parse_args()
     tuned = tune_allocator()  # before anything runs, so the baseline gets the same allocator
-    p = make_panel(args.coins, args.days)
+    bars = bars_frame(make_panel(args.coins, args.days))
+    compute_indicators(bars.iloc[:500])  # numba kernels compiled (or loaded from cache) outside the timing
     print(
-        f"panel: {args.coins} coins x {args.days} days, {len(OUTPUT_COLUMNS)} output columns, "
-        f"{os.cpu_count()} CPUs, "
-        f"Python {sys.version.split()[0]}, TA-Lib {talib.__version__}, allocator tuned: {tuned}, "
-        f"load average {os.getloadavg()[0]:.1f}"
+        f"bars: {args.coins} coins x {args.days} days, {len(OUTPUT_COLUMNS)} output columns, "
+        f"{os.cpu_count()} CPUs, Python {sys.version.split()[0]}, TA-Lib {talib.__version__}, "
+        f"allocator tuned: {tuned}, load average {os.getloadavg()[0]:.1f}"
     )
-    t_base, cpu_base, ref = timed(baseline, p, repeat=args.repeat)
+    before, peak, size_mb = memory_probe(bars)
     print(
-        f"baseline (TA-Lib loop + same NumPy formulas, 1 core): {t_base:7.2f} s wall, {cpu_base:7.2f} s CPU"
+        f"memory: compute_indicators raised RSS from {before:.0f} MB to a peak of {peak:.0f} MB: "
+        f"{peak - before:.0f} MB for an output table of {size_mb:.0f} MB ({(peak - before) / size_mb:.2f}x)"
     )
-    t1, cpu1, out1 = timed(engine, p, 1, repeat=args.repeat)
+    t_base, cpu_base, ref = timed(baseline, bars, repeat=args.repeat)
+    print(f"baseline (TA-Lib loop + NumPy formulas, 1 core): {t_base:7.2f} s wall, {cpu_base:7.2f} s CPU")
+    del ref
+    t1, cpu1, out1 = timed(compute_indicators, bars, repeat=args.repeat)
     print(
-        f"engine, 1 worker:                                     {t1:7.2f} s wall, {cpu1:7.2f} s CPU;"
+        f"compute_indicators, 1 core:                      {t1:7.2f} s wall, {cpu1:7.2f} s CPU;"
         f" ratio {t_base / t1:5.2f}x wall, {cpu_base / cpu1:5.2f}x CPU"
     )
-    for name in OUTPUT_COLUMNS:  # the same outputs (MFI: window sums vs TA-Lib running sums)
-        np.testing.assert_allclose(out1[name], ref[name], rtol=1e-7, atol=1e-7, equal_nan=True, err_msg=name)
-    del out1
-    t2, cpu2, _ = timed(engine, p, 2, repeat=args.repeat)
+    signal_input = out1.assign(close=bars["close"].to_numpy())
+    generate_signals(signal_input.iloc[:1000])
+    ts, cpus, signals = timed(generate_signals, signal_input, repeat=args.repeat)
     print(
-        f"engine, 2 workers:                                    {t2:7.2f} s wall, {cpu2:7.2f} s CPU;"
+        f"generate_signals on that output, 1 core:         {ts:7.2f} s wall, {cpus:7.2f} s CPU;"
+        f" {len(bars) / ts:,.0f} rows/s against compute_indicators' {len(bars) / t1:,.0f} rows/s"
+        f" (CPU: {len(bars) / cpus:,.0f} against {len(bars) / cpu1:,.0f}); {len(signals):,} signal rows"
+    )
+    del signal_input, signals
+    ref = baseline(bars)
+    for name in OUTPUT_COLUMNS:  # the same table (MFI: window sums vs TA-Lib running sums)
+        np.testing.assert_allclose(out1[name], ref[name], rtol=1e-7, atol=1e-7, equal_nan=True, err_msg=name)
+    del out1, ref
+    t2, cpu2, _ = timed(step_workers, bars, 2, repeat=args.repeat)
+    print(
+        f"indicator step compute, 2 workers:               {t2:7.2f} s wall, {cpu2:7.2f} s CPU (parent);"
         f" ratio {t_base / t2:5.2f}x wall"
     )
     t_pta, how = pandas_ta_seconds(args.coins, args.days, args.pandas_ta_python)
     if t_pta is None:
         print(f"pandas-ta: {how}")
     else:
-        print(f"pandas-ta ({how}): {t_pta:8.2f} s; engine, 2 workers, is {t_pta / t2:5.1f}x faster")
+        print(f"pandas-ta ({how}): {t_pta:8.2f} s; compute_indicators on 1 core is {t_pta / t1:5.1f}x faster")
 
 
 if __name__ == "__main__":

@@ -150,8 +150,11 @@ def _table_bytes(store: Any, table: str) -> int:
     return int(store.scalar(sql))
 
 
-def run_pg_slice(url: str, coins: int, days: int, batch: int) -> dict[str, Any]:
-    """Upserts, reads and the indicator step on PostgreSQL's partitioned layout, on a slice of coins."""
+def run_pg_slice(
+    url: str, coins: int, days: int, batch: int, step_modes: tuple[str, ...] = ("step_local1", "step_dask2")
+) -> dict[str, Any]:
+    """Upserts, reads and the indicator step (`--full`: read, compute, write, end to end, with the peak RSS of
+    this process and its workers) on PostgreSQL's partitioned layout, on a slice of coins."""
     import psycopg
 
     from kallos.indicators.step import compute_step
@@ -182,15 +185,18 @@ def run_pg_slice(url: str, coins: int, days: int, batch: int) -> dict[str, Any]:
         t = time.perf_counter()
         read = store.read("daily_market_data", coins=ids, columns=["date", "open", "high", "low", "close", "volume"])
         out["bars_read_rows_per_s"] = round(len(read) / (time.perf_counter() - t))
-        for name, settings in (
-            ("step_local1", load_settings(executor="local", workers=1)),
-            ("step_dask2", load_settings(executor="dask", workers=2)),
-        ):
+        before = psutil.Process().memory_info().rss
+        out["rss_before_steps_gb"] = round(before / 1e9, 2)
+        for name in step_modes:
+            executor, workers = ("dask", int(name[-1])) if "dask" in name else ("local", int(name[-1]))
+            settings = load_settings(executor=executor, workers=workers)
             t = time.perf_counter()
-            counts = compute_step(store, settings, full=True, batch_coins=batch)
+            with PeakRSS() as peak:
+                counts = compute_step(store, settings, full=True, batch_coins=batch)
             elapsed = time.perf_counter() - t
             out[f"{name}_s"] = round(elapsed, 1)
             out[f"{name}_rows_per_s"] = round(counts["rows_written"] / elapsed)
+            out[f"{name}_peak_rss_gb"] = round(peak.total / 1e9, 2)  # this process and its workers
         indicators = store.read("daily_technical_indicators").drop(columns=["updated_at"])
         store.execute("TRUNCATE daily_technical_indicators")  # frees the space: the size below is fresh rows
         t = time.perf_counter()
@@ -239,6 +245,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--sink", type=Path, default=Path(tempfile.gettempdir()) / "kallos-bench-scale")
     ap.add_argument("--no-sink", action="store_true", help="compute only: results are received, not written")
     ap.add_argument("--json", type=Path, help="append each result as one JSON line to this file")
+    ap.add_argument("--pg-steps", default="local1,dask2", help="the step on the slice: local1,local2,dask2")
     args = ap.parse_args(argv)
     ram = psutil.virtual_memory().total / 1e9
     load = os.getloadavg()[0]
@@ -251,7 +258,8 @@ def main(argv: list[str] | None = None) -> None:
         results.append(run_mode(mode, args.coins, args.days, args.batch_coins, None if args.no_sink else args.sink))
     pg: dict[str, Any] = {}
     if args.pg_coins:
-        pg = run_pg_slice(args.pg_url, args.pg_coins, args.days, args.batch_coins)
+        steps = tuple(f"step_{m}" for m in args.pg_steps.split(",") if m)
+        pg = run_pg_slice(args.pg_url, args.pg_coins, args.days, args.batch_coins, steps)
         results.append(pg)
     if args.json:
         with args.json.open("a") as fh:

@@ -1,6 +1,14 @@
-"""Bulk upsert throughput on PostgreSQL: Kallos' COPY + one merge statement vs row-by-row executemany.
+"""Bulk upsert throughput on PostgreSQL: Kallos' COPY + one merge statement vs row-by-row executemany; and the wide
+indicator and signal tables against a plain binary COPY of the same rows.
 
-Run:  .venv/bin/python bench/bench_store.py [--rows 1000000] [--url postgresql://postgres@127.0.0.1:5432/test]
+Run:  .venv/bin/python bench/bench_store.py [--rows 1000000] [--wide-coins 100] [--partitioned]
+          [--url postgresql://postgres@127.0.0.1:5432/test]
+
+Wide tables: `--wide-coins` coins x 3,000 days of indicator rows (compute_indicators on random walks) and the
+signal rows generate_signals makes from them. Kallos' write is `store.upsert` of the frame into an empty table
+(everything counted: checks, coin-id mapping, encoding, COPY). The reference is the server's own ceiling: the
+same rows, already encoded in COPY's binary format (integer coin ids) before the clock starts, sent with one
+`COPY ... FROM STDIN (FORMAT BINARY)` through psycopg into an empty table of the same shape in its own schema.
 
 Each method loads the same daily rows (250 coins x 4,000 days for 1M) into its own fresh schema, in one run, so
 the ratios compare like with like on a shared, noisy machine. Also measured: re-upserting identical rows (the
@@ -10,15 +18,20 @@ daily re-fetch case) and re-upserting changed rows. DuckDB is measured the same 
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 import tempfile
 import time
 import uuid
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import psycopg
+import pyarrow as pa
 
-from kallos.store import open_store
+from kallos.store import open_store, pgbinary
+from kallos.store.base import table_def
 
 
 def make_rows(n_rows: int, n_days: int = 4000) -> pd.DataFrame:
@@ -43,12 +56,12 @@ def make_rows(n_rows: int, n_days: int = 4000) -> pd.DataFrame:
     )
 
 
-def fresh_store(url: str):  # type: ignore[no-untyped-def]
+def fresh_store(url: str, partitioned: bool = False):  # type: ignore[no-untyped-def]
     schema = f"bench_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute(f"CREATE SCHEMA {schema}")
     store = open_store(url, schema=schema)
-    store.init()
+    store.init(partitioned=partitioned)
     return store, schema
 
 
@@ -86,11 +99,74 @@ def executemany_load(store, schema: str, url: str, frame: pd.DataFrame) -> float
     return time.perf_counter() - t0
 
 
+def wide_frames(n_coins: int, n_days: int = 3000) -> dict[str, pd.DataFrame]:
+    """Indicator rows and signal rows of n_coins random-walk coins, as the steps write them."""
+    sys.path.insert(0, str(Path(__file__).parent))
+    from bench_indicators import bars_frame, make_panel
+
+    from kallos.indicators import compute_indicators
+    from kallos.signals import generate_signals
+
+    bars = bars_frame(make_panel(n_coins, n_days))
+    indicators = compute_indicators(bars)
+    signals = generate_signals(indicators.assign(close=bars["close"].to_numpy()))
+    return {"daily_technical_indicators": indicators, "trading_signals": signals}
+
+
+def plain_binary_copy(store, url: str, schema: str, table: str, frame: pd.DataFrame) -> float:  # type: ignore[no-untyped-def]
+    """Seconds for one binary COPY of the frame's rows, encoded before the clock starts, into an empty table."""
+    data = store._prepare(table_def(table), frame, for_replace=False)  # typed Arrow columns, integer coin ids
+    body = [pgbinary.encode_rows(pa.Table.from_batches([b])) for b in data.to_batches(max_chunksize=100_000)]
+    cols = ", ".join(f'"{c}"' for c in data.column_names)
+    with psycopg.connect(url, options=f"-c search_path={schema}") as conn, conn.cursor() as cur:
+        t0 = time.perf_counter()
+        with cur.copy(f"COPY {table} ({cols}) FROM STDIN (FORMAT BINARY)") as copy:
+            copy.write(pgbinary.SIGNATURE)
+            for chunk in body:
+                copy.write(chunk.data)
+            copy.write(pgbinary.TRAILER)
+        conn.commit()
+        return time.perf_counter() - t0
+
+
+def wide_tables(url: str, n_coins: int, partitioned: bool) -> None:
+    frames = wide_frames(n_coins)
+    layout = "partitioned by year" if partitioned else "plain"
+    print(f"wide tables ({layout} layout), {n_coins} coins x 3,000 days, load average {os.getloadavg()[0]:.1f}:")
+    print(
+        f"{'table':<28} {'rows':>10} {'kallos s':>9} {'rows/s':>10} {'binary COPY s':>14} {'rows/s':>10} {'share':>6}"
+    )
+    for table, frame in frames.items():
+        times = {}
+        for method in ("copy", "kallos"):
+            store, schema = fresh_store(url, partitioned=partitioned)
+            try:
+                seed_coins(store, frame)
+                if method == "kallos":
+                    times[method] = timed(lambda: store.upsert(table, frame))  # noqa: B023
+                else:
+                    times[method] = plain_binary_copy(store, url, schema, table, frame)
+                assert int(store.scalar(f"SELECT count(*) FROM {table}")) == len(frame)
+                store.close()
+            finally:
+                drop(url, schema)
+        n = len(frame)
+        k, c = times["kallos"], times["copy"]
+        print(f"{table:<28} {n:>10,} {k:>9.2f} {n / k:>10,.0f} {c:>14.2f} {n / c:>10,.0f} {c / k:>6.0%}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--url", default="postgresql://postgres@127.0.0.1:5432/test")
+    parser.add_argument("--wide-coins", type=int, default=100, help="0 skips the wide-table comparison")
+    parser.add_argument("--partitioned", action="store_true", help="wide tables: the year-partitioned layout")
+    parser.add_argument("--only-wide", action="store_true", help="skip the daily_market_data comparison")
     args = parser.parse_args()
+    if args.wide_coins:
+        wide_tables(args.url, args.wide_coins, args.partitioned)
+    if args.only_wide:
+        return
     frame = make_rows(args.rows)
     n = len(frame)
     changed = frame.assign(close=frame["close"] * 1.01)

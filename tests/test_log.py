@@ -45,3 +45,36 @@ def test_registered_secret_is_redacted_from_messages_args_and_context() -> None:
     log.info("direct CG-abcdef123456")
     assert "CG-abcdef123456" not in stream.getvalue()
     assert stream.getvalue().count("***") >= 3
+
+
+def test_every_encoding_of_a_secret_is_redacted() -> None:
+    """Issue 13 #2: the HTTP library quoted the key (`b'KEY\\n'`), and only the exact form was redacted."""
+    from urllib.parse import quote
+
+    from kallos.log import redact
+
+    key = "CG-q/u+o=te\"d\\9Zx"
+    register_secret(key)
+    for leaked in (
+        f"Illegal header value {key.encode()!r}",  # bytes repr, escaped backslash and quote
+        f"header {key!r}",
+        json.dumps({"error": key}),
+        f"https://x/?x_cg_pro_api_key={quote(key, safe='')}",
+        f"key starts {key[:9]} and is cut",  # an 8+ character prefix is a leak too
+    ):
+        assert "***" in redact(leaked), leaked
+        assert key[:8] not in redact(leaked) and quote(key, safe="")[:8] not in redact(leaked), leaked
+    assert redact("CG-q/u") == "CG-q/u"  # shorter than 8 characters: ordinary text
+
+
+def test_unwritable_log_file_is_a_configuration_error(tmp_path, monkeypatch, capsys) -> None:
+    """Issue 13 #4: a directory, or a path below a regular file (root ignores permissions), crashed."""
+    from kallos.cli.main import main
+
+    blocker = tmp_path / "regular-file"
+    blocker.write_text("x")
+    for bad in (tmp_path, blocker / "kallos.log"):
+        monkeypatch.setenv("KALLOS_LOG_FILE", str(bad))
+        assert main(["db", "status"]) == 78
+        err = capsys.readouterr().err
+        assert "KALLOS_LOG_FILE" in err and str(bad) in err and "Traceback" not in err

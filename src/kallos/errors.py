@@ -5,16 +5,18 @@ Every error Kallos raises on purpose derives from :class:`KallosError`. Each car
 parsing messages, and each class has the exit code the CLI maps it to (see docs/operations.md)::
 
     KallosError                      exit 1  (anything unexpected but ours)
-    ├── ConfigError                  exit 78 a setting is missing or invalid (names the setting)
+    ├── ConfigError                  exit 78 a configuration input is missing or invalid (names it)
+    │   ├── SignalConfigError             signal_generation.json is invalid (names file, key and value)
+    │   └── ClockAheadError               this run's clock is ahead of the API's (KALLOS_NOW or the system clock)
     ├── LockHeldError                exit 5  another run holds the pipeline lock
     ├── PartialFailure               exit 3  some coins or steps failed, the rest were done
     ├── StepFailed                   exit 4  a pipeline step (or the whole run) failed
     ├── InputError                   exit 4  bad user input: a file, a frame, a CLI value (names the input)
     │   ├── DataValidationError           a frame breaks a contract (missing column, duplicate date...)
-    │   ├── SignalConfigError             signal_generation.json is invalid (names key and value)
     │   └── IndexConstructionError        the index cannot be built (names the selection date)
     ├── StoreError                   exit 4  the database (names the table)
     │   ├── StoreBusyError                an embedded DuckDB file is open in another process
+    │   ├── StoreUnavailableError         the database went away mid-command (stops the whole command)
     │   ├── SchemaMismatchError           frame columns do not fit the table
     │   ├── UnknownCoinError              a write names coins absent from `coins`
     │   └── StoreWriteError               a batch was rejected; the table is unchanged
@@ -26,6 +28,7 @@ parsing messages, and each class has the exit code the CLI maps it to (see docs/
         ├── RetryBudgetExceeded           retries exhausted, or Retry-After above the configured ceiling
         ├── AuthError                     401/403: bad key, wrong plan for the host, Cloudflare block
         ├── PlanLimitError                10005/10012: the plan does not allow this endpoint or range
+        ├── UnresolvableHostError         the API host name never resolved in this run (not retried)
         ├── NotFoundError                 404 for one coin: that coin alone fails
         └── BadRequestError               other 4xx: the request itself is wrong
 """
@@ -64,6 +67,10 @@ class ConfigError(KallosError):
     def __init__(self, message: str, *, setting: str | None = None, **context: Any) -> None:
         super().__init__(message, setting=setting, **context)
         self.setting = setting
+
+
+class ClockAheadError(ConfigError):
+    """The run's clock is ahead of the API's: refused before anything is stored (docs/decisions.md#D55)."""
 
 
 class UsageError(KallosError):
@@ -106,8 +113,11 @@ class DataValidationError(InputError):
         return cls(f"{subject} fails {len(problems)} checks: {listed}", **problems[0].context, checks=len(problems))
 
 
-class SignalConfigError(InputError):
-    pass
+class SignalConfigError(ConfigError):
+    """A configuration input like any setting, so exit 78 (docs/decisions.md#D59)."""
+
+    def __init__(self, message: str, *, setting: str | None = "KALLOS_SIGNAL_CONFIG", **context: Any) -> None:
+        super().__init__(message, setting=setting, **context)
 
 
 class IndexConstructionError(InputError):
@@ -124,6 +134,11 @@ class StoreError(KallosError):
 
 class StoreBusyError(StoreError):
     pass
+
+
+class StoreUnavailableError(StoreError):
+    """The connection to the database was lost: no later write can succeed, so the command stops (it is not one
+    coin's failure). Every batch is one transaction, so nothing is half-written (docs/decisions.md#D53)."""
 
 
 class SchemaMismatchError(StoreError):
@@ -187,6 +202,10 @@ class AuthError(CoinGeckoError):
 
 
 class PlanLimitError(CoinGeckoError):
+    pass
+
+
+class UnresolvableHostError(CoinGeckoError):
     pass
 
 

@@ -13,6 +13,7 @@ import logging
 import sys
 from pathlib import Path
 from typing import Any, TextIO
+from urllib.parse import quote, quote_plus
 
 _STANDARD_ATTRS = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
 _SECRETS: set[str] = set()
@@ -20,16 +21,55 @@ REDACTED = "***"
 _HANDLER_NAME = "kallos"  # the name of the one handler setup_logging installs (and replaces when called again)
 
 
+MIN_PREFIX = 8
+"""A run of this many leading characters of a secret is itself redacted (a truncated key is still a leak)."""
+
+
+def secret_forms(value: str) -> set[str]:
+    """Every way a library may print `value`: as is, repr-escaped, JSON-escaped, URL-quoted, bytes repr."""
+    forms = {
+        value,
+        repr(value)[1:-1],
+        json.dumps(value)[1:-1],
+        quote(value, safe=""),
+        quote_plus(value, safe=""),
+        repr(value.encode("utf-8", "backslashreplace"))[2:-1],
+        value.encode("unicode_escape").decode("ascii"),
+    }
+    return {f for f in forms if f}
+
+
 def register_secret(value: str | None) -> None:
-    """Never let this value appear in a log line (and in :func:`redact` output)."""
+    """Never let this value, in any encoding, appear in a log line (and in :func:`redact` output).
+
+    docs/decisions.md#D50: besides the exact value, its escaped and quoted forms and any run of its first
+    MIN_PREFIX or more characters are redacted."""
     if value and len(value) >= 4:
-        _SECRETS.add(value)
+        _SECRETS.update(secret_forms(value))
+
+
+def _prefix_spans(text: str, secret: str) -> list[tuple[int, int]]:
+    """Spans of `text` that start with the secret's first MIN_PREFIX characters, extended as far as they match."""
+    head = secret[:MIN_PREFIX]
+    spans, start = [], text.find(head)
+    while start >= 0:
+        end = start + len(head)
+        while end < len(text) and end - start < len(secret) and text[end] == secret[end - start]:
+            end += 1
+        spans.append((start, end))
+        start = text.find(head, end)
+    return spans
 
 
 def redact(text: str) -> str:
-    for secret in _SECRETS:
+    """Replace every registered secret form (longest first), then any 8+ character prefix of one."""
+    for secret in sorted(_SECRETS, key=len, reverse=True):
         if secret in text:
             text = text.replace(secret, REDACTED)
+    for secret in _SECRETS:
+        if len(secret) > MIN_PREFIX and secret[:MIN_PREFIX] in text:
+            for start, end in reversed(_prefix_spans(text, secret)):
+                text = text[:start] + REDACTED + text[end:]
     return text
 
 
@@ -96,8 +136,17 @@ def configure_logging(
             old.close()
     handler: logging.Handler
     if file is not None:
-        Path(file).parent.mkdir(parents=True, exist_ok=True)
-        handler = logging.FileHandler(file, encoding="utf-8")
+        try:
+            Path(file).parent.mkdir(parents=True, exist_ok=True)
+            handler = logging.FileHandler(file, encoding="utf-8")
+        except OSError as exc:
+            from kallos.errors import ConfigError
+
+            raise ConfigError(
+                f"cannot write the log file {file}: {exc.strerror or exc}; point KALLOS_LOG_FILE at a writable "
+                "file (its folder is created), or unset it to log to stderr",
+                setting="KALLOS_LOG_FILE",
+            ) from None
     else:
         handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(JSONFormatter() if fmt == "json" else ConsoleFormatter())

@@ -10,6 +10,7 @@ import datetime as dt
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import platformdirs
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, ValidationInfo, field_validator
@@ -75,6 +76,10 @@ class Settings(BaseSettings):
     index_risk_free: float = Field(default=0.0, gt=-1, le=1)
     signals_excluded_categories: str = "default"
     pg_partition_by_year: bool = False
+    universe_top: int | None = Field(default=None, ge=1, le=15000)
+    """The configured universe: today's top N by market cap; the daily run backfills coins that enter it."""
+    entrant_calls_per_run: int = Field(default=200, ge=0)
+    """API calls a daily run may spend backfilling new entrants (0: report them, backfill none)."""
     coingecko_ws_url: str = "wss://stream.coingecko.com/v1"
     stream_nats_url: str | None = None
     stream_redis_url: str | None = None
@@ -110,6 +115,54 @@ class Settings(BaseSettings):
     @classmethod
     def _lower(cls, v: Any) -> Any:
         return v.lower() if isinstance(v, str) else v
+
+    @field_validator("coingecko_api_key", mode="before")
+    @classmethod
+    def _clean_key(cls, v: Any) -> Any:
+        """docs/decisions.md#D50: surrounding whitespace (a trailing newline from `echo` or a heredoc) is
+        stripped; any other control or non-ASCII character cannot be sent in an HTTP header, so the key is
+        refused here, by name and never by value, instead of failing inside the HTTP library."""
+        if isinstance(v, SecretStr):
+            v = v.get_secret_value()
+        if not isinstance(v, str):
+            return v
+        v = v.strip()
+        if any(not (32 <= ord(ch) < 127) for ch in v):
+            raise ValueError(
+                "the key contains a control or non-ASCII character (a pasted quote, a non-breaking space, an "
+                "embedded newline); copy it again from the CoinGecko dashboard"
+            )
+        return v or None
+
+    @field_validator("coingecko_base_url")
+    @classmethod
+    def _check_base_url(cls, v: str | None) -> str | None:
+        """docs/decisions.md#D54: only http(s) can ever answer; anything else is refused at load, not retried."""
+        if v is None or not v.strip():
+            return None
+        v = v.strip()
+        parts = urlsplit(v)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("must be an http:// or https:// URL with a host, e.g. https://pro-api.coingecko.com/api/v3")
+        return v
+
+    @field_validator("dask_scheduler")
+    @classmethod
+    def _check_scheduler(cls, v: str | None) -> str | None:
+        """docs/decisions.md#D52: a Dask scheduler address is `tcp://host:port` (or tls://, ucx://, or
+        host:port); anything else would only fail after a long connect timeout."""
+        if v is None or not v.strip():
+            return None
+        v = v.strip()
+        target = v if "://" in v else f"tcp://{v}"
+        parts = urlsplit(target)
+        try:
+            port = parts.port
+        except ValueError:
+            port = None
+        if parts.scheme not in ("tcp", "tls", "ucx", "ws", "wss") or not parts.hostname or port is None:
+            raise ValueError("must be a scheduler address like tcp://127.0.0.1:8786")
+        return v
 
     @field_validator("database_url")
     @classmethod
@@ -149,6 +202,12 @@ class Settings(BaseSettings):
     @property
     def api_key(self) -> str | None:
         return self.coingecko_api_key.get_secret_value() if self.coingecko_api_key else None
+
+    @property
+    def partition_request(self) -> bool | None:
+        """KALLOS_PG_PARTITION_BY_YEAR when the user set it (env, .env or a flag), else None: keep what exists
+        (docs/decisions.md#D58)."""
+        return self.pg_partition_by_year if "pg_partition_by_year" in self.model_fields_set else None
 
     @property
     def effective_rate_limit(self) -> float:

@@ -135,3 +135,12 @@ def test_an_async_penalty_pauses_the_shared_bucket(tmp_path: Path) -> None:
         return await b.acquire()
 
     assert asyncio.run(go()) == pytest.approx(12.0)
+
+
+def test_a_very_slow_rate_is_honoured_not_reset(tmp_path: Path) -> None:
+    """Issue 13 #5: 0.01 calls/min sent 6 calls in a second (the queue was taken for a clock jump)."""
+    ft = FakeTime()
+    lim = RateLimiter.shared(0.01, host="h", api_key="k", state_dir=tmp_path, clock=ft.time, sleep=ft.sleep)
+    sent = asyncio.run(_run([lim], 2, ft))  # 4 concurrent callers, 8 calls
+    gaps = [b - a for a, b in zip(sorted(sent), sorted(sent)[1:], strict=False)]
+    assert len(sent) == 8 and min(gaps) >= 6000.0  # one call per 100 minutes (plus the 0.8 % guard)

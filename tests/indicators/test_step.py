@@ -10,7 +10,7 @@ import pytest
 
 from kallos.indicators import compute_indicators
 from kallos.indicators.contract import OUTPUT_COLUMNS, RECOMPUTE_HISTORY_BARS
-from kallos.indicators.step import compute_step
+from kallos.indicators.step import WARMUP_DAYS, compute_step
 from kallos.settings import load_settings
 from kallos.store import Store
 
@@ -159,6 +159,47 @@ def test_incremental_equals_full_on_real_data(duck_store: Store, exchange_panel,
     counts = compute_step(store, load_settings(), workers=1, min_coverage=0.0)
     assert counts["incremental"] == 3
     assert_store_equals_full(store, bars)
+
+
+def test_incremental_reads_only_the_warm_up_window(duck_store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Long histories: the incremental run reads WARMUP_DAYS of bars, not the whole history, and still equals a
+    full recompute; a coin whose window holds too few candle bars is read again from its first bar."""
+    store = duck_store
+    n = WARMUP_DAYS + 700
+    sparse = candle_coin(n, 4).assign(coin_id="sparse-4")
+    sparse.loc[n - 1500 : n - 300, ["open", "high", "low"]] = np.nan  # few candles in the warm-up window
+    bars = pd.concat([candle_coin(n, 1), mixed_coin(n, 2), sparse], ignore_index=True)
+    seed_coins(store, ["candle-1", "mixed-2", "sparse-4"])
+    settings = load_settings()
+    old = bars[bars["date"] < bars["date"].max() - pd.Timedelta(days=20)]
+    write_bars(store, old)
+    compute_step(store, settings, workers=1)
+    write_bars(store, bars)
+    reads: list[tuple[tuple[str, ...], object]] = []
+    real_read = store.read
+
+    def spy(table: str, **kwargs: object) -> pd.DataFrame:
+        if table == "daily_market_data":
+            reads.append((tuple(kwargs["coins"]), kwargs.get("start")))  # type: ignore[arg-type]
+        return real_read(table, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(store, "read", spy)
+    second = compute_step(store, settings, workers=1)
+    monkeypatch.undo()
+    assert second["incremental"] == 3 and second["full"] == 0
+    assert reads[0][1] is not None and len(reads[0][0]) == 3  # the window, for every incremental coin
+    assert reads[1] == (("sparse-4",), None)  # too few candle bars in it: its whole history
+    assert len(reads) == 2
+    stored = store.read("daily_technical_indicators")
+    expected = compute_indicators(bars)
+    assert len(stored) == len(expected)
+    for coin, exp in expected.groupby("coin_id"):
+        got = stored[stored["coin_id"] == coin]
+        for name in OUTPUT_COLUMNS:
+            # price_bb_diff divides by TA-Lib's band width, whose running sums drift with the history length
+            # (docs/decisions.md#D110: 1.7e-12 on this 2,350-bar history); every other column holds 1e-12.
+            rtol = 1e-10 if name == "price_bb_diff" else RTOL
+            assert_matches(got[name].to_numpy(), exp[name].to_numpy(), rtol, f"{coin} {name}")
 
 
 def test_the_contract_step_reports_progress_and_its_outcome(duck_store: Store) -> None:

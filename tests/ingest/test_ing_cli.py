@@ -75,3 +75,26 @@ def test_usage_errors(env, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["market", "backfill", "--since", "yesterday"]) == 2
     assert main(["market", "backfill", "--no-progress"]) == 4  # nothing tracked and no coins named
     assert "no coins are tracked" in capsys.readouterr().err
+
+
+def test_plan_prices_the_coins_that_exist_at_the_rate_the_client_uses(env, monkeypatch, capsys) -> None:
+    """Issue 13 #7: `--top 100` priced 100 coins where the API lists fewer, at the plan's default 500/min where
+    /key says 1000."""
+    srv = env
+    monkeypatch.delenv("KALLOS_RATE_LIMIT_PER_MINUTE")  # pro: the client reads its rate from /key
+    srv.clear_requests()
+    assert main(["plan", "backfill", "--top", "100", "--json"]) == 0
+    estimate = last_json(capsys.readouterr().out)
+    asked = {r.path.split("?")[0].split("/api/v3")[-1].rstrip("/") for r in srv.requests}
+    assert asked <= {"/key", "/coins/markets"}  # only what the backfill itself asks first
+    assert estimate["rate_per_minute"] == 1000  # what /key said, not the plan's default 500
+    assert 0 < estimate["listed"] < 100 and estimate["coins_to_fetch"] == estimate["listed"]
+    chart = estimate["by_endpoint"]["/coins/{id}/market_chart/range"]
+    assert chart == estimate["listed"]
+    assert main(["plan", "backfill", "--top", "100"]) == 0
+    assert "fewer than --top 100" in " ".join(capsys.readouterr().out.split())
+    # what the estimate priced is what the backfill fetches
+    monkeypatch.setenv("KALLOS_RATE_LIMIT_PER_MINUTE", "100000")
+    srv.clear_requests()
+    assert main(["market", "backfill", "--top", "100", "--no-progress"]) == 0
+    assert sum("market_chart/range" in r.path for r in srv.requests) == chart

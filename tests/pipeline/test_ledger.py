@@ -58,3 +58,20 @@ def test_runs_left_running_by_a_dead_process_are_closed(store):
     assert runs.loc[alive.run_id, "status"] == "running"
     assert run_steps(store, dead.run_id)["status"].tolist() == ["failed"]
     assert close_interrupted(store, alive.run_id) == 0
+
+
+def test_secrets_in_any_encoding_never_reach_the_ledger(store):
+    """Issue 13 #2: the HTTP library's quoted form of the key was stored in pipeline_steps.error."""
+    from kallos.log import register_secret
+
+    key = "CG-ledgerSecret42"
+    register_secret(key)
+    ledger = Ledger(store, "run")
+    ledger.start_run()
+    started = ledger.start_step("market")
+    quoted = f"LocalProtocolError: Illegal header value {(key + chr(10)).encode()!r}"
+    ledger.finish_step("market", started, "failed", {"failed": {"bitcoin": f"url ...?k={key}"}}, quoted)
+    ledger.finish_run("failed", None, RuntimeError(f"header {key[:10]}"))
+    stored = json.dumps(store.query("SELECT * FROM pipeline_steps").astype(str).to_dict("records"))
+    stored += json.dumps(store.query("SELECT * FROM pipeline_runs").astype(str).to_dict("records"))
+    assert key[:8] not in stored and "***" in stored

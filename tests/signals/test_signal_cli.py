@@ -52,7 +52,7 @@ def test_generate_then_evaluate_with_csv_and_parquet(seeded_url: str, tmp_path: 
 def test_config_flag_and_errors(seeded_url: str, tmp_path: Path, capsys) -> None:
     cfg = tmp_path / "sig.json"
     cfg.write_text(json.dumps({"rules": {"rsi": {"oversold": "low"}}}))
-    assert main(["signals", "generate", "--config", str(cfg)]) == 4
+    assert main(["signals", "generate", "--config", str(cfg)]) == 78  # configuration: docs/decisions.md#D59
     err = capsys.readouterr().err
     assert "rules.rsi.oversold" in err and '"low"' in err
     cfg.write_text(json.dumps({"rules": {"rsi": {"oversold": 35}}}))

@@ -57,7 +57,7 @@ def test_invalid_values_name_the_key_and_the_value(data: dict, key: str, value: 
     assert exc.value.context["key"] == key
     assert exc.value.context["value"] == value
     assert key in str(exc.value) and json.dumps(value) in str(exc.value)
-    assert exc.value.exit_code == 4
+    assert exc.value.exit_code == 78  # a configuration input (docs/decisions.md#D59)
 
 
 def test_crossed_thresholds_are_rejected() -> None:
@@ -107,3 +107,23 @@ def test_the_setting_and_the_flag_choose_the_file(tmp_path: Path, monkeypatch: p
     assert resolve_config(settings, from_flag).rules.rsi.oversold == 22
     monkeypatch.delenv("KALLOS_SIGNAL_CONFIG")
     assert resolve_config(load_settings()) == load_signal_config()  # the package default
+
+
+def test_utf16_and_deeply_nested_configs_are_configuration_errors(tmp_path, capsys) -> None:
+    """Issue 13 #4/#10: a UTF-16 file and a deeply nested one crashed; a bad config now exits 78 like a setting."""
+    from kallos.cli.main import main
+
+    utf16 = tmp_path / "utf16.json"
+    utf16.write_text('{"rules": {}}', encoding="utf-16")
+    with pytest.raises(SignalConfigError, match="not UTF-8 text.*UTF-16") as info:
+        load_signal_config(utf16)
+    assert info.value.exit_code == 78 and info.value.setting == "KALLOS_SIGNAL_CONFIG"
+    nested = tmp_path / "nested.json"
+    for depth in (40, 100_000):
+        nested.write_text("[" * depth + "]" * depth)
+        with pytest.raises(SignalConfigError, match="nested"):
+            load_signal_config(nested)
+    for path in (utf16, nested):
+        assert main(["signals", "generate", "--config", str(path)]) == 78
+        err = capsys.readouterr().err
+        assert str(path) in err and "Traceback" not in err

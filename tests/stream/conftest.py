@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import pandas as pd
 import pytest
 
 from kallos.fake.dataset import Dataset
+from kallos.fake.stream import FakeStream
 from kallos.fake.testing import small_market
 from kallos.settings import Settings, load_settings
 from kallos.store import Store, open_store
+from kallos.stream.run import StreamOptions, StreamStats, stream_prices
+from kallos.stream.sink import StoreSink
 
 KEY = "stream-test-key-0123456789"
 
@@ -65,3 +72,28 @@ def _drop_cli_log_handlers() -> Iterator[None]:
     for handler in list(logger.handlers):
         if handler.get_name() == "kallos":
             logger.removeHandler(handler)
+
+
+async def stream_until(
+    settings: Settings, coins: list[str], srv: FakeStream, updates: int, *, sink: StoreSink | None = None, **opts: Any
+) -> StreamStats:
+    """Stream until the fake has sent `updates` more updates; then pause the fake, let the wire drain and stop
+    cleanly, so what the fake delivered and what the store holds can be compared exactly."""
+    target = srv.updates_sent + updates
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+
+    def watch() -> None:
+        deadline = time.monotonic() + 60
+        while srv.updates_sent < target and time.monotonic() < deadline:
+            time.sleep(0.02)
+        srv.pause()
+        time.sleep(0.4)
+        loop.call_soon_threadsafe(stop.set)
+
+    threading.Thread(target=watch, daemon=True).start()
+    options = StreamOptions(flush_seconds=0.2, **opts)
+    try:
+        return await stream_prices(settings, coins, options=options, sink=sink, handle_signals=False, stop=stop)
+    finally:
+        srv.pause(False)

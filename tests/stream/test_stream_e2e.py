@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -18,33 +16,11 @@ from kallos.store import Store
 from kallos.stream.run import StreamOptions, stream_prices
 from kallos.stream.sink import StoreSink
 
-from .conftest import KEY, add_coins, opened, stored_keys, stream_settings
+from .conftest import KEY, add_coins, opened, stored_keys, stream_settings, stream_until
 
 
-def _stream(settings, coins, *, srv, updates, sink=None, **opts):  # type: ignore[no-untyped-def]
-    """Stream until the fake has sent `updates` more updates; then pause the fake, let the wire drain, and stop
-    cleanly, so what the fake delivered and what the store holds can be compared exactly."""
-    target = srv.updates_sent + updates
-
-    async def main():  # type: ignore[no-untyped-def]
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-
-        def watch() -> None:
-            deadline = time.monotonic() + 60
-            while srv.updates_sent < target and time.monotonic() < deadline:
-                time.sleep(0.02)
-            srv.pause()
-            time.sleep(0.4)
-            loop.call_soon_threadsafe(stop.set)
-
-        threading.Thread(target=watch, daemon=True).start()
-        options = StreamOptions(flush_seconds=0.2, **opts)
-        return await stream_prices(settings, coins, options=options, sink=sink, handle_signals=False, stop=stop)
-
-    stats = asyncio.run(main())
-    srv.pause(False)
-    return stats
+def _stream(settings, coins, *, srv, updates, **opts):  # type: ignore[no-untyped-def]
+    return asyncio.run(stream_until(settings, coins, srv, updates, **opts))
 
 
 def _run_with_faults(store: Store, url: str, market: Dataset, coins: list[str]) -> None:

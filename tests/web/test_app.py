@@ -36,6 +36,7 @@ def test_each_page_has_a_json_endpoint_with_the_same_data(client):
     runs = overview["data"]["runs"]
     assert [r["status"] for r in runs] == ["failed", "success"]
     demo = runs[1]
+    assert demo["duration_seconds"] > 1  # measured, though the demo's ledger times follow its pinned clock
     tele = demo["telemetry"]
     assert tele["requests"] > 0 and tele["requests_by_status"]["200"] == tele["requests"]
     assert tele["bytes_received"] > 10_000 and tele["rows_written"] > 0
@@ -57,6 +58,9 @@ def test_each_page_has_a_json_endpoint_with_the_same_data(client):
     assert client.get("/api/market").json()["data"]["coins"]
     index = client.get("/api/index").json()["data"]
     assert index["levels"] and index["constituents"] and index["metrics"]["max_drawdown"] <= 0
+    assert index["name"] == "default" and index["names"] == ["default"]
+    bitcoin = index["benchmarks"]["bitcoin buy-and-hold"]  # the index module's own benchmark, same base
+    assert bitcoin[0]["date"] == index["levels"][0]["date"] and bitcoin[0]["value"] == index["levels"][0]["index_value"]
     signals = client.get("/api/signals").json()["data"]
     assert signals["latest"] and signals["evaluation"] and signals["history"]
     assert {e["horizon"] for e in signals["evaluation"]} == {1, 7, 30}
@@ -80,6 +84,8 @@ def test_each_page_has_a_json_endpoint_with_the_same_data(client):
         ("/quality?reason=DROP%20TABLE", 422),
         ("/api/quality?reason=never_seen", 404),
         ("/no/such/page", 404),
+        ("/index?name=no-such-index", 404),
+        ("/api/index?name=bad%20name", 422),
     ],
 )
 def test_bad_parameters_are_404_or_422_never_a_traceback(client, path, status):

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from functools import partial
+from typing import TYPE_CHECKING
 
 import typer
 
 from kallos.cli.common import DB_OPTION, NOW_OPTION, console, parse_coins, parse_date, setup
 from kallos.errors import PartialFailure
 from kallos.pipeline.contract import Progress, StepFn, StepOutcome
-from kallos.settings import Settings
+
+if TYPE_CHECKING:
+    from kallos.settings import Settings
 
 coins_app = typer.Typer(help="Load the coin universe and coin details from CoinGecko.", no_args_is_help=True)
 

@@ -9,16 +9,14 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import pandas as pd
 import typer
 from rich.console import Console
 
 from kallos import clock
 from kallos.log import configure_logging, register_secret
-from kallos.settings import Settings, load_settings
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # heavy modules load when a command runs, not for --help (docs/decisions.md#D113)
+    from kallos.settings import Settings
     from kallos.store import Store
 
 console = Console(stderr=False)
@@ -27,6 +25,8 @@ err_console = Console(stderr=True)
 
 def setup(now: str | None = None, **overrides: Any) -> Settings:
     """Load settings (with CLI overrides), configure logging and pin the clock."""
+    from kallos.settings import load_settings
+
     clean = {k: v for k, v in overrides.items() if v is not None}
     if now is not None:
         clean["now"] = now
@@ -41,7 +41,7 @@ def setup(now: str | None = None, **overrides: Any) -> Settings:
 def open_settings_store(settings: Settings) -> Iterator[Store]:
     from kallos.store import open_store
 
-    store = open_store(settings.database_url)
+    store = open_store(settings.database_url, partitioned=settings.partition_request)
     try:
         yield store
     finally:
@@ -50,6 +50,9 @@ def open_settings_store(settings: Settings) -> Iterator[Store]:
 
 def plain_json(value: Any) -> Any:
     """`value` with JSON's types only: NaN -> null, NumPy scalars -> numbers, dates and times -> ISO 8601."""
+    import numpy as np
+    import pandas as pd
+
     if isinstance(value, dict):
         return {str(k): plain_json(v) for k, v in value.items()}
     if isinstance(value, list | tuple):

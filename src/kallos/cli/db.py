@@ -26,7 +26,7 @@ def init(
     settings = setup(database_url=database_url, pg_partition_by_year=partition_by_year)
     # A migration under a running pipeline would change tables beneath its writes (docs/decisions.md#D38).
     with pipeline_lock(settings.database_url), open_settings_store(settings) as store:
-        version = store.init(partitioned=settings.pg_partition_by_year)
+        version = store.init()
         info = store.status()
         layout = ", daily facts partitioned by year" if info["partitioned"] else ""
         console.print(f"database ready: {info['url']} (schema version {version}{layout})")

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pandas as pd
 import typer
 
 from kallos.cli.coins import run_step
 from kallos.cli.common import DB_OPTION, NOW_OPTION, console, err_console, parse_coins, setup
 from kallos.errors import InputError, PartialFailure
+from kallos.files import write_atomically
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 indicators = typer.Typer(help="Technical indicators (docs/indicators.md).", no_args_is_help=True)
 
@@ -70,6 +74,8 @@ def compute(
 
 
 def read_bars(path: Path) -> pd.DataFrame:
+    import pandas as pd
+
     suffix = path.suffix.lower()
     if suffix not in _FORMATS:
         raise InputError("the input file must end in .csv or .parquet", file=str(path))
@@ -85,11 +91,14 @@ def write_frame(frame: pd.DataFrame, path: Path) -> None:
     suffix = path.suffix.lower()
     if suffix not in _FORMATS:
         raise InputError("the output file must end in .csv or .parquet", file=str(path))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if suffix == ".csv":
-        frame.to_csv(path, index=False, date_format="%Y-%m-%d")
-    else:
-        frame.to_parquet(path, index=False)
+
+    def write(tmp: Path) -> None:
+        if suffix == ".csv":
+            frame.to_csv(tmp, index=False, date_format="%Y-%m-%d")
+        else:
+            frame.to_parquet(tmp, index=False)
+
+    write_atomically(path, write, option="-o")
 
 
 @indicators.command("file")

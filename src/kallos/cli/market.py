@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import math
 from functools import partial
+from typing import Any
 
 import typer
 from rich.console import Console
@@ -118,8 +121,10 @@ def plan_backfill(
     database_url: str | None = DB_OPTION,
     now: str | None = NOW_OPTION,
 ) -> None:
-    """How many calls and credits a backfill costs on the configured plan, and how long it takes (no API
-    call).
+    """How many calls and credits a backfill costs on the configured plan, and how long it takes.
+
+    Nothing is written. `--top N` asks `/coins/markets` for today's top N (the calls the backfill itself makes), and
+    on the pro plan without KALLOS_RATE_LIMIT_PER_MINUTE `/key` says the rate; no other call is made.
     """
     from kallos import clock
     from kallos.ingest.coverage import estimate_backfill
@@ -128,6 +133,7 @@ def plan_backfill(
         raise typer.BadParameter("give either --coins or --top", param_hint="--coins")
     since_d = parse_date(since, "--since")
     settings = setup(now=now, database_url=database_url)
+    top_ids, rate = asyncio.run(_listing(settings, top))
     with open_settings_store(settings) as store:
         store.init()
         est = estimate_backfill(
@@ -139,12 +145,16 @@ def plan_backfill(
             top=top,
             since=since_d,
             include_inactive=include_inactive,
+            rate_per_minute=rate,
+            top_ids=top_ids,
         )
     if as_json:
         print_json(est)
         return
     console.print(
-        f"plan {est['plan']}: {est['coins_to_fetch']} of {est['coins']} coin(s) to fetch, "
+        f"plan {est['plan']}: {est['coins_to_fetch']} of {est['coins']} coin(s) to fetch"
+        + (f" (the API lists {est['listed']} coins, fewer than --top {top})" if top and est["listed"] < top else "")
+        + ", "
         f"{est['calls']:,} call(s), {est['credits']:,} credit(s), about {est['minutes']:.1f} min "
         f"at {est['rate_per_minute']:g} calls/min"
     )
@@ -154,6 +164,23 @@ def plan_backfill(
         console.print(
             f"  {est['clamped']} coin(s) limited to the past {est['history_days']} days on this plan"
         )
+
+
+async def _listing(settings: Any, top: int | None) -> tuple[list[str] | None, float | None]:
+    """Today's top N as the API lists them (None without --top) and the rate the client would use
+    (docs/decisions.md#D56). Only asks the API what the backfill itself would ask first."""
+    from kallos.coingecko import CoinGeckoClient, plans
+
+    needs_key_rate = settings.rate_limit_per_minute is None and plans.get_plan(settings.coingecko_plan).paid
+    if not top and not needs_key_rate:
+        return None, None
+    async with CoinGeckoClient.from_settings(settings) as client:
+        rate = await client.effective_rate()
+        if not top:
+            return None, rate
+        per_page = min(plans.MARKETS_MAX_PER_PAGE, top)
+        rows = await client.coins_markets(per_page=per_page, pages=math.ceil(top / per_page))
+        return list(dict.fromkeys(r.id for r in rows))[:top], rate
 
 
 @plan_app.command("details-history")

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 import typer
 from rich import box
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -29,7 +29,11 @@ from kallos.cli.common import (
 )
 from kallos.cli.progress import progress_for
 from kallos.errors import LockHeldError, PartialFailure, StepFailed, StoreBusyError
-from kallos.pipeline.runner import RunSummary, StepResult
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from kallos.pipeline.runner import RunSummary, StepResult
 
 DEMO_DIR = Path("kallos-demo")
 DEMO_DIR_OPTION = typer.Option(DEMO_DIR, "--output-dir", "-o", help="Where the database and report go.")
@@ -151,6 +155,9 @@ def run(
     from kallos.pipeline.run import STEP_NAMES, RunOptions, run_pipeline
 
     settings = setup(now=now, database_url=database_url)
+    from kallos.signals.step import resolve_config
+
+    resolve_config(settings)  # a bad signal config is a configuration error (78) before anything runs
     try:
         with LineReporter(len(STEP_NAMES)) as reporter:
             summary = run_pipeline(
@@ -188,7 +195,7 @@ def _open_for_reading(settings: Any) -> Any:
     from kallos.store import open_store
 
     try:
-        store = open_store(settings.database_url)
+        store = open_store(settings.database_url, partitioned=settings.partition_request)
     except StoreBusyError as exc:
         if is_locked(settings.database_url):
             raise LockHeldError(
@@ -203,6 +210,8 @@ def _open_for_reading(settings: Any) -> Any:
 
 
 def _when(value: Any) -> str:
+    import pandas as pd
+
     if value is None or (not isinstance(value, str) and pd.isna(value)):
         return "-"
     ts = pd.Timestamp(value)
@@ -240,6 +249,8 @@ def status(
     now: str | None = NOW_OPTION,
 ) -> None:
     """The last runs, the freshness of each table and the coverage of the market data."""
+    import pandas as pd
+
     from kallos.pipeline.status import counts_of, status_report
     from kallos.pipeline.telemetry import complete, human_bytes, of_counts, status_text
 
@@ -397,6 +408,7 @@ def export(
     output: str | None = typer.Option(
         None, "--output", "-o", help="File to write (default <table>.<format>; - = stdout, CSV)."
     ),
+    force: bool = typer.Option(False, "--force", help="Replace the output file if it exists."),
     database_url: str | None = DB_OPTION,
     now: str | None = NOW_OPTION,
 ) -> None:
@@ -427,7 +439,13 @@ def export(
             coins=parse_coins(coins),
             columns=parse_coins(columns),
             output=output,
+            force=force,
         )
+    except BrokenPipeError:
+        # `kallos export -o - | head`: the reader has all it wanted; that is success, not a crash
+        # (docs/decisions.md#D51). Point stdout at /dev/null so the interpreter's final flush stays quiet.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return
     finally:
         store.close()
     if not out["rows"]:

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from functools import partial
 from pathlib import Path
-from typing import SupportsFloat
+from typing import TYPE_CHECKING, SupportsFloat
 
-import pandas as pd
 import typer
 from rich import box
 from rich.table import Table as RichTable
@@ -21,6 +20,10 @@ from kallos.cli.common import (
     setup,
 )
 from kallos.errors import InputError
+from kallos.files import write_atomically
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 CONFIG_OPTION = typer.Option(
     None, "--config", help="A signal_generation.json; overrides KALLOS_SIGNAL_CONFIG.", dir_okay=False
@@ -56,6 +59,8 @@ def generate(
 
 
 def _fmt(value: object, pct: bool = False) -> str:
+    import pandas as pd
+
     if value is None or (isinstance(value, float) and pd.isna(value)):
         return "-"
     if pct and isinstance(value, SupportsFloat):  # a str passes through as it is
@@ -65,6 +70,8 @@ def _fmt(value: object, pct: bool = False) -> str:
 
 def render_report(report: pd.DataFrame) -> RichTable:
     """The report as a table that fits 80 columns: short stacked headings, one space between columns."""
+    import pandas as pd
+
     table = RichTable(
         title="Signal evaluation (forward returns over calendar days)",
         title_justify="left",
@@ -95,11 +102,14 @@ def write_report(report: pd.DataFrame, path: Path) -> None:
     suffix = path.suffix.lower()
     if suffix not in (".csv", ".parquet"):
         raise InputError("the report file must end in .csv or .parquet", file=str(path))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if suffix == ".csv":
-        report.to_csv(path, index=False)
-    else:
-        report.to_parquet(path, index=False)
+
+    def write(tmp: Path) -> None:
+        if suffix == ".csv":
+            report.to_csv(tmp, index=False)
+        else:
+            report.to_parquet(tmp, index=False)
+
+    write_atomically(path, write)
 
 
 @signals.command("evaluate")
@@ -119,6 +129,9 @@ def evaluate(
     from kallos.signals.step import evaluate_step
 
     hs = parse_horizons(horizons)
+    start_d, end_d = parse_date(start, "--start"), parse_date(end, "--end")
+    if start_d and end_d and start_d > end_d:
+        raise typer.BadParameter(f"--start {start_d} is after --end {end_d}", param_hint="--start")
     if output is not None and output.suffix.lower() not in (".csv", ".parquet"):
         raise InputError("the report file must end in .csv or .parquet", file=str(output))
     settings = setup(now=now, database_url=database_url)
@@ -128,8 +141,8 @@ def evaluate(
             store,
             hs,
             coins=parse_coins(coins),
-            start=parse_date(start, "--start"),
-            end=parse_date(end, "--end"),
+            start=start_d,
+            end=end_d,
             settings=settings,
         )
     console.print(render_report(report))

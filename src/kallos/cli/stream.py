@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
+from typing import TYPE_CHECKING
 
 import typer
 
 from kallos.cli.coins import COINS_OPTION, TOP_OPTION
 from kallos.cli.common import DB_OPTION, NOW_OPTION, console, open_settings_store, parse_coins, setup
 from kallos.errors import UsageError
-from kallos.settings import Settings
+
+if TYPE_CHECKING:  # loaded when a command runs (docs/decisions.md#D113)
+    from kallos.settings import Settings
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 _PART = re.compile(r"(\d+(?:\.\d+)?)([smhd])")
@@ -58,6 +60,8 @@ def resolve_coins(settings: Settings, coins: list[str] | None, top: int | None) 
                 )
             return coins
 
+    import asyncio
+
     return asyncio.run(go())
 
 
@@ -90,6 +94,8 @@ def register(app: typer.Typer) -> None:
             silence_seconds=settings.stream_silence_seconds,
             snapshot_seconds=settings.stream_snapshot_seconds,
         )
+        import asyncio
+
         stats = asyncio.run(stream_prices(settings, chosen, options=options))
         if as_json:
             typer.echo(json.dumps(stats.as_dict(), sort_keys=True))

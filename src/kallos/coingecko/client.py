@@ -18,10 +18,12 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import email.utils
 import functools
 import json
 import math
 import random
+import socket
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
@@ -61,6 +63,7 @@ from kallos.errors import (
     RateLimitedError,
     RetryBudgetExceeded,
     TransientAPIError,
+    UnresolvableHostError,
 )
 from kallos.log import get_logger, redact, register_secret
 
@@ -186,8 +189,12 @@ class CoinGeckoClient:
         self.on_response = on_response
         self.stats = ClientStats()
         self.server_now: dt.datetime | None = None
+        self.server_date: dt.datetime | None = None
+        """The API's `Date` header as last seen (its clock, to the second)."""
         """The fake server's clock (`X-Fake-Now`, decisions.md #36) as last seen; None on the real API."""
         self.key_info_cache: KeyInfo | None = None
+        self._host_answered = False
+        """Set by the first answer: after it, a DNS failure is a transient blip and is retried."""
         self._transport = transport
         self._http: httpx.AsyncClient | None = None
         self._sem: asyncio.Semaphore | None = None
@@ -474,6 +481,13 @@ class CoinGeckoClient:
 
     # --- transport ------------------------------------------------------------------------------------------
 
+    async def effective_rate(self) -> float:
+        """Requests per minute this client will use: the configured rate, else the pro plan's `/key` rate."""
+        if self._http is None:
+            await self.open()
+        await self._ensure_rate()
+        return self.limiter.rate_per_minute
+
     async def _ensure_rate(self) -> None:
         """On pro without a configured rate, read the plan's rate from `/key` once (before other calls)."""
         if self._rate_known:
@@ -520,7 +534,18 @@ class CoinGeckoClient:
                 response = await self._http.get(path, params=params)
             except httpx.TransportError as exc:
                 self.stats.by_status["error"] += 1
+                reason = _dns_failure(exc)
+                if reason and not self._host_answered:
+                    # docs/decisions.md#D54: a name that never resolved in this run is a wrong host or no
+                    # network, not a blip; retrying it would only wait.
+                    raise UnresolvableHostError(
+                        f"cannot resolve the CoinGecko host {self._http.base_url.host!r} ({reason}); check "
+                        "KALLOS_COINGECKO_BASE_URL and this machine's DNS",
+                        endpoint=endpoint,
+                        coin_id=coin_id,
+                    ) from None
                 raise self._transport_error(exc, endpoint, coin_id) from exc
+        self._host_answered = True
         fetched_at = self._note_server_clock(response)
         body = response.content
         self.stats.by_status[str(response.status_code)] += 1
@@ -585,13 +610,25 @@ class CoinGeckoClient:
             ) from None
 
     def _note_server_clock(self, response: httpx.Response) -> dt.datetime:
+        """Remember the API's clock (ingestion refuses to run ahead of it: docs/decisions.md#D55)."""
         value = response.headers.get(FAKE_NOW_HEADER)
         if value:
             try:
                 self.server_now = to_utc_datetime(value)
             except ValueError:
                 log.debug("unreadable %s header: %r", FAKE_NOW_HEADER, value)
+        date = response.headers.get("date")
+        if date:
+            try:
+                self.server_date = email.utils.parsedate_to_datetime(date).astimezone(dt.UTC)
+            except (TypeError, ValueError):
+                log.debug("unreadable Date header: %r", date)
         return utcnow()
+
+    @property
+    def api_now(self) -> dt.datetime | None:
+        """The API's clock as last seen: the fake server's `X-Fake-Now`, else the HTTP `Date` header."""
+        return self.server_now or self.server_date
 
     def _parse(self, endpoint: str, coin_id: str | None, build: Callable[[], T]) -> T:
         try:
@@ -644,3 +681,16 @@ def _list(data: Any) -> list[Any]:
 def _short_error(exc: BaseException) -> str:
     text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
     return text[:300]
+
+
+def _dns_failure(exc: BaseException) -> str | None:
+    """The resolver's message when `exc` was caused by a failed name lookup (socket.gaierror), else None."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, socket.gaierror):
+            return current.strerror or str(current)
+        current = current.__cause__ or current.__context__
+    return None
+

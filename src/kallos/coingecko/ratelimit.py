@@ -34,6 +34,10 @@ from kallos.log import get_logger
 log = get_logger(__name__)
 
 DEFAULT_GUARD_SECONDS = 0.5
+QUEUE_LIMIT = 1024
+"""Reservations that may be outstanding at once (concurrency up to 256 per process, a few processes). State
+further ahead than this many intervals past the retry ceiling is a clock jump or a corrupt file; anything less is
+a real queue, honoured however slow the rate (docs/decisions.md#D54: 0.01/min means one call per 100 minutes)."""
 STATE_DIR_ENV = "KALLOS_RATE_LIMIT_DIR"
 _STATE_WIDTH = 256
 Clock = Callable[[], float]
@@ -174,7 +178,7 @@ class RateLimiter:
         now = self._clock()
         state = self._read()
         next_at = float(state.get("next_at", 0.0))
-        if next_at - now > self._max_wait:
+        if next_at - now > self._max_wait + self.interval * QUEUE_LIMIT:
             # A clock jump or a corrupt file: never park a process for longer than the retry ceiling.
             log.warning("rate-limit state was %.0f s ahead of now; reset", next_at - now)
             next_at = now

@@ -167,6 +167,8 @@ def _months_changed(new: pd.DataFrame, old: pd.DataFrame) -> list[tuple[int, int
     """(year, month) whose stored constituents differ from the rebuilt ones in any coin or value."""
     key = ["selection_date", "coin_id"]
     vals = ["rank", "market_cap", "weight"]
+    if new.empty and old.empty:
+        return []
     a = new[key + vals].astype({"coin_id": str})
     b = old[key + vals].astype({"coin_id": str}) if not old.empty else pd.DataFrame(columns=key + vals)
     merged = a.merge(b, on=key, how="outer", suffixes=("", "_old"), indicator=True)
@@ -348,6 +350,13 @@ def _build_one(
             extra={"step": "index", "index": name, "detail": str(exc)},
         )
         return {"status": "skipped", "reason": str(exc)}
+    if end is not None and end < result.base_date:
+        raise IndexConstructionError(
+            f"no month end qualifies on or before --end {end}: the index {name!r} starts at its base date "
+            f"{result.base_date} (the first month end with enough eligible coins); give an --end on or after it",
+            end=end.isoformat(),
+            base_date=result.base_date.isoformat(),
+        )
     with store.transaction():
         counts = write_result(store, result, name=name, start=start, end=end, run_id=ctx.run_id)
         row: dict[str, Any] = {

@@ -146,25 +146,54 @@ class _Job:
     modes: dict[str, str]
 
 
-def _prepare(store: Store, plans: list[_Plan], done: pd.DataFrame) -> _Job:
-    """Read one batch's bars and cut each incremental coin's tail (with its history) out of them."""
-    coins = [p.coin_id for p in plans]
-    bars = store.read("daily_market_data", coins=coins, columns=["coin_id", *_BAR_COLUMNS])
+# Calendar days read before an incremental coin's first new bar: RECOMPUTE_HISTORY_BARS daily bars and room for
+# gaps. A coin whose window holds too few bars (or candle bars) is read again from its first bar.
+WARMUP_DAYS = RECOMPUTE_HISTORY_BARS + RECOMPUTE_HISTORY_BARS // 2
+
+
+def _read_bars(store: Store, coins: list[str], start: pd.Timestamp | None = None) -> dict[str, pd.DataFrame]:
+    if not coins:
+        return {}
+    bars = store.read(
+        "daily_market_data",
+        coins=coins,
+        start=None if start is None else start.date(),
+        columns=["coin_id", *_BAR_COLUMNS],
+    )
+    return dict(tuple(bars.groupby("coin_id", sort=False)))
+
+
+def _prepare(store: Store, plans: list[_Plan], done: pd.DataFrame, stats: pd.DataFrame) -> _Job:
+    """Read one batch's bars and cut each incremental coin's tail (with its history) out of them.
+
+    A full recompute reads a coin's whole history; an incremental one reads only its warm-up window
+    (WARMUP_DAYS before the first bar to write), and the whole history only when that window is too short.
+    `stats` (coverage_table, indexed by coin) gives each coin's first bar and bar count.
+    """
     done_n = done.set_index("coin_id")["n"] if not done.empty else pd.Series(dtype="int64")
-    parts, write_from, anchors, modes, spans = [], {}, {}, {}, {}
-    groups = dict(tuple(bars.groupby("coin_id", sort=False)))
-    for plan in plans:
-        g = groups.get(plan.coin_id)
-        if g is None or g.empty:
-            continue
+    incremental = [p for p in plans if p.mode == "incremental"]
+    groups = _read_bars(store, [p.coin_id for p in plans if p.mode != "incremental"])
+    if incremental:
+        start = min(p.write_from for p in incremental if p.write_from is not None) - pd.Timedelta(days=WARMUP_DAYS)
+        groups |= _read_bars(store, [p.coin_id for p in incremental], start)
+    parts: dict[str, pd.DataFrame] = {}
+    write_from, anchors, modes, spans = {}, {}, {}, {}
+    reread: list[_Plan] = []
+
+    def cut(plan: _Plan, g: pd.DataFrame) -> bool:
+        """Record the coin's bars to compute; False when its window is too short (read it all, then retry)."""
         dates = g["date"].to_numpy()
-        spans[plan.coin_id] = (pd.Timestamp(dates[0]), pd.Timestamp(dates[-1]))
+        first_bar = pd.Timestamp(stats.loc[plan.coin_id, "first_date"])
+        complete = pd.Timestamp(dates[0]) <= first_bar
+        spans[plan.coin_id] = (first_bar, pd.Timestamp(dates[-1]))
         mode = plan.mode
         if mode == "incremental":
             # A hole filled without dirty_from: the bars up to last_done no longer match the stored rows.
-            n_before = int(np.searchsorted(dates, np.datetime64(plan.last_done), side="right"))
-            if int(done_n.get(plan.coin_id, -1)) != n_before:
+            after = len(dates) - int(np.searchsorted(dates, np.datetime64(plan.last_done), side="right"))
+            if int(done_n.get(plan.coin_id, -1)) != int(stats.loc[plan.coin_id, "n_all"]) - after:
                 mode = "full"
+        if mode == "full" and not complete:
+            return False
         if mode == "incremental":
             first_new = int(np.searchsorted(dates, np.datetime64(plan.write_from), side="left"))
             candle = (g["high"].notna() & g["low"].notna()).to_numpy()
@@ -174,29 +203,47 @@ def _prepare(store: Store, plans: list[_Plan], done: pd.DataFrame) -> _Job:
                 start = min(start, int(candle_pos[-RECOMPUTE_HISTORY_BARS]))
             else:
                 start = 0
+            if start == 0 and not complete:
+                return False
             write_from[plan.coin_id] = plan.write_from
-            if start > 0:
+            if start > 0 or not complete:
                 anchors[plan.coin_id] = (pd.Timestamp(dates[start]), float(g["volume"].iloc[start]))
             g = g.iloc[start:]
         modes[plan.coin_id] = mode
-        parts.append(g)
+        parts[plan.coin_id] = g
+        return True
+
+    for plan in plans:
+        g = groups.get(plan.coin_id)
+        if g is not None and not g.empty and not cut(plan, g):
+            reread.append(plan)
+    if reread:
+        whole = _read_bars(store, [p.coin_id for p in reread])
+        for plan in reread:
+            cut(plan, whole[plan.coin_id])
+            groups[plan.coin_id] = whole[plan.coin_id]
     offsets: dict[str, float] = {}
     if anchors:
         first = min(a for a, _ in anchors.values())
-        stored = store.read(
-            "daily_technical_indicators", coins=list(anchors), start=first, columns=["date", "obv"]
-        )
+        stored = store.read("daily_technical_indicators", coins=list(anchors), start=first, columns=["date", "obv"])
         stored = stored.set_index(["coin_id", "date"])["obv"]
+        missing = []
         for coin, (day, volume) in anchors.items():
             key = (coin, day)
             if key in stored.index and pd.notna(stored.loc[key]):
                 offsets[coin] = float(stored.loc[key]) - volume
             else:  # no stored OBV to continue from: recompute this coin from its first bar
-                modes[coin] = "full"
-                write_from.pop(coin, None)
-                parts = [p for p in parts if p["coin_id"].iloc[0] != coin]
-                parts.append(groups[coin])
-    frame = pd.concat(parts, ignore_index=True) if parts else bars.iloc[0:0]
+                missing.append(coin)
+        whole = _read_bars(store, missing)
+        for coin in missing:
+            modes[coin] = "full"
+            write_from.pop(coin, None)
+            parts[coin] = whole[coin]
+    frame = (
+        pd.concat(list(parts.values()), ignore_index=True)
+        if parts
+        else pd.DataFrame(columns=["coin_id", *_BAR_COLUMNS])
+    )
     return _Job(frame, write_from, offsets, spans, modes)
 
 
@@ -303,6 +350,7 @@ def indicators_step(
     batches = list(_chunks(plans, batch_coins))
     if not batches:
         return outcome()
+    by_coin = eligible.set_index("coin_id")
 
     def write(job: _Job, result: pd.DataFrame, failed: dict[str, str]) -> None:
         nonlocal rows_written
@@ -321,9 +369,7 @@ def indicators_step(
         )
         with store.transaction():
             if not rows.empty:
-                store.upsert(
-                    "daily_technical_indicators", rows[["coin_id", "date", "ohlc_source", *OUTPUT_COLUMNS]]
-                )
+                store.upsert("daily_technical_indicators", rows[["coin_id", "date", "ohlc_source", *OUTPUT_COLUMNS]])
             if written_coins:
                 store.upsert("ingestion_watermarks", marks_frame)
         rows_written += len(rows)
@@ -335,7 +381,7 @@ def indicators_step(
 
     def bars_of_batches() -> Iterator[pd.DataFrame]:
         for batch in batches:
-            jobs.append(_prepare(store, batch, done))
+            jobs.append(_prepare(store, batch, done, by_coin))
             yield jobs[-1].bars
 
     with get_executor(settings, workers=n_workers, preload=["kallos.indicators.engine"]) as executor:

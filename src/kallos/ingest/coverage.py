@@ -1,7 +1,10 @@
 """Coverage per coin (`kallos market gaps`) and the cost of a backfill before running it (`kallos plan
 backfill`).
 
-Both read only the store and the plan rules: no API call is made.
+Both read the store and the plan rules. Coverage comes from the stored data itself, never from watermarks alone
+(a watermark moved by a run whose clock was ahead would hide the days behind it: docs/decisions.md#D55). The
+estimate prices the coins a backfill would really fetch at the rate its client would really use (the caller
+resolves `--top N` and the pro plan's `/key` rate through the API: docs/decisions.md#D56).
 """
 
 from __future__ import annotations
@@ -73,7 +76,8 @@ def coverage_report(store: Store, *, last_final: dt.date, coins: Sequence[str] |
                 "confirmed_missing": missing,
                 "holes": n_holes,
                 "coverage": round(n / span, 4) if span else 0.0,
-                "behind_days": (last_final - checked).days if checked else None,
+                # from the data: days since the last stored bar, whatever the watermark claims
+                "behind_days": max((last_final - last).days, 0) if last else None,
             }
         )
     return pd.DataFrame(rows, columns=COVERAGE_COLUMNS)
@@ -91,8 +95,13 @@ def estimate_backfill(
     include_inactive: bool = False,
     candles: bool | None = None,
     rate_per_minute: float | None = None,
+    top_ids: Sequence[str] | None = None,
 ) -> dict[str, Any]:
-    """Calls, credits and minutes a backfill will take on the configured plan (upper bound for new coins)."""
+    """Calls, credits and minutes a backfill will take on the configured plan.
+
+    With `top`, `top_ids` are today's top N as the API listed them (possibly fewer than N): each is priced by its
+    own watermark, like a named coin. Without `top_ids` they are unknown, and N new coins are an upper bound.
+    `rate_per_minute` is the rate the client would use (the pro plan's `/key` rate); default: the settings'."""
     plan = settings.coingecko_plan
     paid = plans.get_plan(plan).paid
     want_candles = paid if candles is None else candles
@@ -101,7 +110,7 @@ def estimate_backfill(
     if coins:
         ids = list(dict.fromkeys(coins))
     elif top:
-        ids = []
+        ids = list(dict.fromkeys(top_ids or []))
         by_endpoint["/coins/markets"] = math.ceil(top / min(top, plans.MARKETS_MAX_PER_PAGE))
     else:
         ids = list(read_watermarks(store, CHART))
@@ -112,15 +121,26 @@ def estimate_backfill(
             if c not in ids
         ]
     wms = read_watermarks(store, CHART)
-    with_holes = coins_with_holes(store, wms)
+    spans = coverage_counts(store)
+    last_stored = {r.coin_id: pd.Timestamp(r.last_stored).date() for r in spans.itertuples(index=False)}
+    with_holes = coins_with_holes(store, wms, spans)
     windows: list[Window] = []
     for coin in ids:
         wm = wms.get(coin)
         hole_days = holes(stored_dates(store, coin), wm.missing) if wm and coin in with_holes else []
-        w = plan_window(coin, wm, plan=plan, now=now, last_final=last_final, since=since, hole_days=hole_days)
+        w = plan_window(
+            coin,
+            wm,
+            plan=plan,
+            now=now,
+            last_final=last_final,
+            since=since,
+            hole_days=hole_days,
+            last_stored=last_stored.get(coin),
+        )
         if w is not None:
             windows.append(w)
-    if top:  # today's top N are not known without a call: count each as new
+    if top and top_ids is None:  # today's top N unknown (no API call): count each as new, an upper bound
         for i in range(top):
             w = plan_window(f"top-{i}", None, plan=plan, now=now, last_final=last_final, since=since)
             if w is not None:
@@ -132,7 +152,8 @@ def estimate_backfill(
     rate = rate_per_minute or settings.effective_rate_limit
     return {
         "plan": plan,
-        "coins": len(ids) + (top or 0),
+        "coins": len(ids) + (top if top and top_ids is None else 0),
+        "listed": len(top_ids) if top_ids is not None else None,
         "coins_to_fetch": len(windows),
         "clamped": sum(1 for w in windows if w.clamped_from is not None),
         "calls": calls,

@@ -12,11 +12,13 @@ Candles come from `ohlc/range` (paid: daily, at most 180 days a call) or, when a
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import pandas as pd
 
+from kallos.clock import last_final_day
 from kallos.coingecko import plans
+from kallos.errors import ClockAheadError
 from kallos.ingest import frames
 from kallos.ingest.state import (
     CHART,
@@ -24,6 +26,7 @@ from kallos.ingest.state import (
     CoinWrite,
     Watermark,
     coins_with_holes,
+    coverage_counts,
     holes,
     previous_bar,
     read_watermarks,
@@ -67,10 +70,17 @@ def plan_window(
     last_final: dt.date,
     since: dt.date | None = None,
     hole_days: list[dt.date] | None = None,
+    last_stored: dt.date | None = None,
 ) -> Window | None:
-    """The day range to fetch for one coin, or None when its watermark says it is complete."""
+    """The day range to fetch for one coin, or None when its watermark says it is complete.
+
+    A watermark past `last_final` cannot have been proven by the API (a run whose clock was ahead moved it):
+    it is not trusted, and the coin resumes after its last stored day (docs/decisions.md#D55)."""
     default_start = since or plans.PRO_DATA_START.date()
     reasons: list[str] = []
+    if wm is not None and wm.last_date is not None and wm.last_date > last_final:
+        wm = Watermark(wm.coin_id, wm.series, wm.first_date, last_stored, set(wm.missing), dict(wm.state))
+        reasons.append("watermark_ahead")
     if wm is None or wm.last_date is None:
         start = default_start
         reasons.append("new")
@@ -138,6 +148,8 @@ async def fetch_history(
         if floor is not None:
             frm = max(frm, floor + plans.DAY)
     chart = await client.market_chart_range(coin, frm, now)  # type: ignore[attr-defined]
+    check_api_clock(client, now)
+    window = proven_window(window, getattr(client, "api_now", None))
     raw = frames.chart_frame(chart)
     final, provisional = frames.split_final(raw, window.end)
     ts = pd.to_datetime(final["snapped_at"], utc=True, errors="coerce")
@@ -180,6 +192,40 @@ async def fetch_history(
         snapshots=frames.snapshots_from_chart(coin, provisional, "market_chart"),
         watermarks=watermarks,
     )
+
+
+CLOCK_TOLERANCE = dt.timedelta(minutes=10)
+"""How far a run's clock may be ahead of the API's before ingestion refuses to go on (docs/decisions.md#D55)."""
+
+
+def check_api_clock(client: object, now: dt.datetime) -> None:
+    """Refuse to ingest when this run's `now` is ahead of the API's own clock (read from its last answer).
+
+    Days the API has not published yet would look missing, and watermarks would pass data never stored."""
+    api_now = getattr(client, "api_now", None)
+    if not isinstance(api_now, dt.datetime) or now - api_now <= CLOCK_TOLERANCE:
+        return
+    source = "X-Fake-Now" if getattr(client, "server_now", None) is not None else "Date"
+    ahead = now - api_now
+    hours = ahead.total_seconds() / 3600
+    span = f"{hours / 24:.0f} days" if hours >= 48 else f"{hours:.1f} hours"
+    raise ClockAheadError(
+        f"this run's clock says {now:%Y-%m-%d %H:%M} UTC but the CoinGecko API's clock ({source} header) says "
+        f"{api_now:%Y-%m-%d %H:%M} UTC, {span} ahead; days the API has not published yet would look missing, so "
+        "nothing is stored. Fix the system clock (NTP), or KALLOS_NOW / --now",
+        setting="KALLOS_NOW",
+    )
+
+
+def proven_window(window: Window, api_now: dt.datetime | None) -> Window:
+    """The window cut at the API's own last final day: a watermark never moves past what the API has proven,
+    stored or empty, even when this run's clock is a little ahead of it (docs/decisions.md#D55)."""
+    if api_now is None:
+        return window
+    proven = last_final_day(api_now)
+    if proven >= window.end:
+        return window
+    return replace(window, end=max(proven, window.start - dt.timedelta(days=1)))
 
 
 def _day(v: object) -> dt.date | None:
@@ -254,6 +300,7 @@ class HistoryFetcher:
     ohlc_wms: dict[str, Watermark]
     with_holes: set[str]
     stable: set[str]
+    last_stored: dict[str, dt.date] = field(default_factory=dict)
 
     @classmethod
     def for_run(
@@ -267,6 +314,7 @@ class HistoryFetcher:
         coins: list[str] | None = None,
     ) -> HistoryFetcher:
         chart_wms = read_watermarks(store, CHART, coins)
+        spans = coverage_counts(store)
         return cls(
             store,
             client,
@@ -275,15 +323,23 @@ class HistoryFetcher:
             candles,
             chart_wms,
             read_watermarks(store, OHLC, coins),
-            coins_with_holes(store, chart_wms),
+            coins_with_holes(store, chart_wms, spans),
             stablecoins(store),
+            {r.coin_id: pd.Timestamp(r.last_stored).date() for r in spans.itertuples(index=False)},
         )
 
     def window(self, coin: str, *, last_final: dt.date, since: dt.date | None = None) -> Window | None:
         wm = self.chart_wms.get(coin)
         hole_days = find_holes(self.store, coin, wm) if coin in self.with_holes else []
         return plan_window(
-            coin, wm, plan=self.plan, now=self.now, last_final=last_final, since=since, hole_days=hole_days
+            coin,
+            wm,
+            plan=self.plan,
+            now=self.now,
+            last_final=last_final,
+            since=since,
+            hole_days=hole_days,
+            last_stored=self.last_stored.get(coin),
         )
 
     async def fetch(self, window: Window) -> CoinWrite:

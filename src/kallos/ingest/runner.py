@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from kallos.errors import InputError, KallosError
+from kallos.errors import ConfigError, InputError, KallosError, StoreUnavailableError
 from kallos.ingest.state import CoinWrite, write_coins
 from kallos.log import get_logger
 from kallos.pipeline.contract import ExtraValue, NullProgress, Progress, StepOutcome, StepStatus
@@ -145,8 +145,8 @@ async def _tagged(coin: str, job: Callable[[str], Awaitable[CoinWrite | None]]) 
 def _handle(coin: str, result: Any, counts: RunCounts, started: float) -> None:
     """A coin that produced nothing to write: up to date (None) or failed (an exception)."""
     if isinstance(result, BaseException):
-        if not isinstance(result, KallosError):
-            raise result
+        if isinstance(result, StoreUnavailableError | ConfigError) or not isinstance(result, KallosError):
+            raise result  # a bug, the database gone or the configuration wrong: every coin would fail alike
         counts.failed[coin] = str(result)
         log.warning(
             "coin failed: %s",
@@ -165,6 +165,8 @@ def _write(
         return
     try:
         done = write_coins(store, writes, run_id=run_id)
+    except StoreUnavailableError:
+        raise
     except KallosError as exc:
         for w in writes:
             counts.failed[w.coin_id] = str(exc)

@@ -158,10 +158,14 @@ def coverage_counts(store: Store) -> pd.DataFrame:
     )
 
 
-def coins_with_holes(store: Store, watermarks: Mapping[str, Watermark]) -> set[str]:
-    """Coins with fewer stored rows than days from their first to their last row (minus known missing)."""
+def coins_with_holes(
+    store: Store, watermarks: Mapping[str, Watermark], spans: pd.DataFrame | None = None
+) -> set[str]:
+    """Coins with fewer stored rows than days from their first to their last row (minus known missing).
+
+    `spans` is :func:`coverage_counts` when the caller has it already."""
     out = set()
-    for r in coverage_counts(store).itertuples(index=False):
+    for r in (coverage_counts(store) if spans is None else spans).itertuples(index=False):
         first, last = _date(r.first_stored), _date(r.last_stored)
         if first is None or last is None:
             continue

@@ -49,6 +49,9 @@ async def universe_step(ctx: StepContext) -> StepOutcome:
     before = api_mark(client)
     archive = attach_archive(store, client, settings)
     items = await client.coins_list(include_platform=True, status="all")
+    from kallos.ingest.market import check_api_clock
+
+    check_api_clock(client, now)  # coins' first/last seen come from this clock (docs/decisions.md#D55)
     listed = frames.coins_list_frame(items, now)
     existing = store.query("SELECT coingecko_id, symbol, name, status FROM coins")
     known = set(existing["coingecko_id"])

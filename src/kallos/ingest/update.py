@@ -24,7 +24,7 @@ from kallos.coingecko import plans
 from kallos.ingest import frames
 from kallos.ingest.archive import attach_archive
 from kallos.ingest.backfill import plan_name
-from kallos.ingest.market import HistoryFetcher, midnight
+from kallos.ingest.market import HistoryFetcher, check_api_clock, midnight
 from kallos.ingest.runner import RunCounts, api_mark, quarantined, run_per_coin
 from kallos.ingest.select import tracked_coins
 from kallos.ingest.state import (
@@ -70,6 +70,17 @@ async def update_step(ctx: StepContext) -> StepOutcome:
     last_final = clock.last_final_day(now)
     plan = plan_name(client, settings)
     mode = settings.effective_close_source
+    if settings.universe_top:  # new entrants of the configured universe first (docs/decisions.md#D56)
+        from kallos.ingest.entrants import backfill_entrants
+
+        entrants, done = await backfill_entrants(ctx, last_final=last_final)
+        counts.extra.update(entrants)
+        if done is not None:
+            counts.rows_written += done.rows_written
+            counts.rows_quarantined += done.rows_quarantined
+            events = done.extra.get("events", 0)
+            counts.events += events if isinstance(events, int) else 0
+            counts.failed.update(done.failures)
     tracked = tracked_coins(store, active_only=True)
     if not tracked:
         log.warning("no tracked coins: run `kallos market backfill --coins ... | --top N` first")
@@ -78,6 +89,7 @@ async def update_step(ctx: StepContext) -> StepOutcome:
     # 1. One sweep for all tracked coins.
     markets_calls0 = client.stats.by_endpoint.get("/coins/markets", 0)
     rows = await client.coins_markets(ids=tracked)
+    check_api_clock(client, now)  # before anything of the sweep is stored (docs/decisions.md#D55)
     markets_calls = client.stats.by_endpoint.get("/coins/markets", 0) - markets_calls0
     sweep = frames.markets_frame(rows, now)
     sweep = sweep[sweep["coin_id"].isin(set(tracked))]

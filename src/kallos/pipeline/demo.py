@@ -69,6 +69,7 @@ def demo_settings(db: Path, server_url: str, now: dt.datetime, **overrides: Any)
         "rate_limit_per_minute": DEMO_RATE_LIMIT,
         "now": now,
         "index_base_date": None,
+        "pg_partition_by_year": False,  # the demo's store is DuckDB, whatever the environment says
     }
     values.update(overrides)
     return load_settings(**values)
@@ -111,7 +112,7 @@ def run_demo(
         )
         from kallos.store import open_store
 
-        store = open_store(settings.database_url)
+        store = open_store(settings.database_url, partitioned=settings.partition_request)
         try:
             extra = {
                 "market": f"simulated (seed {market.seed}, {market.n_coins} coins, "

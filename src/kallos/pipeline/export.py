@@ -5,12 +5,14 @@ from __future__ import annotations
 import datetime as dt
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from kallos.errors import InputError
+from kallos.files import write_atomically
 from kallos.log import get_logger
 from kallos.store import Store
 from kallos.store.schema import TABLES, quote
@@ -38,12 +40,16 @@ def export_table(
     until: dt.date | None = None,
     coins: Sequence[str] | None = None,
     columns: Sequence[str] | None = None,
+    force: bool = False,
 ) -> dict[str, Any]:
     """Write `table` or view (rows of `coins` between `since` and `until` by its date column, `columns` only)
     to `output`; return the path and row count (`rows` 0 is reported, and logged as a warning).
 
     `output` "-" writes CSV to stdout. The default file name is `<table>.<format>` in the working directory.
+    The file is written whole or not at all, never onto the database, and replaces an existing file only with
+    `force` (docs/decisions.md#D51).
     """
+    target = _Target(output, force, store.files())
     if table not in TABLES and table not in VIEWS:
         known = ", ".join(sorted([*TABLES, *VIEWS]))
         raise InputError(f"unknown table or view {table!r}; known: {known}", table=table)
@@ -51,7 +57,7 @@ def export_table(
         raise InputError(f"unknown format {fmt!r}; use parquet or csv", input="--format")
     if table in VIEWS:
         frame = _read_view(store, table, since=since, until=until, coins=coins, columns=columns)
-        return _write(frame, table, fmt, output, list(frame.columns))
+        return _write(frame, table, fmt, target, list(frame.columns))
     t = TABLES[table]
     if (since is not None or until is not None) and not t.date_column:
         raise InputError(f"table {table} has no date column, so --since/--until cannot filter it", table=table)
@@ -64,7 +70,7 @@ def export_table(
     frame = store.read(table, start=since, end=until, coins=coins, columns=columns)
     if table == "coins":
         frame = frame.drop(columns=["coin_id"], errors="ignore")  # the surrogate; coingecko_id is the identity
-    return _write(frame, table, fmt, output, t.column_names)
+    return _write(frame, table, fmt, target, t.column_names)
 
 
 def _read_view(
@@ -100,7 +106,15 @@ def _read_view(
     return store.query(sql + f" ORDER BY {coin_col}, {quote(date_col)}", params)
 
 
-def _write(frame: pd.DataFrame, table: str, fmt: str, output: Path | str | None, columns: list[str]) -> dict[str, Any]:
+@dataclass(frozen=True)
+class _Target:
+    output: Path | str | None
+    force: bool
+    protected: list[str]
+
+
+def _write(frame: pd.DataFrame, table: str, fmt: str, target: _Target, columns: list[str]) -> dict[str, Any]:
+    output = target.output
     if frame.empty:
         log.warning("export wrote 0 rows", extra={"table": table})
     if output == "-":
@@ -109,11 +123,14 @@ def _write(frame: pd.DataFrame, table: str, fmt: str, output: Path | str | None,
         frame.to_csv(sys.stdout, index=False, date_format="%Y-%m-%d")
         return {"table": table, "rows": len(frame), "path": "-", "format": fmt}
     path = Path(output) if output else Path(f"{table}.{fmt}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if fmt == "parquet":
-        frame.to_parquet(path, index=False)
-    else:
-        _csv_frame(frame, columns).to_csv(path, index=False)
+
+    def write(tmp: Path) -> None:
+        if fmt == "parquet":
+            frame.to_parquet(tmp, index=False)
+        else:
+            _csv_frame(frame, columns).to_csv(tmp, index=False)
+
+    write_atomically(path, write, force=target.force, protected=target.protected)
     return {"table": table, "rows": len(frame), "path": str(path), "format": fmt}
 
 

@@ -16,6 +16,7 @@ import pandas as pd
 
 import kallos
 from kallos import clock
+from kallos.log import redact
 from kallos.store import Store
 
 RUNS = "pipeline_runs"
@@ -32,14 +33,14 @@ def new_run_id(now: dt.datetime | None = None) -> str:
 def _json(counts: dict[str, Any] | None) -> str | None:
     if counts is None:
         return None
-    return json.dumps(counts, sort_keys=True, default=str)
+    return redact(json.dumps(counts, sort_keys=True, default=str))
 
 
 def _error(error: BaseException | str | None) -> str | None:
     if error is None:
         return None
     text = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
-    return text[:4000]
+    return redact(text)[:4000]  # docs/decisions.md#D50: no secret, in any encoding, reaches the database
 
 
 class Ledger:

@@ -67,10 +67,10 @@ def _file_lock(url: str, run_id: str | None) -> Iterator[None]:
     if path is None:
         yield None
         return
-    path.parent.mkdir(parents=True, exist_ok=True)
     owner = path.with_name(path.name + ".owner")
     lock = FileLock(str(path), timeout=0)
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         lock.acquire()
     except Timeout:
         info: dict[str, Any] = {}
@@ -83,6 +83,13 @@ def _file_lock(url: str, run_id: str | None) -> Iterator[None]:
             "this run exits without writing. "
             "Wait for it to finish: the lock is released automatically when that process ends",
             lock_file=str(path),
+        ) from None
+    except OSError as exc:
+        # after Timeout (an OSError too): a folder that cannot exist, a read-only or full filesystem (D53)
+        raise StoreError(
+            f"cannot create the lock file {path} beside the database: {exc.strerror or exc}; the database's folder "
+            "must be writable (set KALLOS_DATABASE_URL to a writable place)",
+            path=str(path),
         ) from None
     try:
         owner.write_text(

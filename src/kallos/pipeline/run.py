@@ -235,7 +235,7 @@ def run_ledgered(
     t0 = time.perf_counter()
     with pipeline_lock(settings.database_url, run_id=run_id):
         own = store is None
-        st = store if store is not None else open_store(settings.database_url)
+        st = store if store is not None else open_store(settings.database_url, partitioned=settings.partition_request)
         try:
             st.init()
             ledger = Ledger(st, command, run_id)

@@ -23,8 +23,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from kallos.errors import KallosError
-from kallos.log import get_logger
+from kallos.errors import ConfigError, KallosError
+from kallos.log import get_logger, redact
 from kallos.pipeline import telemetry
 from kallos.pipeline.contract import StepContext, StepFn, StepOutcome
 from kallos.pipeline.ledger import Ledger
@@ -128,7 +128,8 @@ class _Silent:
 
 
 def _error_text(exc: BaseException) -> str:
-    return str(exc) if isinstance(exc, KallosError) else f"{type(exc).__name__}: {exc}"
+    text = str(exc) if isinstance(exc, KallosError) else f"{type(exc).__name__}: {exc}"
+    return redact(text)  # the summary and the ledger show it: docs/decisions.md#D50
 
 
 def _api_used(ctx: StepContext) -> tuple[int, int]:
@@ -192,6 +193,7 @@ async def run_steps(
             if not outcome.api_calls and not outcome.api_credits and calls > calls0:
                 outcome = outcome.with_api(calls - calls0, credits - credits0)
             error = _step_error(outcome)
+            error = redact(error) if error else None  # the summary and the ledger show it (decisions.md#D50)
         duration = time.perf_counter() - t0
         tele = telemetry.step_telemetry(
             api_before,
@@ -212,7 +214,9 @@ async def run_steps(
             },
         )
         reporter.step_finished(result)
-        if raised is not None and not isinstance(raised, KallosError):
+        # A bug is raised again after it is recorded; so is a configuration error, which would fail every step
+        # alike (exit 78, docs/decisions.md#D59).
+        if raised is not None and (isinstance(raised, ConfigError) or not isinstance(raised, KallosError)):
             raise raised
     return list(results.values())
 

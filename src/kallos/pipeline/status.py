@@ -24,9 +24,12 @@ FRESHNESS = {
     "index_monthly_constituents": "selection_date",
     "daily_index_values": "date",
     "index_turnover": "selection_date",
-    "data_quality_events": "date",
+    "data_quality_events": "detected_at",  # when a problem was found, not the (old) day it concerns
     "pipeline_runs": "started_at",
 }
+
+
+DATABASE_STAMPED = {"detected_at"}
 
 
 @dataclass
@@ -47,7 +50,10 @@ def freshness(store: Store, today: dt.date | None = None) -> pd.DataFrame:
         n = int(store.scalar(f"SELECT count(*) FROM {table}") or 0)
         newest = store.scalar(f'SELECT max("{column}") FROM {table}') if n else None
         latest = pd.Timestamp(newest) if newest is not None else None
-        age = (today - latest.date()).days if latest is not None else None
+        # The database stamps detected_at with its own clock, so its age is measured by the real date
+        # (docs/decisions.md#D57); every other column is a data date, measured by Kallos' (injectable) today.
+        ref = dt.datetime.now(dt.UTC).date() if column in DATABASE_STAMPED else today
+        age = (ref - latest.date()).days if latest is not None else None
         rows.append({"table": table, "rows": n, "column": column, "latest": latest, "age_days": age})
     return pd.DataFrame(rows)
 

@@ -16,26 +16,28 @@ from kallos.signals.rules import FamilyResult
 
 
 def composite_score(results: list[FamilyResult], config: SignalConfig, index: pd.Index) -> pd.Series:
-    num = pd.Series(0.0, index=index)
-    den = pd.Series(0.0, index=index)
+    num = np.zeros(len(index))
+    den = np.zeros(len(index))
     for res in results:
         weight = getattr(config.rules, res.family).weight
         if weight == 0:
             continue
-        vote = pd.Series(0.0, index=index)
+        vote = np.zeros(len(index))
         for f in res.firings:
-            vote = vote + f.direction * f.strength.where(f.fires, 0.0)
-        vote = vote.clip(-1.0, 1.0)
-        avail = res.available.fillna(False).astype(bool)
-        num = num + weight * vote.where(avail, 0.0)
-        den = den + weight * avail.astype(float)
-    score = (num / den.where(den > 0)).fillna(0.0).clip(-1.0, 1.0)
-    return score
+            fires = f.fires.to_numpy(dtype=bool)
+            vote += f.direction * np.where(fires, f.strength.to_numpy(dtype=float), 0.0)
+        np.clip(vote, -1.0, 1.0, out=vote)
+        avail = res.available.to_numpy(dtype=bool, na_value=False)
+        num += weight * np.where(avail, vote, 0.0)
+        den += weight * avail
+    with np.errstate(invalid="ignore", divide="ignore"):
+        score = np.where(den > 0, num / np.where(den > 0, den, 1.0), 0.0)
+    return pd.Series(np.clip(np.nan_to_num(score, nan=0.0), -1.0, 1.0), index=index)
 
 
-def action_of(score: pd.Series, c: Composite) -> pd.Series:
-    return pd.Series(
-        np.select([score >= c.buy_threshold, score <= c.sell_threshold], ["buy", "sell"], "hold"),
-        index=score.index,
-        dtype=object,
-    )
+ACTIONS = ("buy", "hold", "sell")  # sorted: action_codes index into it
+
+
+def action_codes(score: np.ndarray, c: Composite) -> np.ndarray:
+    """0 buy, 1 hold, 2 sell (indexes of ACTIONS)."""
+    return np.where(score >= c.buy_threshold, 0, np.where(score <= c.sell_threshold, 2, 1))

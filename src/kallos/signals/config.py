@@ -176,6 +176,15 @@ def load_signal_config(path: str | Path | None = None) -> SignalConfig:
             text = p.read_text(encoding="utf-8")
         except OSError as exc:
             raise SignalConfigError(f"cannot read signal config: {exc.strerror}", file=source) from None
+        except UnicodeDecodeError as exc:
+            hint = " (it looks like UTF-16: save it as UTF-8)" if _looks_utf16(p) else ""
+            raise SignalConfigError(
+                f"signal config {source} is not UTF-8 text{hint}: byte {exc.start} cannot be decoded", file=source
+            ) from None
+    if len(text) > MAX_CONFIG_BYTES:
+        raise SignalConfigError(
+            f"signal config {source} is {len(text):,} characters; a signal config is a few hundred", file=source
+        )
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -183,4 +192,34 @@ def load_signal_config(path: str | Path | None = None) -> SignalConfig:
             f"signal config {source} is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}",
             file=source,
         ) from None
+    except RecursionError:
+        raise SignalConfigError(
+            f"signal config {source} is nested too deeply to be a signal config (at most {MAX_DEPTH} levels)",
+            file=source,
+        ) from None
+    if _depth(data) > MAX_DEPTH:
+        raise SignalConfigError(
+            f"signal config {source} is nested more than {MAX_DEPTH} levels deep; the format has 4", file=source
+        )
     return parse_signal_config(data, source)
+
+
+MAX_DEPTH = 16
+MAX_CONFIG_BYTES = 1_000_000
+
+
+def _looks_utf16(path: Path) -> bool:
+    head = path.read_bytes()[:4]
+    return head[:2] in (b"\xff\xfe", b"\xfe\xff") or (len(head) >= 2 and 0 in head[:2])
+
+
+def _depth(value: Any, limit: int = MAX_DEPTH + 1) -> int:
+    """Nesting depth of parsed JSON, counted no further than `limit` (iterative: no recursion to overflow)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, (dict, list)):
+            deepest = max(deepest, depth)
+            if depth < limit:
+                stack.extend((v, depth + 1) for v in (item.values() if isinstance(item, dict) else item))
+    return deepest

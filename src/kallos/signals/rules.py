@@ -87,31 +87,61 @@ class FamilyResult:
 
 
 class Context:
-    """The frame of one or more coins, sorted by (coin_id, date), with each coin's previous row at hand."""
+    """The frame of one or more coins, sorted by (coin_id, date), with each coin's previous row at hand.
 
-    def __init__(self, frame: pd.DataFrame) -> None:
+    Per-coin look-backs are vectorised over the whole frame (docs/decisions.md#D111): a row's coin starts at
+    `coin_start[row]`, and the previous row belongs to the same coin unless the row starts its coin.
+    """
+
+    def __init__(self, frame: pd.DataFrame, codes: np.ndarray | None = None) -> None:
+        """`codes`: the rows' coin codes when the caller has them (any labelling that differs between coins)."""
         self.frame = frame
-        self._groups = frame.groupby("coin_id", sort=False)
+        n = len(frame)
+        if codes is None:
+            codes, _ = pd.factorize(frame["coin_id"], sort=False)
+        self._first = np.ones(n, dtype=bool)  # True where a row starts its coin
+        if n > 1:
+            self._first[1:] = codes[1:] != codes[:-1]
+        rows = np.arange(n)
+        self._coin_start = np.maximum.accumulate(np.where(self._first, rows, 0)) if n else rows
         self._prev: dict[str, pd.Series] = {}
+        self._cols: dict[str, pd.Series] = {}
         self._flat: dict[int, pd.Series] = {}
+        self._run_start: np.ndarray | None = None
 
     def col(self, name: str) -> pd.Series:
-        return self.frame[name].astype("float64")
+        if name not in self._cols:
+            self._cols[name] = self.frame[name].astype("float64")
+        return self._cols[name]
 
     def prev(self, name: str) -> pd.Series:
         """The column's value on the coin's previous stored row (NaN on its first row)."""
         if name not in self._prev:
-            self._prev[name] = self._groups[name].shift(1).astype("float64")
+            values = self.frame[name].to_numpy(dtype="float64")
+            shifted = np.empty_like(values)
+            if len(values):
+                shifted[1:] = values[:-1]
+                shifted[self._first] = np.nan
+            self._prev[name] = pd.Series(shifted, index=self.frame.index)
         return self._prev[name]
 
     def flat(self, window: int) -> pd.Series:
-        """True where the close range over the last `window` rows (fewer at the start of history) is zero."""
+        """True where the close range over the last `window` rows (fewer at the start of history) is zero.
+
+        That is: the run of equal closes the row ends began at or before the window's first row (or at the
+        coin's first row). One pass for every window: the run starts are computed once.
+        """
         if window not in self._flat:
-            close = self.col("close")
-            g = close.groupby(self.frame["coin_id"], sort=False)
-            hi = g.transform(lambda s: s.rolling(window, min_periods=1).max())
-            lo = g.transform(lambda s: s.rolling(window, min_periods=1).min())
-            self._flat[window] = (hi - lo) <= 0
+            n = len(self.frame)
+            rows = np.arange(n)
+            if self._run_start is None:
+                close = self.frame["close"].to_numpy(dtype="float64")
+                breaks = self._first.copy()
+                if n > 1:
+                    breaks[1:] |= close[1:] != close[:-1]
+                self._run_start = np.maximum.accumulate(np.where(breaks, rows, 0)) if n else rows
+            flat = (self._run_start == self._coin_start) | (self._run_start <= rows - window + 1)
+            self._flat[window] = pd.Series(flat, index=self.frame.index)
         return self._flat[window]
 
 
@@ -138,9 +168,7 @@ def rsi_rules(ctx: Context, p: RSIRule) -> FamilyResult:
     )
 
 
-def _cross(
-    ctx: Context, family: str, fast: str, slow: str, p: CrossRule, ids: tuple[str, str]
-) -> FamilyResult:
+def _cross(ctx: Context, family: str, fast: str, slow: str, p: CrossRule, ids: tuple[str, str]) -> FamilyResult:
     """`fast` crossing `slow`: up when the spread goes from <= 0 to > 0, down from >= 0 to < 0.
 
     Strength: the day's change of the spread as a fraction of the close, over `full_strength`: a decisive
@@ -152,9 +180,7 @@ def _cross(
     up = _live(ctx, family, (prev_spread <= 0) & (spread > 0))
     down = _live(ctx, family, (prev_spread >= 0) & (spread < 0))
     strength = _ramp((spread - prev_spread).abs() / ctx.col("close"), p.full_strength)
-    return FamilyResult(
-        family, available, [Firing(ids[0], +1, up, strength), Firing(ids[1], -1, down, strength)]
-    )
+    return FamilyResult(family, available, [Firing(ids[0], +1, up, strength), Firing(ids[1], -1, down, strength)])
 
 
 def macd_rules(ctx: Context, p: CrossRule) -> FamilyResult:

@@ -15,20 +15,29 @@ from kallos.store.schema import TABLES
 __all__ = ["TABLES", "Store", "open_store", "redact_url"]
 
 
-def open_store(url: str, *, schema: str | None = None, read_only: bool = False) -> Store:
+def open_store(
+    url: str, *, schema: str | None = None, read_only: bool = False, partitioned: bool | None = None
+) -> Store:
     """Open the store a `KALLOS_DATABASE_URL` names (`schema` selects a PostgreSQL schema, e.g. for tests).
 
     `read_only` (the dashboard): DuckDB opens the file read-only and raises StoreBusyError at once while a run
-    holds it; PostgreSQL runs every transaction read-only (docs/decisions.md#D92)."""
+    holds it; PostgreSQL runs every transaction read-only (docs/decisions.md#D92). `partitioned` is the layout
+    the user asked for (KALLOS_PG_PARTITION_BY_YEAR when set, else None): every `init()` of this store creates
+    it, or refuses a store whose layout differs (docs/decisions.md#D58)."""
+    store: Store
     if url.startswith("duckdb://"):
         from kallos.store.duck import DuckDBStore
 
-        return DuckDBStore(url, read_only=read_only)
-    if url.startswith(("postgresql://", "postgres://", "postgresql+")):
+        store = DuckDBStore(url, read_only=read_only)
+    elif url.startswith(("postgresql://", "postgres://", "postgresql+")):
         from kallos.store.postgres import PostgresStore
 
-        return PostgresStore(url, schema=schema, read_only=read_only)
-    raise ConfigError(
-        f"unsupported database URL {redact_url(url)!r}; use duckdb:///path.duckdb or postgresql://user@host:port/db",
-        setting="KALLOS_DATABASE_URL",
-    )
+        store = PostgresStore(url, schema=schema, read_only=read_only)
+    else:
+        raise ConfigError(
+            f"unsupported database URL {redact_url(url)!r}; use duckdb:///path.duckdb or "
+            "postgresql://user@host:port/db",
+            setting="KALLOS_DATABASE_URL",
+        )
+    store.layout = partitioned
+    return store

@@ -55,6 +55,10 @@ _ARROW = {
 }
 
 
+FORWARD_ONLY = frozenset({"last_seen"})
+"""Columns that never move backwards (docs/decisions.md#D57): a run with a wrong clock cannot age a coin."""
+
+
 def table_def(name: str) -> Table:
     try:
         return TABLES[name]
@@ -78,6 +82,8 @@ class Store(ABC):
 
     def __init__(self, url: str) -> None:
         self.url = url
+        self.layout: bool | None = None
+        """The partitioning the user asked for (None: keep what exists); see `init`."""
         self._coin_ids: dict[str, int] = {}
         self._coin_lock = threading.Lock()
 
@@ -106,16 +112,22 @@ class Store(ABC):
     @abstractmethod
     def close(self) -> None: ...
 
+    def files(self) -> list[str]:
+        """The files this store keeps its data in (none for a server): an export must never write onto them."""
+        return []
+
     @abstractmethod
     def refresh_views(self) -> None:
         """Refresh materialized views (PostgreSQL); a no-op where views are computed on read."""
 
     # ---- public API -------------------------------------------------------------------------------------
-    def init(self, *, partitioned: bool = False) -> int:
+    def init(self, *, partitioned: bool | None = None) -> int:
         """Create or upgrade the schema in place (idempotent); return the schema version.
 
-        `partitioned=True` (PostgreSQL) creates the daily fact tables range-partitioned by year."""
-        return migrate(self, partitioned=partitioned)
+        `partitioned=True` (PostgreSQL) creates the daily fact tables range-partitioned by year; an existing
+        store of the other layout is refused with the way to migrate. None uses the layout the store was opened
+        with (`open_store(partitioned=...)`), and when that is None too, keeps whatever exists."""
+        return migrate(self, partitioned=self.layout if partitioned is None else partitioned)
 
     def query(self, sql: str, params: Mapping[str, Any] | None = None) -> pd.DataFrame:
         names, kinds, rows = self._fetch(sql, params)
@@ -271,24 +283,25 @@ class Store(ABC):
         out: dict[str, pd.Series] = {}
         for name in cols:
             out[name] = _convert(t, name, frame[name], frame)
-        clean = pd.DataFrame(out)
         for name in required:
-            nulls = clean[name].isna()
+            nulls = out[name].isna()
             if nulls.any():
                 i = int(np.flatnonzero(nulls.to_numpy())[0])
                 raise StoreWriteError(
                     f"NULL in NOT NULL column {name}", table=t.name, column=name, row=_row_key(t, frame, i)
                 )
-        before = len(clean)
-        clean = clean.drop_duplicates(subset=list(t.key), keep="last")
-        if len(clean) < before:
+        # Columns stay separate Series (no DataFrame: it would copy every column into one block).
+        dup = pd.DataFrame({k: out[k] for k in t.key}).duplicated(keep="last").to_numpy()
+        if dup.any():
+            keep = ~dup
+            out = {name: s[keep] for name, s in out.items()}
             log.info(
                 "duplicate keys in batch resolved, last row wins",
-                extra={"table": t.name, "duplicates": before - len(clean)},
+                extra={"table": t.name, "duplicates": int(dup.sum())},
             )
         if t.coin_keyed:
-            clean["coin_id"] = self._map_coins(t, clean["coin_id"])
-        return pa.table({c: _arrow(clean[c], t.column(c).type) for c in cols})
+            out["coin_id"] = self._map_coins(t, out["coin_id"])
+        return pa.table({c: _arrow(out[c], t.column(c).type) for c in cols})
 
     def _map_coins(self, t: Table, ids: pd.Series) -> pd.Series:
         mapping = self.coin_map()
@@ -321,10 +334,21 @@ class Store(ABC):
         sets = []
         for c in values:
             q = quote(c)
-            sets.append(f"{q} = COALESCE(t.{q}, EXCLUDED.{q})" if c in preserve else f"{q} = EXCLUDED.{q}")
+            if c in preserve:
+                sets.append(f"{q} = COALESCE(t.{q}, EXCLUDED.{q})")
+            elif c in FORWARD_ONLY:
+                sets.append(f"{q} = GREATEST(t.{q}, EXCLUDED.{q})")
+            else:
+                sets.append(f"{q} = EXCLUDED.{q}")
         if "updated_at" in t.audit:
             sets.append("updated_at = now()")
-        changed = " OR ".join(f"t.{quote(c)} IS DISTINCT FROM EXCLUDED.{quote(c)}" for c in values if c not in preserve)
+        changed = " OR ".join(
+            f"(t.{quote(c)} IS NULL OR EXCLUDED.{quote(c)} > t.{quote(c)})"
+            if c in FORWARD_ONLY
+            else f"t.{quote(c)} IS DISTINCT FROM EXCLUDED.{quote(c)}"
+            for c in values
+            if c not in preserve
+        )
         preserved = " OR ".join(f"(t.{quote(c)} IS NULL AND EXCLUDED.{quote(c)} IS NOT NULL)" for c in preserve)
         cond = " OR ".join(x for x in (changed, preserved) if x)
         return f"{insert} ON CONFLICT ({keys}) DO UPDATE SET {', '.join(sets)} WHERE {cond}"
@@ -376,8 +400,10 @@ def _convert(t: Table, name: str, s: pd.Series, frame: pd.DataFrame) -> pd.Serie
         elif kind == BOOL:
             out = s.astype("boolean")
             bad = pd.Series(False, index=s.index)
-        elif s.dtype == object:
+        elif s.dtype == object and pd.api.types.infer_dtype(s, skipna=True) not in ("string", "empty"):
             out = s.map(_as_text, na_action="ignore").astype(object).where(s.notna(), None)
+        elif s.dtype == object:  # strings already (the usual case): no per-row Python
+            out = s
             bad = pd.Series(False, index=s.index)
         else:
             out = s.astype("string") if not pd.api.types.is_string_dtype(s) else s

@@ -18,7 +18,7 @@ import duckdb
 import pandas as pd
 import pyarrow as pa
 
-from kallos.errors import ConfigError, StoreBusyError
+from kallos.errors import ConfigError, StoreBusyError, StoreError
 from kallos.store.base import Store, _typed, _wrap, arrow_frame, named_params
 from kallos.store.schema import Table
 
@@ -32,6 +32,58 @@ def duckdb_path(url: str) -> str:
     path = url[len("duckdb:///") :]
     if not path:
         raise ConfigError("a DuckDB URL needs a file path", setting="KALLOS_DATABASE_URL")
+    return path
+
+
+DUCKDB_MAGIC = b"DUCK"
+"""Bytes 8-11 of every DuckDB database file."""
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _checked_file(path: Path, *, create: bool = True) -> Path:
+    """docs/decisions.md#D53: refuse, without touching it, a path that is not a DuckDB database file.
+
+    DuckDB would happily write its header into an empty file and fail with a traceback on a directory or a
+    foreign file; Kallos names the file and leaves it as it is. A missing file is created (its folder too)."""
+    if path.is_dir():
+        raise StoreError(
+            f"the database path {path} is a directory; point KALLOS_DATABASE_URL at a file inside it, "
+            f"e.g. duckdb:///{path / 'kallos.duckdb'}",
+            path=str(path),
+        )
+    if path.exists():
+        try:
+            with open(path, "rb") as fh:
+                head = fh.read(12)
+        except OSError as exc:
+            raise StoreError(f"cannot read the database file {path}: {exc.strerror}", path=str(path)) from None
+        if len(head) == 0:
+            raise StoreError(
+                f"the database file {path} is empty, so it is not a DuckDB database (left untouched); delete it "
+                "to start a new store, or point KALLOS_DATABASE_URL at the right file",
+                path=str(path),
+            )
+        if head[8:12] != DUCKDB_MAGIC:
+            raise StoreError(
+                f"the file {path} is not a DuckDB database (left untouched); point KALLOS_DATABASE_URL at the "
+                "Kallos database, or at a new file name to start a new store",
+                path=str(path),
+            )
+        return path
+    if not create:
+        return path
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StoreError(
+            f"cannot create the folder of the database file {path}: {exc.strerror}; set KALLOS_DATABASE_URL to "
+            "a writable place",
+            path=str(path),
+        ) from None
     return path
 
 
@@ -69,9 +121,7 @@ class DuckDBStore(Store):
         super().__init__(url)
         path = duckdb_path(url)
         if path != ":memory:":
-            if not read_only:
-                Path(path).expanduser().parent.mkdir(parents=True, exist_ok=True)
-            path = str(Path(path).expanduser())
+            path = str(_checked_file(Path(path).expanduser(), create=not read_only))
         self.read_only = read_only
         wait = (0.0 if read_only else LOCK_WAIT_SECONDS) if busy_wait_seconds is None else busy_wait_seconds
         try:
@@ -83,7 +133,15 @@ class DuckDBStore(Store):
                     "time); wait for the running job or use PostgreSQL for concurrent access",
                     path=path,
                 ) from None
-            raise
+            raise StoreError(
+                f"cannot open the database file {path}: {_first_line(exc)}; check that its folder is writable "
+                "(a read-only or full filesystem cannot hold the store) or set KALLOS_DATABASE_URL elsewhere",
+                path=path,
+            ) from None
+        except duckdb.Error as exc:
+            raise StoreError(
+                f"cannot open the database file {path}: {_first_line(exc)}", path=path
+            ) from None
         self._con.execute("SET TimeZone = 'UTC'")
         self._local = threading.local()
         self.path = path
@@ -112,7 +170,12 @@ class DuckDBStore(Store):
             yield
             cur.commit()
         except BaseException:
-            cur.rollback()
+            try:
+                cur.rollback()
+            except duckdb.Error:
+                # A failed COMMIT (a full disk) has already ended the transaction: the error worth reporting is
+                # the commit's ("No space left on device"), not "cannot rollback" (docs/decisions.md#D53).
+                pass
             raise
         finally:
             self._local.tx = None
@@ -191,6 +254,9 @@ class DuckDBStore(Store):
             return data.num_rows
 
         return self._write(run)
+
+    def files(self) -> list[str]:
+        return [] if self.path == ":memory:" else [self.path, f"{self.path}.wal"]
 
     def refresh_views(self) -> None:
         return None

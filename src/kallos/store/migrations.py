@@ -12,6 +12,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from kallos import clock
+from kallos.errors import ConfigError
 from kallos.log import get_logger
 from kallos.store.schema import TABLES, create_index_sql, create_table_sql, quote, year_partitions_sql
 
@@ -151,27 +152,55 @@ def is_partitioned(store: Store, table: str = "daily_market_data") -> bool:
     )
 
 
-def migrate(store: Store, *, partitioned: bool = False) -> int:
-    """Apply pending migrations. `partitioned` (PostgreSQL only) range-partitions the daily fact tables by year
-    when they are created; an existing layout is kept as it is."""
-    if partitioned and store.backend != "postgresql":
-        from kallos.errors import ConfigError
+def check_layout(store: Store, partitioned: bool) -> None:
+    """Refuse a store whose daily fact tables are not laid out as KALLOS_PG_PARTITION_BY_YEAR says."""
+    actual = is_partitioned(store)
+    if actual == partitioned:
+        return
+    have = "range-partitioned by year" if actual else "plain (not partitioned)"
+    setting = "true" if partitioned else "false"
+    raise ConfigError(
+        f"the database's daily fact tables are {have}, but KALLOS_PG_PARTITION_BY_YEAR={setting}; a layout is "
+        "chosen when the tables are created and never changed in place. Either unset the setting to keep this "
+        "layout, or migrate: `kallos db init "
+        f"--{'' if partitioned else 'no-'}partition-by-year --database-url 'postgresql://...?schema=kallos_new'`, "
+        "copy every table (`INSERT INTO kallos_new.<table> SELECT * FROM <old schema>.<table>`, then "
+        "`SELECT setval('kallos_new.coins_coin_id_seq', (SELECT max(coin_id) FROM kallos_new.coins))`) and point "
+        "KALLOS_DATABASE_URL at the new schema (docs/operations.md, \"what happens when...\")",
+        setting="KALLOS_PG_PARTITION_BY_YEAR",
+    )
 
-        raise ConfigError("partitioning by year is a PostgreSQL option", setting="KALLOS_PG_PARTITION_BY_YEAR")
+
+def applied_versions(store: Store) -> set[int]:
+    return {int(v) for v in store.query("SELECT version FROM schema_migrations")["version"]}
+
+
+def migrate(store: Store, *, partitioned: bool | None = None) -> int:
+    """Apply pending migrations. `partitioned` (PostgreSQL only) range-partitions the daily fact tables by year
+    when they are created. An existing store whose layout differs from an explicit `partitioned` is refused with
+    the way to migrate (docs/decisions.md#D58); None keeps whatever exists."""
+    if partitioned and store.backend != "postgresql":
+        raise ConfigError(
+            "partitioning by year is a PostgreSQL option; unset KALLOS_PG_PARTITION_BY_YEAR for a DuckDB store",
+            setting="KALLOS_PG_PARTITION_BY_YEAR",
+        )
     store.execute(
         "CREATE TABLE IF NOT EXISTS schema_migrations ("
         "version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())"
     )
     version = current_version(store)
+    if version and partitioned is not None and store.backend == "postgresql":
+        check_layout(store, partitioned)
+    applied = applied_versions(store) if version else set()
     for number, name, apply in MIGRATIONS:
-        if number <= version:
+        if number in applied:  # by set, not by max: a migration missing below the newest one still runs
             continue
         with store.transaction():
-            apply(store, partitioned)
+            apply(store, bool(partitioned))
             store.execute(
                 "INSERT INTO schema_migrations (version, name) VALUES (:v, :n) ON CONFLICT (version) DO NOTHING",
                 {"v": number, "n": name},
             )
         log.info("schema migrated", extra={"version": number, "migration": name})
-        version = number
+        version = max(version, number)
     return version

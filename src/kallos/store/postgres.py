@@ -1,6 +1,7 @@
 """The production store: PostgreSQL through psycopg 3 and a small connection pool.
 
-Bulk writes COPY an Arrow-written CSV into a temporary stage and run one `INSERT ... SELECT ... ON CONFLICT DO
+Bulk writes COPY in binary format (docs/decisions.md#D112) straight into the table when the batch cannot meet a
+stored row, else into a temporary stage and run one `INSERT ... SELECT ... ON CONFLICT DO
 UPDATE ... WHERE ... IS DISTINCT FROM EXCLUDED ...` (unchanged rows cost no write). Staged rows are merged in key
 order so overlapping concurrent writers lock rows in the same order; a deadlock or serialization failure that
 still happens is retried.
@@ -23,9 +24,10 @@ import pyarrow as pa
 import pyarrow.compute  # noqa: F401 - pa.compute
 import pyarrow.csv as pacsv
 from psycopg import errors as pgerrors
-from psycopg_pool import ConnectionPool
+from psycopg_pool import ConnectionPool, PoolTimeout
 
-from kallos.errors import StoreError
+from kallos.errors import StoreError, StoreUnavailableError
+from kallos.store import pgbinary
 from kallos.store.base import Store, _wrap, arrow_frame, named_params, redact_url
 from kallos.store.schema import Table, quote
 
@@ -40,9 +42,12 @@ _KINDS = {
     21: "int",
     23: "int",
 }
+_COPY_BATCH_ROWS = 20_000  # rows encoded at a time: buffers of a few MB, reused from the heap (fresh pages cost)
 _ARROW_READ = {"date": pa.date32(), "ts": pa.timestamp("us", tz="UTC"), "float": pa.float64(), "int": pa.int64()}
 """Arrow types of the CSV columns `query_bulk` parses, by the result's column kind."""
 _RETRYABLE = (pgerrors.DeadlockDetected, pgerrors.SerializationFailure)
+POOL_TIMEOUT_SECONDS = 15.0
+"""How long a command waits for a pooled connection before calling the database lost."""
 
 
 def conninfo_from_url(url: str) -> tuple[str, str | None]:
@@ -75,7 +80,9 @@ class PostgresStore(Store):
         self._local = threading.local()
         try:
             psycopg.connect(conninfo, connect_timeout=10, **kwargs).close()  # fail fast with the driver's reason
-            self._pool = ConnectionPool(conninfo, min_size=1, max_size=max_size, kwargs=kwargs, open=False)
+            self._pool = ConnectionPool(
+                conninfo, min_size=1, max_size=max_size, kwargs=kwargs, open=False, timeout=POOL_TIMEOUT_SECONDS
+            )
             self._pool.open(wait=True, timeout=10)
         except Exception as exc:  # noqa: BLE001 - connection problems of any kind get one clear message
             raise StoreError(
@@ -83,12 +90,27 @@ class PostgresStore(Store):
             ) from None
 
     @contextmanager
+    def _reachable(self) -> Iterator[None]:
+        """A lost connection (server down, network cut, pool unable to reconnect) stops the command with one
+        clear error instead of a driver traceback; the transaction in flight was rolled back by the server."""
+        try:
+            yield
+        except (psycopg.OperationalError, psycopg.InterfaceError, PoolTimeout) as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise StoreUnavailableError(
+                f"lost the connection to PostgreSQL at {redact_url(self.url)}: {first}; every batch is one "
+                "transaction, so nothing is half-written: rerun the command when the server is back (it resumes "
+                "where the stored data ends)",
+            ) from None
+
+    @contextmanager
     def _conn(self) -> Iterator[psycopg.Connection]:
         tx = getattr(self._local, "tx", None)
         if tx is not None:
-            yield tx
+            with self._reachable():
+                yield tx
             return
-        with self._pool.connection() as conn:
+        with self._reachable(), self._pool.connection() as conn:
             yield conn
 
     @contextmanager
@@ -96,7 +118,8 @@ class PostgresStore(Store):
         if getattr(self._local, "tx", None) is not None:
             yield
             return
-        with self._pool.connection() as conn, conn.transaction():  # outer block: inner writes become savepoints
+        # outer block: inner writes become savepoints
+        with self._reachable(), self._pool.connection() as conn, conn.transaction():
             self._local.tx = conn
             try:
                 yield
@@ -144,11 +167,11 @@ class PostgresStore(Store):
 
     def _write(self, fn) -> int:  # type: ignore[no-untyped-def]
         if getattr(self._local, "tx", None) is not None:
-            with self._local.tx.transaction():
+            with self._reachable(), self._local.tx.transaction():
                 return fn(self._local.tx)
         for attempt in range(8):
             try:
-                with self._pool.connection() as conn, conn.transaction():
+                with self._reachable(), self._pool.connection() as conn, conn.transaction():
                     return fn(conn)
             except _RETRYABLE:
                 if attempt == 7:
@@ -158,8 +181,17 @@ class PostgresStore(Store):
 
     @staticmethod
     def _copy(conn: psycopg.Connection, target: str, data: pa.Table) -> None:
-        """Stream `data` into `target` as CSV written by Arrow (exact float round-trip, NULL vs '' kept apart)."""
+        """Stream `data` into `target` in COPY's binary format (docs/decisions.md#D112): each double travels as
+        its 8 bytes, which the server stores without parsing. Types the encoder does not know go as CSV written
+        by Arrow (exact float round-trip, NULL vs '' kept apart)."""
         names = ", ".join(quote(c) for c in data.column_names)
+        if pgbinary.supported(data.schema):
+            with conn.cursor() as cur, cur.copy(f"COPY {target} ({names}) FROM STDIN (FORMAT BINARY)") as copy:
+                copy.write(pgbinary.SIGNATURE)
+                for batch in data.to_batches(max_chunksize=_COPY_BATCH_ROWS):
+                    copy.write(pgbinary.encode_rows(pa.Table.from_batches([batch])).data)
+                copy.write(pgbinary.TRAILER)
+            return
         with conn.cursor() as cur, cur.copy(f"COPY {target} ({names}) FROM STDIN (FORMAT CSV)") as copy:
             for batch in data.to_batches(max_chunksize=100_000):
                 buf = io.BytesIO()
@@ -175,13 +207,16 @@ class PostgresStore(Store):
 
     @staticmethod
     def _nothing_stored(conn: psycopg.Connection, table: Table, data: pa.Table) -> bool:
-        """True when no stored row can share a key with a (coin_id, date)-keyed batch: a pure insert."""
-        if table.key != ("coin_id", "date"):
+        """True when no stored row can share a key with the batch: a pure insert. Checked for tables keyed by
+        coin and date (and possibly more, as `trading_signals`' signal): no stored row of the batch's coins in
+        its date range."""
+        date = table.date_column
+        if "coin_id" not in table.key or date is None or date not in table.key:
             return False
         coins = pa.compute.unique(data.column("coin_id")).to_pylist()
-        lo, hi = pa.compute.min_max(data.column("date")).values()
+        lo, hi = pa.compute.min_max(data.column(date)).values()
         row = conn.execute(
-            f'SELECT EXISTS (SELECT 1 FROM {table.name} WHERE coin_id = ANY(%s) AND "date" BETWEEN %s AND %s)',
+            f"SELECT EXISTS (SELECT 1 FROM {table.name} WHERE coin_id = ANY(%s) AND {quote(date)} BETWEEN %s AND %s)",
             (coins, lo.as_py(), hi.as_py()),
         ).fetchone()
         return not (row and row[0])

@@ -41,6 +41,39 @@ def _finite(v: object) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
+def decimate(
+    pairs: list[tuple[float, float | None]], x0: float, x1: float, columns: int
+) -> list[tuple[float, float | None]]:
+    """At most two points per pixel column (its lowest and highest, in time order), gaps kept: a line of 2,700
+    days drawn 880 pixels wide looks the same and costs a third of the SVG."""
+    if len(pairs) <= 2 * columns:
+        return pairs
+    out: list[tuple[float, float | None]] = []
+    bucket: list[tuple[float, float]] = []
+    current = -1
+
+    def flush() -> None:
+        if len(bucket) <= 2:
+            out.extend(bucket)
+        else:
+            lo, hi = min(bucket, key=lambda p: p[1]), max(bucket, key=lambda p: p[1])
+            out.extend(sorted({lo, hi}))
+        bucket.clear()
+
+    span = (x1 - x0) or 1.0
+    for x, y in pairs:
+        column = int((x - x0) / span * columns)
+        if y is None or column != current:
+            flush()
+            current = column
+        if y is None:
+            out.append((x, None))
+        else:
+            bucket.append((x, y))
+    flush()
+    return out
+
+
 def nice_ticks(lo: float, hi: float, n: int = 5) -> list[float]:
     """Round tick values covering [lo, hi] (1, 2, 2.5, 5 × 10^k steps)."""
     if not (math.isfinite(lo) and math.isfinite(hi)):
@@ -118,6 +151,7 @@ def chart(
     pad = (y1 - y0) * 0.04
     y0, y1 = (y0 if y0 == 0 else y0 - pad), y1 + pad
     w, h = WIDTH - LEFT - RIGHT, height - TOP - BOTTOM
+    pts = [(s, p if s.kind == "bar" else decimate(p, x0, x1, w)) for s, p in pts]
 
     def sx(x: float) -> float:
         return LEFT + (x - x0) / (x1 - x0) * w

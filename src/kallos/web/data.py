@@ -61,7 +61,27 @@ def plain(value: Any) -> Any:
 
 
 def records(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    return [plain(r) for r in frame.to_dict(orient="records")]
+    """A frame as JSON-ready rows, converted a column at a time (the level history has thousands of rows)."""
+    cols: dict[str, pd.Series] = {}
+    for name in frame.columns:
+        col = frame[name]
+        if pd.api.types.is_datetime64_any_dtype(col):
+            present = col.dropna()
+            if col.dt.tz is None and (present == present.dt.normalize()).all():
+                text = col.dt.strftime("%Y-%m-%d")
+            else:
+                text = col.map(plain)
+            cols[str(name)] = text.astype(object).where(col.notna(), None)
+        elif pd.api.types.is_float_dtype(col):
+            values = col.to_numpy(dtype=np.float64)
+            cols[str(name)] = col.astype(object).where(np.isfinite(values), None)
+        elif pd.api.types.is_bool_dtype(col) or pd.api.types.is_integer_dtype(col):
+            cols[str(name)] = col.astype(object)
+        else:
+            cols[str(name)] = col.map(plain).astype(object).where(col.notna(), None)
+    if not cols:
+        return [{} for _ in range(len(frame))]
+    return pd.DataFrame(cols, index=frame.index).to_dict(orient="records")
 
 
 def _ts(value: Any) -> pd.Timestamp | None:
@@ -112,7 +132,10 @@ def _run_row(r: Any) -> dict[str, Any]:
         "started_at": plain(_ts(r.started_at)),
         "finished_at": plain(_ts(r.finished_at)),
         "status": r.status,
-        "duration_seconds": _seconds(r.started_at, r.finished_at),
+        # The measured duration: the ledger's timestamps follow the run's clock, which `--now` pins.
+        "duration_seconds": measured
+        if isinstance(measured := counts.get("duration_seconds"), (int, float))
+        else _seconds(r.started_at, r.finished_at),
         "telemetry": complete(tele),
         "steps": counts.get("steps", {}),
         "error": r.error if isinstance(r.error, str) else None,
@@ -470,7 +493,8 @@ def index_benchmarks(store: Store, settings: Any, name: str | None, values: pd.D
             k: records(v[["date", "index_value"]].rename(columns={"index_value": "value"})) for k, v in series.items()
         }
 
-    tables = ("daily_market_data", "daily_index_values", "coins", "coin_categories", "index_definitions")
+    # A market-data correction inside the index's history rebuilds the index (D61), so its values stand for it.
+    tables = ("daily_index_values", "coins", "coin_categories", "index_definitions")
     try:
         return dict(derived(store, "benchmarks", tables, compute, name, base, through))
     except KallosError as exc:
