@@ -301,54 +301,49 @@ def test_retries_are_bounded(market: SimulatedMarket, tmp_path: Path) -> None:
 
 
 def test_demo_key_on_pro_host_says_which_plan_to_set(market: SimulatedMarket, tmp_path: Path) -> None:
-    with FakeCoinGecko(dataset=market, plan="pro", api_key=KEY) as srv:
+    async def demo_on_pro() -> Exception:
+        async with client(fake(market), tmp_path, plan="demo") as cg:
+            with pytest.raises(AuthError) as info:
+                await cg.ping()
+            return info.value
 
-        async def go() -> Exception:
-            async with client(srv.url, tmp_path, plan="demo") as cg:
-                with pytest.raises(AuthError) as info:
-                    await cg.ping()
-                return info.value
-
-        err = run(go())
+    err = run(demo_on_pro())
     assert err.error_code == 10011 and "KALLOS_COINGECKO_PLAN=demo" in str(err)
-    with FakeCoinGecko(dataset=market, plan="demo", api_key=KEY) as srv:
 
-        async def pro_on_demo() -> Exception:
-            async with client(srv.url, tmp_path, plan="pro") as cg:
-                with pytest.raises(AuthError) as info:
-                    await cg.ping()
-                assert cg.stats.calls == 1  # /key discovery is not even reached twice: one refusal, no retry
-                return info.value
+    async def pro_on_demo() -> Exception:
+        async with client(fake(market, plan="demo"), tmp_path, plan="pro") as cg:
+            with pytest.raises(AuthError) as info:
+                await cg.ping()
+            assert cg.stats.calls == 1  # /key discovery is not even reached twice: one refusal, no retry
+            return info.value
 
-        err = run(pro_on_demo())
+    err = run(pro_on_demo())
     assert err.error_code == 10010 and "KALLOS_COINGECKO_PLAN=pro" in str(err)
 
 
 def test_missing_key_and_demo_history_limits(market: SimulatedMarket, tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="COINGECKO_API_KEY"):
         CoinGeckoClient(plan="pro", api_key=None)
-    with FakeCoinGecko(dataset=market, plan="pro", api_key=KEY) as srv:
 
-        async def keyless() -> Exception:
-            async with client(srv.url, tmp_path, plan="public", api_key=None) as cg:
-                with pytest.raises(AuthError) as info:
-                    await cg.ping()
-                return info.value
+    async def keyless() -> Exception:
+        async with client(fake(market), tmp_path, plan="public", api_key=None) as cg:
+            with pytest.raises(AuthError) as info:
+                await cg.ping()
+            return info.value
 
-        err = run(keyless())
+    err = run(keyless())
     assert err.error_code == 10002 and "COINGECKO_API_KEY" in str(err)
-    with FakeCoinGecko(dataset=market, plan="demo", api_key=KEY) as srv:
 
-        async def demo() -> tuple[Exception, Exception]:
-            async with client(srv.url, tmp_path, plan="demo") as cg:
-                with pytest.raises(PlanLimitError) as too_old:
-                    await cg.market_chart("bitcoin", "max")
-                with pytest.raises(PlanLimitError) as paid:
-                    now = dt.datetime(2024, 12, 1, tzinfo=UTC)
-                    await cg.ohlc_range("bitcoin", now - dt.timedelta(days=5), now)
-                return too_old.value, paid.value
+    async def demo() -> tuple[Exception, Exception]:
+        async with client(fake(market, plan="demo"), tmp_path, plan="demo") as cg:
+            with pytest.raises(PlanLimitError) as too_old:
+                await cg.market_chart("bitcoin", "max")
+            with pytest.raises(PlanLimitError) as paid:
+                now = dt.datetime(2024, 12, 1, tzinfo=UTC)
+                await cg.ohlc_range("bitcoin", now - dt.timedelta(days=5), now)
+            return too_old.value, paid.value
 
-        too_old, paid = run(demo())
+    too_old, paid = run(demo())
     assert too_old.error_code == 10012 and "365" in str(too_old)
     assert paid.error_code == 10005
 

@@ -86,6 +86,7 @@ def test_a_failing_batch_raises_its_own_error_through_dask(dask_address: str) ->
             list(ex.map_batches(fail_on_three, range(6)))
 
 
+@pytest.mark.slow  # starts and stops a cluster of its own
 def test_without_a_scheduler_address_a_local_cluster_is_started_and_closed() -> None:
     ex = get_executor(load_settings(executor="dask", workers=1))
     try:

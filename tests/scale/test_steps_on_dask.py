@@ -45,6 +45,7 @@ def local_store(tmp_path) -> Store:
     store.close()
 
 
+@pytest.mark.slow  # three full step runs on each executor and layout: tens of seconds each
 def test_dask_executor_stores_exactly_what_the_local_one_stores(
     any_layout_store: Store,
     local_store: Store,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 from typing import TYPE_CHECKING
@@ -61,6 +60,8 @@ def resolve_coins(settings: Settings, coins: list[str] | None, top: int | None) 
                 )
             return coins
 
+    import asyncio
+
     return asyncio.run(go())
 
 
@@ -93,6 +94,8 @@ def register(app: typer.Typer) -> None:
             silence_seconds=settings.stream_silence_seconds,
             snapshot_seconds=settings.stream_snapshot_seconds,
         )
+        import asyncio
+
         stats = asyncio.run(stream_prices(settings, chosen, options=options))
         if as_json:
             typer.echo(json.dumps(stats.as_dict(), sort_keys=True))

@@ -125,35 +125,37 @@ class _EventLog:
         self.parts: list[dict[str, np.ndarray]] = []
 
     def add(self, rows: pd.DataFrame, kind: Rule | EventKind, hits: np.ndarray, details: list[str] | None) -> None:
-        n = hits.size
         dates = rows["date"].to_numpy()[hits]
-        self.parts.append(
-            {
-                "coin_id": rows["coin_id"].to_numpy()[hits],
-                "date": np.where(np.isnat(dates), UNREADABLE_DATE.to_datetime64(), dates),
-                "field": np.full(n, kind.field, dtype=object),
-                "reason": np.full(n, kind.reason, dtype=object),
-                "action": np.full(n, kind.action, dtype=object),
-                "_pos": rows["_pos"].to_numpy()[hits],
-                "detail": np.array(details if details is not None else [""] * n, dtype=object),
-            }
+        self._append(
+            kind,
+            rows["coin_id"].to_numpy()[hits],
+            np.where(np.isnat(dates), UNREADABLE_DATE.to_datetime64(), dates),
+            rows["_pos"].to_numpy()[hits],
+            details if details is not None else [""] * hits.size,
         )
 
     def add_days(self, coin_id: str, days: list[pd.Timestamp], kind: EventKind, detail: str) -> None:
         """Events about days without a row (so with no `raw`)."""
         n = len(days)
         if n:
-            self.parts.append(
-                {
-                    "coin_id": np.full(n, coin_id, dtype=object),
-                    "date": np.array(days, dtype="datetime64[ns]"),
-                    "field": np.full(n, kind.field, dtype=object),
-                    "reason": np.full(n, kind.reason, dtype=object),
-                    "action": np.full(n, kind.action, dtype=object),
-                    "_pos": np.full(n, -1),
-                    "detail": np.full(n, detail, dtype=object),
-                }
-            )
+            coins = np.full(n, coin_id, dtype=object)
+            self._append(kind, coins, np.array(days, dtype="datetime64[ns]"), np.full(n, -1), [detail] * n)
+
+    def _append(
+        self, kind: Rule | EventKind, coins: np.ndarray, dates: np.ndarray, positions: np.ndarray, details: list[str]
+    ) -> None:
+        n = positions.size
+        self.parts.append(
+            {
+                "coin_id": coins,
+                "date": dates,
+                "field": np.full(n, kind.field, dtype=object),
+                "reason": np.full(n, kind.reason, dtype=object),
+                "action": np.full(n, kind.action, dtype=object),
+                "_pos": positions,
+                "detail": np.array(details, dtype=object),
+            }
+        )
 
     def judge(self, rows: pd.DataFrame, rule: Rule, limits: Limits) -> npt.NDArray[np.bool_]:
         """Where `rule` holds on `rows`, with one event per hit."""

@@ -202,6 +202,10 @@ def check_layout(store: Store, partitioned: bool) -> None:
     )
 
 
+def applied_versions(store: Store) -> set[int]:
+    return {int(v) for v in store.query("SELECT version FROM schema_migrations")["version"]}
+
+
 def migrate(store: Store, *, partitioned: bool | None = None) -> int:
     """Apply pending migrations. `partitioned` (PostgreSQL only) range-partitions the daily fact tables by year
     when they are created. An existing store whose layout differs from an explicit `partitioned` is refused with
@@ -218,8 +222,9 @@ def migrate(store: Store, *, partitioned: bool | None = None) -> int:
     version = current_version(store)
     if version and partitioned is not None and store.backend == "postgresql":
         check_layout(store, partitioned)
+    applied = applied_versions(store) if version else set()
     for number, name, apply in MIGRATIONS:
-        if number <= version:
+        if number in applied:  # by set, not by max: a migration missing below the newest one still runs
             continue
         with store.transaction():
             apply(store, bool(partitioned))
@@ -228,5 +233,5 @@ def migrate(store: Store, *, partitioned: bool | None = None) -> int:
                 {"v": number, "n": name},
             )
         log.info("schema migrated", extra={"version": number, "migration": name})
-        version = number
+        version = max(version, number)
     return version

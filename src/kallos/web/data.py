@@ -132,7 +132,10 @@ def _run_row(r: Any) -> dict[str, Any]:
         "started_at": plain(_ts(r.started_at)),
         "finished_at": plain(_ts(r.finished_at)),
         "status": r.status,
-        "duration_seconds": _seconds(r.started_at, r.finished_at),
+        # The measured duration: the ledger's timestamps follow the run's clock, which `--now` pins.
+        "duration_seconds": measured
+        if isinstance(measured := counts.get("duration_seconds"), (int, float))
+        else _seconds(r.started_at, r.finished_at),
         "telemetry": complete(tele),
         "steps": counts.get("steps", {}),
         "error": r.error if isinstance(r.error, str) else None,
