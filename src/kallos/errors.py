@@ -12,6 +12,7 @@ parsing messages, and each class has the exit code the CLI maps it to (see docs/
     ├── PartialFailure               exit 3  some coins or steps failed, the rest were done
     ├── StepFailed                   exit 4  a pipeline step (or the whole run) failed
     ├── InputError                   exit 4  bad user input: a file, a frame, a CLI value (names the input)
+    │   ├── TimeframeError       exit 2  a timeframe that is not 1h, 1d or 1w (names the accepted values)
     │   ├── DataValidationError           a frame breaks a contract (missing column, duplicate date...)
     │   └── IndexConstructionError        the index cannot be built (names the selection date)
     ├── StoreError                   exit 4  the database (names the table)
@@ -97,6 +98,12 @@ class StepFailed(KallosError):
 
 class InputError(KallosError):
     exit_code = 4
+
+
+class TimeframeError(InputError):
+    """A timeframe other than 1h, 1d or 1w: a usage error like a bad option (docs/decisions.md#D80)."""
+
+    exit_code = 2
 
 
 class DataValidationError(InputError):

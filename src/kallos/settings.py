@@ -86,6 +86,8 @@ class Settings(BaseSettings):
     stream_flush_seconds: float = Field(default=1.0, gt=0, le=3600)
     stream_silence_seconds: float = Field(default=60.0, gt=0)
     stream_snapshot_seconds: float = Field(default=300.0, ge=0)
+    hourly_universe: int = Field(default=20, ge=0, le=10_000)
+    """Coins the daily run keeps hourly bars for: the index's top N (0 turns hourly updates off)."""
     dashboard_token: SecretStr | None = None
     """Bearer token `kallos serve` requires (always when set; needed to bind beyond loopback, D95)."""
     dashboard_refresh_seconds: int = Field(default=30, ge=0, le=86400)

@@ -12,6 +12,7 @@ import pytest
 
 from kallos.cli.main import main
 from kallos.pipeline.lock import pipeline_lock
+from kallos.pipeline.run import STEP_NAMES
 from kallos.store import open_store
 
 from .conftest import BACKFILL_NOW, RUN_NOW, backfill, pipeline_env
@@ -57,7 +58,7 @@ def test_daily_run_updates_everything_and_is_idempotent(backfilled, capsys):
     counts = json.loads(run["counts"])
     assert counts["rows_written"] > 0 and counts["api_calls"] > 0
     mine = steps[steps["run_id"] == run["run_id"]].set_index("step")
-    assert set(mine.index) == {"universe", "details", "market", "indicators", "signals", "index"}
+    assert set(mine.index) == set(STEP_NAMES)
     assert mine.loc["universe", "status"] == "success"  # Monday
     assert mine.loc["index", "status"] == "success"  # new final days
     assert json.loads(mine.loc["market", "counts"])["api_calls"] > 0

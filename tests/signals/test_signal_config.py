@@ -30,7 +30,10 @@ def test_the_shipped_default_is_complete_and_equals_the_model_defaults() -> None
                 out |= keys(v, prefix + k + ".")
         return out
 
-    assert keys(shipped) == keys(full)
+    sections = {k for k in keys(shipped) if k.startswith("timeframes.")}
+    assert keys(shipped) - sections == keys(full)
+    assert {"timeframes.1h.rules", "timeframes.1w.rules"} <= sections  # each timeframe has its own section
+    assert cfg.for_timeframe("1h").config_hash() == cfg.config_hash()  # empty sections inherit the daily rules
 
 
 @pytest.mark.parametrize(

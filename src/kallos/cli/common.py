@@ -102,3 +102,18 @@ def parse_date(value: str | None, option: str) -> dt.date | None:
 
 NOW_OPTION = typer.Option(None, "--now", help="Pretend it is this UTC time (ISO 8601); overrides KALLOS_NOW.")
 DB_OPTION = typer.Option(None, "--database-url", help="Overrides KALLOS_DATABASE_URL.")
+
+
+def _timeframe(value: str | None) -> str:
+    from kallos.errors import TimeframeError
+    from kallos.timeframes import parse_timeframe
+
+    try:
+        return parse_timeframe(value)
+    except TimeframeError as exc:
+        raise typer.BadParameter(exc.message) from None
+
+
+TIMEFRAME_OPTION = typer.Option(
+    "1d", "--timeframe", "-t", callback=_timeframe, help="Bars: 1h (hourly), 1d (daily) or 1w (weekly)."
+)

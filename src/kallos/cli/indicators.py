@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import typer
 
 from kallos.cli.coins import run_step
-from kallos.cli.common import DB_OPTION, NOW_OPTION, console, err_console, parse_coins, setup
+from kallos.cli.common import DB_OPTION, NOW_OPTION, TIMEFRAME_OPTION, console, err_console, parse_coins, setup
 from kallos.errors import InputError, PartialFailure
 from kallos.files import write_atomically
 
@@ -40,10 +40,12 @@ def compute(
         "--close-only-approx/--no-close-only-approx",
         help="Approximate high/low for close-only bars (rows then say ohlc_source=close_only_approx).",
     ),
+    timeframe: str = TIMEFRAME_OPTION,
     now: str | None = NOW_OPTION,
     database_url: str | None = DB_OPTION,
 ) -> None:
-    """Compute indicators for coins with enough history and upsert daily_technical_indicators."""
+    """Compute indicators for coins with enough history and upsert the timeframe's indicator table
+    (daily_technical_indicators, hourly_technical_indicators or weekly_technical_indicators)."""
     from kallos.indicators.step import indicators_step
 
     settings = setup(
@@ -53,12 +55,13 @@ def compute(
         close_only_approx=close_only_approx,
         workers=workers,
     )
-    step = partial(indicators_step, coins=parse_coins(coins), full=full)
-    outcome = run_step(settings, "indicators compute", step, name="indicators", api=False)
+    step = partial(indicators_step, coins=parse_coins(coins), full=full, timeframe=timeframe)
+    name = "indicators" if timeframe == "1d" else f"indicators_{timeframe}"
+    outcome = run_step(settings, "indicators compute", step, name=name, api=False)
     x = outcome.extra
     computed = int(x["full"] or 0) + int(x["incremental"] or 0)  # type: ignore[arg-type]
     console.print(
-        f"indicators: {computed} coin(s) computed ({x['full']} full, "
+        f"indicators ({timeframe}): {computed} coin(s) computed ({x['full']} full, "
         f"{x['incremental']} incremental), {x['up_to_date']} up to date, "
         f"{x['below_coverage']} below coverage; {outcome.rows_written} rows written"
     )

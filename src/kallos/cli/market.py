@@ -15,6 +15,7 @@ from kallos.cli.coins import COINS_OPTION, TOP_OPTION, finish, run_step
 from kallos.cli.common import (
     DB_OPTION,
     NOW_OPTION,
+    TIMEFRAME_OPTION,
     console,
     open_settings_store,
     parse_coins,
@@ -46,16 +47,36 @@ def backfill_cmd(
     since: str | None = SINCE_OPTION,
     include_inactive: bool = INACTIVE_OPTION,
     progress: bool | None = PROGRESS_OPTION,
+    timeframe: str = TIMEFRAME_OPTION,
     database_url: str | None = DB_OPTION,
     now: str | None = NOW_OPTION,
 ) -> None:
-    """Load daily close, market cap and volume (and candles on paid plans), resuming from the watermarks."""
+    """Load daily close, market cap and volume (and candles on paid plans), resuming from the watermarks.
+
+    `--timeframe 1h` loads hourly bars (docs/timeframes.md); `--timeframe 1w` builds weekly bars from the stored
+    final daily bars (no API call).
+    """
     from kallos.ingest.backfill import backfill_step
 
     if coins and top:
         raise typer.BadParameter("give either --coins or --top", param_hint="--coins")
     since_d = parse_date(since, "--since")
     settings = setup(now=now, database_url=database_url)
+    if timeframe == "1h":
+        from kallos.ingest.hourly import hourly_backfill_step
+
+        step_1h = hourly_backfill_step(coins=parse_coins(coins), top=top, since=since_d)
+        out = run_step(
+            settings, "market backfill --timeframe 1h", step_1h, name="hourly", progress=progress_for(progress)
+        )
+        finish(out, "hourly backfill")
+        return
+    if timeframe == "1w":
+        from kallos.ingest.weekly import weekly_bars_step
+
+        step_1w = weekly_bars_step(coins=parse_coins(coins))
+        finish(run_step(settings, "market backfill --timeframe 1w", step_1w, name="weekly", api=False), "weekly bars")
+        return
     step = partial(
         backfill_step, coins=parse_coins(coins), top=top, since=since_d, include_inactive=include_inactive
     )
@@ -118,6 +139,7 @@ def plan_backfill(
     since: str | None = SINCE_OPTION,
     include_inactive: bool = INACTIVE_OPTION,
     as_json: bool = typer.Option(False, "--json", help="Print the estimate as JSON."),
+    timeframe: str = TIMEFRAME_OPTION,
     database_url: str | None = DB_OPTION,
     now: str | None = NOW_OPTION,
 ) -> None:
@@ -133,21 +155,33 @@ def plan_backfill(
         raise typer.BadParameter("give either --coins or --top", param_hint="--coins")
     since_d = parse_date(since, "--since")
     settings = setup(now=now, database_url=database_url)
-    top_ids, rate = asyncio.run(_listing(settings, top))
-    with open_settings_store(settings) as store:
-        store.init()
-        est = estimate_backfill(
-            store,
-            settings,
-            now=clock.utcnow(),
-            last_final=clock.last_final_day(),
-            coins=parse_coins(coins),
-            top=top,
-            since=since_d,
-            include_inactive=include_inactive,
-            rate_per_minute=rate,
-            top_ids=top_ids,
-        )
+    if timeframe == "1w":
+        console.print("weekly bars are built from stored daily bars: 0 calls, 0 credits")
+        return
+    if timeframe == "1h":
+        from kallos.ingest.hourly import estimate_hourly
+
+        with open_settings_store(settings) as store:
+            store.init()
+            est = estimate_hourly(
+                store, settings, now=clock.utcnow(), coins=parse_coins(coins), top=top, since=since_d
+            )
+    else:
+        top_ids, rate = asyncio.run(_listing(settings, top))
+        with open_settings_store(settings) as store:
+            store.init()
+            est = estimate_backfill(
+                store,
+                settings,
+                now=clock.utcnow(),
+                last_final=clock.last_final_day(),
+                coins=parse_coins(coins),
+                top=top,
+                since=since_d,
+                include_inactive=include_inactive,
+                rate_per_minute=rate,
+                top_ids=top_ids,
+            )
     if as_json:
         print_json(est)
         return

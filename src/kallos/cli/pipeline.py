@@ -20,6 +20,7 @@ from rich.text import Text
 from kallos.cli.common import (
     DB_OPTION,
     NOW_OPTION,
+    _timeframe,
     console,
     err_console,
     parse_coins,
@@ -409,6 +410,13 @@ def export(
         None, "--output", "-o", help="File to write (default <table>.<format>; - = stdout, CSV)."
     ),
     force: bool = typer.Option(False, "--force", help="Replace the output file if it exists."),
+    timeframe: str | None = typer.Option(
+        None,
+        "--timeframe",
+        "-t",
+        callback=lambda v: None if v is None else _timeframe(v),
+        help="1h, 1d or 1w: the daily table named is swapped for that timeframe's (hourly_market_data ...).",
+    ),
     database_url: str | None = DB_OPTION,
     now: str | None = NOW_OPTION,
 ) -> None:
@@ -422,6 +430,10 @@ def export(
     if table not in TABLES and table not in VIEWS:
         known = ", ".join(sorted([*TABLES, *VIEWS]))
         raise typer.BadParameter(f"unknown table or view; known: {known}", param_hint="TABLE")
+    if timeframe is not None:
+        from kallos.timeframes import table_for
+
+        table = table_for(table, timeframe)
     since_d, until_d = parse_date(since, "--since"), parse_date(until, "--until")
     if (since_d is not None or until_d is not None) and table in TABLES and not TABLES[table].date_column:
         raise typer.BadParameter(f"table {table} has no date column to filter on", param_hint="--since/--until")

@@ -13,6 +13,7 @@ from rich.table import Table as RichTable
 from kallos.cli.common import (
     DB_OPTION,
     NOW_OPTION,
+    TIMEFRAME_OPTION,
     console,
     open_settings_store,
     parse_coins,
@@ -38,19 +39,21 @@ def generate(
     coins: str | None = typer.Option(None, "--coins", help="Comma-separated CoinGecko ids (default: all)."),
     full: bool = typer.Option(False, "--full", help="Recompute every day, replacing the stored rows."),
     config: Path | None = CONFIG_OPTION,
+    timeframe: str = TIMEFRAME_OPTION,
     now: str | None = NOW_OPTION,
     database_url: str | None = DB_OPTION,
 ) -> None:
-    """Compute rule and composite signals for new (or changed) days and store them."""
+    """Compute rule and composite signals for new (or changed) bars of a timeframe and store them."""
     from kallos.cli.coins import run_step
     from kallos.signals.step import resolve_config, signals_step
 
     settings = setup(now=now, database_url=database_url)
     cfg = resolve_config(settings, config)  # a bad file fails before the database is opened
-    step = partial(signals_step, coins=parse_coins(coins), full=full, config=cfg)
-    c = run_step(settings, "signals generate", step, name="signals", api=False).extra
+    step = partial(signals_step, coins=parse_coins(coins), full=full, config=cfg, timeframe=timeframe)
+    name = "signals" if timeframe == "1d" else f"signals_{timeframe}"
+    c = run_step(settings, "signals generate", step, name=name, api=False).extra
     console.print(
-        f"signals: {c['coins']} coin(s) computed ({c['full']} full, {c['incremental']} incremental), "
+        f"signals ({timeframe}): {c['coins']} coin(s) computed ({c['full']} full, {c['incremental']} incremental), "
         f"{c['up_to_date']} up to date; {c['rule_rows']} rule rows, {c['composite_rows']} composite "
         f"rows written (config {c['config_hash']})"
     )

@@ -626,6 +626,9 @@ class Api:
                 "last_4_weeks_commit_activity_series": [],
             }
         body["status_updates"] = []
+        # The SDK's CoinGetIDResponse requires it (docs/decisions.md#D87); CoinGecko sets it where it
+        # publishes a supply breakdown, which the fake ties to a capped supply.
+        body["has_supply_breakdown"] = coin.max_supply is not None
         body["last_updated"] = iso_ms(int(cur["t"]))
         if _bool(params, "tickers", True):
             body["tickers"] = self._tickers(c, cur)

@@ -29,6 +29,7 @@ from kallos.indicators.engine import compute_indicators
 from kallos.log import get_logger
 from kallos.pipeline.contract import StepContext, StepOutcome
 from kallos.scale.executor import get_executor
+from kallos.timeframes import SPECS, TimeframeSpec, spec
 
 if TYPE_CHECKING:
     from kallos.settings import Settings
@@ -48,12 +49,14 @@ def default_workers() -> int:
     return max(1, (os.cpu_count() or 2) - 1)
 
 
-def coverage_table(store: Store) -> pd.DataFrame:
+def coverage_table(store: Store, tf: TimeframeSpec = SPECS["1d"]) -> pd.DataFrame:
     """Per coin: first and last bar, and coverage as decisions.md #22 defines it (KALLOS_MIN_COVERAGE).
 
     Coverage = stored rows / calendar days over the last min(365, days since the first bar) days ending at the
-    coin's last bar.
+    coin's last bar. Hourly and weekly bars count hours and weeks over the same 365 days (docs/decisions.md#D85).
     """
+    if tf.name != "1d":
+        return _coverage_other(store, tf)
     frame = store.query(
         """
         WITH s AS (
@@ -75,6 +78,40 @@ def coverage_table(store: Store) -> pd.DataFrame:
     return frame.assign(window_days=window, coverage=rows / window)
 
 
+def _coverage_other(store: Store, tf: TimeframeSpec) -> pd.DataFrame:
+    t, table = f'"{tf.time_column}"', tf.market_table
+    back = "INTERVAL '365 days'" if tf.name == "1h" else "365"
+    frame = store.query(
+        f"""
+        WITH s AS (
+            SELECT coin_id, MIN({t}) AS first_date, MAX({t}) AS last_date, COUNT(*) AS n_all
+            FROM {table} GROUP BY coin_id
+        )
+        SELECT c.coingecko_id AS coin_id, s.first_date, s.last_date, s.n_all,
+               (SELECT COUNT(*) FROM {table} d
+                 WHERE d.coin_id = s.coin_id AND d.{t} > s.last_date - {back}) AS n_recent
+        FROM s JOIN coins c ON c.coin_id = s.coin_id
+        ORDER BY c.coingecko_id
+        """
+    )
+    if frame.empty:
+        return frame.assign(window_days=pd.Series(dtype="int64"), coverage=pd.Series(dtype="float64"))
+    for col in ("first_date", "last_date"):
+        frame[col] = _naive(frame[col])
+    span = ((frame["last_date"] - frame["first_date"]) / tf.step).astype("int64").to_numpy() + 1
+    window = np.minimum(span, int(pd.Timedelta(days=365) / tf.step))
+    rows = np.where(span <= window, frame["n_all"].to_numpy(), frame["n_recent"].to_numpy())
+    return frame.assign(window_days=window, coverage=rows / window)
+
+
+def _naive(s: pd.Series) -> pd.Series:
+    """UTC instants as naive datetimes: hourly stamps and daily dates compare on one scale in the planner."""
+    s = pd.to_datetime(s)
+    if isinstance(s.dtype, pd.DatetimeTZDtype):
+        s = s.dt.tz_convert("UTC").dt.tz_localize(None)
+    return s.astype("datetime64[ns]")
+
+
 @dataclass
 class _Plan:
     coin_id: str
@@ -84,7 +121,13 @@ class _Plan:
 
 
 def _plan(
-    stats: pd.DataFrame, marks: pd.DataFrame, done: pd.DataFrame, *, full: bool, approx: bool
+    stats: pd.DataFrame,
+    marks: pd.DataFrame,
+    done: pd.DataFrame,
+    *,
+    full: bool,
+    approx: bool,
+    step: pd.Timedelta = pd.Timedelta(days=1),
 ) -> tuple[list[_Plan], int]:
     marks = marks.set_index("coin_id") if not marks.empty else marks
     done = done.set_index("coin_id") if not done.empty else done
@@ -99,6 +142,8 @@ def _plan(
             last_done = pd.Timestamp(mark["last_date"])
             dirty = pd.Timestamp(mark["dirty_from"]) if pd.notna(mark["dirty_from"]) else None
             state = json.loads(mark["state"]) if isinstance(mark["state"], str) and mark["state"] else {}
+            if state.get("last_bar"):  # hourly: the watermark's DATE cannot hold the hour
+                last_done = pd.Timestamp(state["last_bar"])
             same_option = bool(state.get("close_only_approx", False)) == approx
         elif coin in done.index:
             last_done = pd.Timestamp(done.loc[coin, "last_date"])
@@ -111,7 +156,7 @@ def _plan(
             else:
                 up_to_date += 1
         else:
-            start = last_done + pd.Timedelta(days=1)
+            start = last_done + step
             if dirty is not None and dirty <= last_done:
                 start = dirty
             plans.append(_Plan(coin, "incremental", last_done, start))
@@ -151,31 +196,31 @@ class _Job:
 WARMUP_DAYS = RECOMPUTE_HISTORY_BARS + RECOMPUTE_HISTORY_BARS // 2
 
 
-def _read_bars(store: Store, coins: list[str], start: pd.Timestamp | None = None) -> dict[str, pd.DataFrame]:
+def _read_bars(
+    store: Store, coins: list[str], start: pd.Timestamp | None = None, tf: TimeframeSpec = SPECS["1d"]
+) -> dict[str, pd.DataFrame]:
     if not coins:
         return {}
-    bars = store.read(
-        "daily_market_data",
-        coins=coins,
-        start=None if start is None else start.date(),
-        columns=["coin_id", *_BAR_COLUMNS],
-    )
+    bars = _read(store, tf, tf.market_table, coins, ["coin_id", *_BAR_COLUMNS], start=start)
     return dict(tuple(bars.groupby("coin_id", sort=False)))
 
 
-def _prepare(store: Store, plans: list[_Plan], done: pd.DataFrame, stats: pd.DataFrame) -> _Job:
+def _prepare(
+    store: Store, plans: list[_Plan], done: pd.DataFrame, stats: pd.DataFrame, tf: TimeframeSpec = SPECS["1d"]
+) -> _Job:
     """Read one batch's bars and cut each incremental coin's tail (with its history) out of them.
 
     A full recompute reads a coin's whole history; an incremental one reads only its warm-up window
-    (WARMUP_DAYS before the first bar to write), and the whole history only when that window is too short.
+    (WARMUP_DAYS bars of the timeframe before the first bar to write), and the whole history only when that
+    window is too short.
     `stats` (coverage_table, indexed by coin) gives each coin's first bar and bar count.
     """
     done_n = done.set_index("coin_id")["n"] if not done.empty else pd.Series(dtype="int64")
     incremental = [p for p in plans if p.mode == "incremental"]
-    groups = _read_bars(store, [p.coin_id for p in plans if p.mode != "incremental"])
+    groups = _read_bars(store, [p.coin_id for p in plans if p.mode != "incremental"], tf=tf)
     if incremental:
-        start = min(p.write_from for p in incremental if p.write_from is not None) - pd.Timedelta(days=WARMUP_DAYS)
-        groups |= _read_bars(store, [p.coin_id for p in incremental], start)
+        start = min(p.write_from for p in incremental if p.write_from is not None) - WARMUP_DAYS * tf.step
+        groups |= _read_bars(store, [p.coin_id for p in incremental], start, tf)
     parts: dict[str, pd.DataFrame] = {}
     write_from, anchors, modes, spans = {}, {}, {}, {}
     reread: list[_Plan] = []
@@ -218,14 +263,14 @@ def _prepare(store: Store, plans: list[_Plan], done: pd.DataFrame, stats: pd.Dat
         if g is not None and not g.empty and not cut(plan, g):
             reread.append(plan)
     if reread:
-        whole = _read_bars(store, [p.coin_id for p in reread])
+        whole = _read_bars(store, [p.coin_id for p in reread], tf=tf)
         for plan in reread:
             cut(plan, whole[plan.coin_id])
             groups[plan.coin_id] = whole[plan.coin_id]
     offsets: dict[str, float] = {}
     if anchors:
         first = min(a for a, _ in anchors.values())
-        stored = store.read("daily_technical_indicators", coins=list(anchors), start=first, columns=["date", "obv"])
+        stored = _read(store, tf, tf.indicator_table, list(anchors), ["date", "obv"], start=first)
         stored = stored.set_index(["coin_id", "date"])["obv"]
         missing = []
         for coin, (day, volume) in anchors.items():
@@ -234,7 +279,7 @@ def _prepare(store: Store, plans: list[_Plan], done: pd.DataFrame, stats: pd.Dat
                 offsets[coin] = float(stored.loc[key]) - volume
             else:  # no stored OBV to continue from: recompute this coin from its first bar
                 missing.append(coin)
-        whole = _read_bars(store, missing)
+        whole = _read_bars(store, missing, tf=tf)
         for coin in missing:
             modes[coin] = "full"
             write_from.pop(coin, None)
@@ -245,6 +290,20 @@ def _prepare(store: Store, plans: list[_Plan], done: pd.DataFrame, stats: pd.Dat
         else pd.DataFrame(columns=["coin_id", *_BAR_COLUMNS])
     )
     return _Job(frame, write_from, offsets, spans, modes)
+
+
+def _read(
+    store: Store, tf: TimeframeSpec, table: str, coins: list[str], columns: list[str], start: Any = None
+) -> pd.DataFrame:
+    """Rows with the timeframe's time column as a naive UTC `date` (what the engine and the planner use)."""
+    cols = [tf.time_column if c == "date" else c for c in columns]
+    if tf.time_column != "date" and start is not None:
+        start = pd.Timestamp(start).tz_localize("UTC")
+    frame = store.read(table, coins=coins, start=start, columns=cols)
+    if tf.time_column != "date":
+        frame = frame.rename(columns={tf.time_column: "date"})
+        frame["date"] = _naive(frame["date"])
+    return frame
 
 
 def _finish(job: _Job, result: pd.DataFrame) -> pd.DataFrame:
@@ -262,6 +321,13 @@ def _finish(job: _Job, result: pd.DataFrame) -> pd.DataFrame:
     return result
 
 
+def _mark_state(approx: bool, tf: TimeframeSpec, last_bar: pd.Timestamp) -> str:
+    state: dict[str, Any] = {"close_only_approx": approx}
+    if tf.time_column != "date":
+        state["last_bar"] = last_bar.isoformat()
+    return json.dumps(state)
+
+
 def compute_step(
     store: Store,
     settings: Settings | None = None,
@@ -272,8 +338,11 @@ def compute_step(
     min_coverage: float | None = None,
     close_only_approx: bool | None = None,
     batch_coins: int = BATCH_COINS,
+    timeframe: str = "1d",
 ) -> dict[str, Any]:
-    """Compute and upsert `daily_technical_indicators`; return the step's counts (`failed`: coin -> reason)."""
+    """Compute and upsert the timeframe's indicator table (`daily_technical_indicators` for 1d); return the
+    step's counts (`failed`: coin -> reason). Every timeframe uses the same engine and columns
+    (docs/decisions.md#D85)."""
     if settings is None:
         from kallos.settings import get_settings
 
@@ -286,6 +355,7 @@ def compute_step(
         min_coverage=min_coverage,
         close_only_approx=close_only_approx,
         batch_coins=batch_coins,
+        timeframe=timeframe,
     )
     return outcome.counts()
 
@@ -299,15 +369,18 @@ def indicators_step(
     min_coverage: float | None = None,
     close_only_approx: bool | None = None,
     batch_coins: int = BATCH_COINS,
+    timeframe: str = "1d",
 ) -> StepOutcome:
     """The indicator computation as a step (docs/decisions.md#D37); options default to the settings."""
     store, settings = ctx.store, ctx.settings
+    tf = spec(timeframe)
+    series = tf.series(SERIES)
     approx = settings.close_only_approx if close_only_approx is None else close_only_approx
     threshold = settings.min_coverage if min_coverage is None else min_coverage
     n_workers = workers or settings.workers or default_workers()
     started = time.monotonic()
 
-    stats = coverage_table(store)
+    stats = coverage_table(store, tf)
     counts: dict[str, int] = {"coins": 0, "below_coverage": 0, "up_to_date": 0, "full": 0, "incremental": 0}
     rows_written = 0
     failures: dict[str, str] = {}
@@ -325,6 +398,7 @@ def indicators_step(
                 "unknown_coins": tuple(unknown),
                 "close_only_approx": approx,
                 "workers": n_workers,
+                "timeframe": tf.name,
             },
         )
 
@@ -340,13 +414,16 @@ def indicators_step(
 
     ids = list(eligible["coin_id"])
     marks = store.read("ingestion_watermarks", coins=ids)
-    marks = marks[marks["series"] == SERIES]
+    marks = marks[marks["series"] == series]
     done = store.query(
-        "SELECT c.coingecko_id AS coin_id, COUNT(*) AS n, MAX(t.date) AS last_date "
-        "FROM daily_technical_indicators t JOIN coins c ON c.coin_id = t.coin_id GROUP BY c.coingecko_id"
+        f'SELECT c.coingecko_id AS coin_id, COUNT(*) AS n, MAX(t."{tf.time_column}") AS last_date '
+        f"FROM {tf.indicator_table} t JOIN coins c ON c.coin_id = t.coin_id GROUP BY c.coingecko_id"
     )
     done = done[done["coin_id"].isin(ids)]
-    plans, counts["up_to_date"] = _plan(eligible, marks, done, full=full, approx=approx)
+    if tf.time_column != "date":
+        done["last_date"] = _naive(done["last_date"])
+        eligible = eligible.assign(last_date=_naive(eligible["last_date"]))
+    plans, counts["up_to_date"] = _plan(eligible, marks, done, full=full, approx=approx, step=tf.step)
     batches = list(_chunks(plans, batch_coins))
     if not batches:
         return outcome()
@@ -360,16 +437,20 @@ def indicators_step(
         marks_frame = pd.DataFrame(
             {
                 "coin_id": written_coins,
-                "series": SERIES,
-                "first_date": [job.last_bar[c][0] for c in written_coins],
-                "last_date": [job.last_bar[c][1] for c in written_coins],
+                "series": series,
+                "first_date": [job.last_bar[c][0].normalize() for c in written_coins],
+                "last_date": [job.last_bar[c][1].normalize() for c in written_coins],
                 "dirty_from": pd.Series([None] * len(written_coins), dtype="object"),
-                "state": json.dumps({"close_only_approx": approx}),
+                "state": [_mark_state(approx, tf, job.last_bar[c][1]) for c in written_coins],
             }
         )
+        out = rows[["coin_id", "date", "ohlc_source", *OUTPUT_COLUMNS]]
+        if tf.time_column != "date":
+            out = out.rename(columns={"date": tf.time_column})
+            out[tf.time_column] = pd.to_datetime(out[tf.time_column]).dt.tz_localize("UTC")
         with store.transaction():
             if not rows.empty:
-                store.upsert("daily_technical_indicators", rows[["coin_id", "date", "ohlc_source", *OUTPUT_COLUMNS]])
+                store.upsert(tf.indicator_table, out)
             if written_coins:
                 store.upsert("ingestion_watermarks", marks_frame)
         rows_written += len(rows)
@@ -381,7 +462,7 @@ def indicators_step(
 
     def bars_of_batches() -> Iterator[pd.DataFrame]:
         for batch in batches:
-            jobs.append(_prepare(store, batch, done, by_coin))
+            jobs.append(_prepare(store, batch, done, by_coin, tf))
             yield jobs[-1].bars
 
     with get_executor(settings, workers=n_workers, preload=["kallos.indicators.engine"]) as executor:

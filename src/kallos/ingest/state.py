@@ -20,7 +20,7 @@ from kallos.store import Store
 
 CHART = "market_chart"
 OHLC = "ohlc"
-DOWNSTREAM = ("indicators", "signals")
+DOWNSTREAM = ("indicators", "signals", "weekly_bars")  # weekly bars: docs/decisions.md#D84
 BAR_VALUE_COLUMNS = (
     "close",
     "market_cap",
@@ -80,16 +80,20 @@ def read_watermarks(store: Store, series: str, coins: Sequence[str] | None = Non
     return out
 
 
-def mark_dirty(store: Store, earliest: Mapping[str, dt.date]) -> None:
+def mark_dirty(
+    store: Store, earliest: Mapping[str, dt.date], series: Sequence[str] = DOWNSTREAM, *, indices: bool = True
+) -> None:
     """dirty_from = least(existing, earliest changed date) for the indicator and signal steps (decisions.md
-    #33).
+    #33). `series` names the downstream watermarks (the hourly ones for hourly bars, docs/decisions.md#D83);
+    `indices=False` for bars the index does not read (hourly and weekly ones).
     """
     if not earliest:
         return
     coins = list(earliest)
+    names = ", ".join(f"'{s}'" for s in series)
     existing = store.query(
         "SELECT c.coingecko_id AS coin_id, w.series, w.dirty_from FROM ingestion_watermarks w "
-        "JOIN coins c ON c.coin_id = w.coin_id WHERE w.series IN ('indicators', 'signals')"
+        f"JOIN coins c ON c.coin_id = w.coin_id WHERE w.series IN ({names})"
         + (
             " AND c.coingecko_id IN (" + ", ".join(f":c{i}" for i in range(len(coins))) + ")"
             if len(coins) < 500
@@ -100,11 +104,12 @@ def mark_dirty(store: Store, earliest: Mapping[str, dt.date]) -> None:
     have = {(r.coin_id, r.series): _date(r.dirty_from) for r in existing.itertuples(index=False)}
     rows = []
     for coin, day in earliest.items():
-        for series in DOWNSTREAM:
-            old = have.get((coin, series))
-            rows.append({"coin_id": coin, "series": series, "dirty_from": min(day, old) if old else day})
+        for name in series:
+            old = have.get((coin, name))
+            rows.append({"coin_id": coin, "series": name, "dirty_from": min(day, old) if old else day})
     store.upsert("ingestion_watermarks", pd.DataFrame(rows))
-    mark_indices_dirty(store, min(earliest.values()))
+    if indices:
+        mark_indices_dirty(store, min(earliest.values()))
 
 
 def mark_indices_dirty(store: Store, day: dt.date) -> None:

@@ -41,11 +41,13 @@ def export_table(
     coins: Sequence[str] | None = None,
     columns: Sequence[str] | None = None,
     force: bool = False,
+    timeframe: str | None = None,
 ) -> dict[str, Any]:
     """Write `table` or view (rows of `coins` between `since` and `until` by its date column, `columns` only)
     to `output`; return the path and row count (`rows` 0 is reported, and logged as a warning).
 
     `output` "-" writes CSV to stdout. The default file name is `<table>.<format>` in the working directory.
+    `timeframe` (1h, 1d, 1w) swaps a bar, indicator or signal table for that timeframe's (docs/timeframes.md).
     The file is written whole or not at all, never onto the database, and replaces an existing file only with
     `force` (docs/decisions.md#D51).
     """
@@ -53,6 +55,10 @@ def export_table(
     if table not in TABLES and table not in VIEWS:
         known = ", ".join(sorted([*TABLES, *VIEWS]))
         raise InputError(f"unknown table or view {table!r}; known: {known}", table=table)
+    if timeframe is not None:
+        from kallos.timeframes import table_for
+
+        table = table_for(table, timeframe)
     if fmt not in FORMATS:
         raise InputError(f"unknown format {fmt!r}; use parquet or csv", input="--format")
     if table in VIEWS:

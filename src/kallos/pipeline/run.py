@@ -30,7 +30,10 @@ from kallos.store import Store, open_store
 
 log = get_logger(__name__)
 
-STEP_NAMES = ("universe", "details", "market", "indicators", "signals", "index")
+STEP_NAMES = (
+    "universe", "details", "market", "indicators", "signals", "index",
+    "hourly", "weekly", "indicators_1h", "signals_1h", "indicators_1w", "signals_1w",
+)  # fmt: skip
 BACKFILL_STEP_NAMES = ("universe", "details", "backfill", "indicators", "signals", "index")
 
 
@@ -120,6 +123,29 @@ def build_steps(store: Store, settings: Settings, options: RunOptions) -> list[S
             requires=(market_name,),
         )
     )
+
+    # --- other timeframes (daily run): hourly bars of the hourly universe, weekly bars, their analytics -------
+    if options.mode == "daily":
+        from kallos.ingest.hourly import hourly_update_step
+        from kallos.ingest.weekly import weekly_bars_step
+
+        steps.append(Step("hourly", hourly_update_step))
+        steps.append(Step("weekly", weekly_bars_step(coins=options.coins), requires=(market_name,)))
+        for tf, source in (("1h", "hourly"), ("1w", "weekly")):
+            steps.append(
+                Step(
+                    f"indicators_{tf}",
+                    partial(indicators_step, coins=options.coins, full=options.full, timeframe=tf),
+                    requires=(source,),
+                )
+            )
+            steps.append(
+                Step(
+                    f"signals_{tf}",
+                    partial(signals_step, coins=options.coins, full=options.full, timeframe=tf),
+                    requires=(f"indicators_{tf}",),
+                )
+            )
     return steps
 
 

@@ -107,17 +107,48 @@ class Composite(_Strict):
     sell_threshold: float = Field(default=-0.15, ge=-1.0, lt=0.0)
 
 
+class TimeframeSection(_Strict):
+    """One timeframe's own rules; what it leaves out is taken from the top-level (daily) section."""
+
+    description: str = ""
+    rules: dict[str, Any] = {}
+    adx_filter: dict[str, Any] = {}
+    composite: dict[str, Any] = {}
+
+
 class SignalConfig(_Strict):
     description: str = ""
     rules: Rules = Rules()
     adx_filter: ADXFilter = ADXFilter()
     composite: Composite = Composite()
+    timeframes: dict[Literal["1h", "1d", "1w"], TimeframeSection] = {}
+    """Per-timeframe sections (docs/decisions.md#D86); the top-level keys are the daily rules, as before."""
+
+    def for_timeframe(self, timeframe: str) -> SignalConfig:
+        """The resolved rules of one timeframe: its section merged over the top-level one."""
+        section = self.timeframes.get(timeframe)  # type: ignore[call-overload]
+        base = self.model_dump(mode="json", exclude={"timeframes"})
+        if section is None:
+            return SignalConfig.model_validate_json(json.dumps(base))
+        merged = _deep_merge(base, section.model_dump(mode="json", exclude_defaults=True))
+        try:
+            return SignalConfig.model_validate_json(json.dumps(merged))
+        except ValidationError as exc:
+            raise _format_error(exc, f"(timeframes.{timeframe})") from None
 
     def config_hash(self) -> str:
-        """16 hex digits of SHA-256 over the resolved parameters (description excluded)."""
-        payload = self.model_dump(mode="json", exclude={"description"})
+        """16 hex digits of SHA-256 over the resolved parameters (description and other timeframes excluded, so
+        a daily config hashes as it did before timeframes existed)."""
+        payload = self.model_dump(mode="json", exclude={"description", "timeframes"})
         text = json.dumps(payload, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in over.items():
+        out[key] = _deep_merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
 
 
 def _format_error(exc: ValidationError, source: str) -> SignalConfigError:
@@ -156,9 +187,18 @@ def parse_signal_config(data: Any, source: str = "<dict>") -> SignalConfig:
         )
     try:
         # JSON-mode validation: JSON's types are the contract (an array for a list, a number for a float).
-        return SignalConfig.model_validate_json(json.dumps(data))
+        config = SignalConfig.model_validate_json(json.dumps(data))
     except ValidationError as exc:
         raise _format_error(exc, source) from None
+    for timeframe in config.timeframes:  # a bad key in a timeframe section fails at load, naming it
+        try:
+            config.for_timeframe(timeframe)
+        except SignalConfigError as exc:
+            raise SignalConfigError(
+                exc.message.replace("invalid signal config", f"invalid signal config {source}"),
+                **{**exc.context, "file": source},
+            ) from None
+    return config
 
 
 def default_config_text() -> str:

@@ -118,7 +118,9 @@ def generate_signals(frame: pd.DataFrame, config: SignalConfig | None = None) ->
     # Rules run on chunks of whole coins: the temporaries of a few hundred thousand rows stay in cache and are
     # reused (on millions of rows at once, fresh pages for every temporary halved the rows/s).
     coin_starts = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]])
-    cuts = np.unique(np.r_[coin_starts[np.searchsorted(coin_starts, np.arange(0, n, _CHUNK_ROWS))], n])
+    # A chunk boundary inside the last coin maps past its start: that chunk ends at n (long hourly series).
+    bounds = np.r_[coin_starts, n]
+    cuts = np.unique(np.r_[bounds[np.searchsorted(coin_starts, np.arange(0, n, _CHUNK_ROWS))], n])
 
     # Rule rows where each rule fires, then one composite row per input row; ordered by (coin, date, signal)
     # through the input's row order and each signal name's rank: one lexsort of integers, no string sort.

@@ -34,10 +34,12 @@ from kallos.signals.engine import generate_signals
 from kallos.signals.evaluation import evaluate_signals, parse_horizons
 from kallos.signals.rules import FLAT_WINDOWS
 from kallos.signals.universe import excluded_signal_coins
+from kallos.timeframes import SPECS, TimeframeSpec, spec
 
 log = get_logger(__name__)
 
 SERIES = "signals"
+DAILY = SPECS["1d"]
 HISTORY_ROWS = max(FLAT_WINDOWS.values()) + 1
 """Stored rows read before the first recomputed day: the longest flat-price window, plus the previous row."""
 BATCH_COINS = 200
@@ -63,12 +65,12 @@ def _coin_filter(coins: Sequence[str] | None) -> tuple[str, dict[str, Any]]:
     return f" AND c.coingecko_id IN ({placeholders})", params
 
 
-def _watermarks(store: Any, coins: Sequence[str] | None) -> dict[str, dict[str, Any]]:
+def _watermarks(store: Any, coins: Sequence[str] | None, tf: TimeframeSpec = DAILY) -> dict[str, dict[str, Any]]:
     cond, params = _coin_filter(coins)
     frame = store.query(
         "SELECT c.coingecko_id AS coin_id, w.last_date, w.state FROM ingestion_watermarks w "
         f"JOIN coins c ON c.coin_id = w.coin_id WHERE w.series = :series{cond}",
-        {"series": SERIES, **params},
+        {"series": tf.series(SERIES), **params},
     )
     out = {}
     for row in frame.itertuples(index=False):
@@ -77,32 +79,45 @@ def _watermarks(store: Any, coins: Sequence[str] | None) -> dict[str, dict[str, 
         except json.JSONDecodeError:
             state = {}
         out[row.coin_id] = {"last_date": row.last_date, **state}
+        if state.get("last_bar"):  # hourly: the watermark's DATE cannot hold the hour
+            out[row.coin_id]["last_date"] = pd.Timestamp(state["last_bar"])
     return out
 
 
-def _indicator_coins(store: Any, coins: Sequence[str] | None) -> pd.DataFrame:
+def _indicator_coins(store: Any, coins: Sequence[str] | None, tf: TimeframeSpec = DAILY) -> pd.DataFrame:
     """Coins with stored indicators: their first and last day and the newest write to their inputs."""
     cond, params = _coin_filter(coins)
+    t = f'"{tf.time_column}"'
     ind = store.query(
-        "SELECT c.coingecko_id AS coin_id, MIN(t.date) AS first_date, MAX(t.date) AS last_date, "
-        "MAX(t.updated_at) AS ind_seen FROM daily_technical_indicators t "
+        f"SELECT c.coingecko_id AS coin_id, MIN(t.{t}) AS first_date, MAX(t.{t}) AS last_date, "
+        f"MAX(t.updated_at) AS ind_seen FROM {tf.indicator_table} t "
         "JOIN coins c ON c.coin_id = t.coin_id "
         f"WHERE 1 = 1{cond} GROUP BY c.coingecko_id",
         params,
     )
     mkt = store.query(
-        "SELECT c.coingecko_id AS coin_id, MAX(t.updated_at) AS mkt_seen FROM daily_market_data t "
+        f"SELECT c.coingecko_id AS coin_id, MAX(t.updated_at) AS mkt_seen FROM {tf.market_table} t "
         f"JOIN coins c ON c.coin_id = t.coin_id WHERE 1 = 1{cond} GROUP BY c.coingecko_id",
         params,
     )
     if ind.empty:
         return ind
+    for col in ("first_date", "last_date"):
+        ind[col] = _naive(ind[col])
     out = ind.merge(mkt, on="coin_id", how="left")
     out["seen"] = out[["ind_seen", "mkt_seen"]].max(axis=1)
     return out.set_index("coin_id")
 
 
-def _changed_since(store: Any, coins: list[str]) -> dict[str, pd.Timestamp]:
+def _naive(s: pd.Series) -> pd.Series:
+    """UTC instants as naive datetimes (hourly stamps compare with the planner's days on one scale)."""
+    s = pd.to_datetime(s)
+    if isinstance(s.dtype, pd.DatetimeTZDtype):
+        s = s.dt.tz_convert("UTC").dt.tz_localize(None)
+    return s
+
+
+def _changed_since(store: Any, coins: list[str], tf: TimeframeSpec = DAILY) -> dict[str, pd.Timestamp]:
     """Per coin, the earliest day whose indicators or close were written after its signals watermark.
 
     The watermark row is rewritten (its `updated_at` set by the database) in the transaction that stores the
@@ -112,39 +127,45 @@ def _changed_since(store: Any, coins: list[str]) -> dict[str, pd.Timestamp]:
         return {}
     wanted = set(coins)
     found: dict[str, pd.Timestamp] = {}
-    for table in ("daily_technical_indicators", "daily_market_data"):
+    for table in (tf.indicator_table, tf.market_table):
         frame = store.query(
-            f'SELECT c.coingecko_id AS coin_id, MIN(t."date") AS dirty_from FROM {table} t '
+            f'SELECT c.coingecko_id AS coin_id, MIN(t."{tf.time_column}") AS dirty_from FROM {table} t '
             "JOIN ingestion_watermarks w ON w.coin_id = t.coin_id AND w.series = :series "
             "JOIN coins c ON c.coin_id = t.coin_id "
             "WHERE t.updated_at > w.updated_at GROUP BY c.coingecko_id",
-            {"series": SERIES},
+            {"series": tf.series(SERIES)},
         )
-        for coin, day in zip(frame["coin_id"], frame["dirty_from"], strict=True):
+        for coin, day in zip(frame["coin_id"], _naive(frame["dirty_from"]), strict=True):
             if coin in wanted:
                 found[coin] = min(found.get(coin, pd.Timestamp(day)), pd.Timestamp(day))
     return found
 
 
-def _history_start(store: Any, coin: str, start: pd.Timestamp) -> pd.Timestamp:
+def _history_start(store: Any, coin: str, start: pd.Timestamp, tf: TimeframeSpec = DAILY) -> pd.Timestamp:
     """The date HISTORY_ROWS stored indicator rows before `start` (or the coin's first row)."""
+    t = f'"{tf.time_column}"'
+    bound = start.date() if tf.time_column == "date" else start.tz_localize("UTC").to_pydatetime()
     frame = store.query(
-        'SELECT t."date" FROM daily_technical_indicators t JOIN coins c ON c.coin_id = t.coin_id '
-        'WHERE c.coingecko_id = :coin AND t."date" < :start ORDER BY t."date" DESC LIMIT :n',
-        {"coin": coin, "start": start.date(), "n": HISTORY_ROWS},
+        f"SELECT t.{t} AS date FROM {tf.indicator_table} t JOIN coins c ON c.coin_id = t.coin_id "
+        f"WHERE c.coingecko_id = :coin AND t.{t} < :start ORDER BY t.{t} DESC LIMIT :n",
+        {"coin": coin, "start": bound, "n": HISTORY_ROWS},
     )
-    return start if frame.empty else pd.Timestamp(frame["date"].min())
+    return start if frame.empty else pd.Timestamp(_naive(frame["date"]).min())
 
 
 def read_signal_inputs(
-    store: Any, coins: Sequence[str], start: pd.Timestamp | None = None, config: SignalConfig | None = None
+    store: Any,
+    coins: Sequence[str],
+    start: pd.Timestamp | None = None,
+    config: SignalConfig | None = None,
+    tf: TimeframeSpec = DAILY,
 ) -> pd.DataFrame:
-    """Indicator rows joined with the close of the same day (the frame `generate_signals` takes)."""
+    """Indicator rows joined with the close of the same bar (the frame `generate_signals` takes)."""
     from kallos.signals.rules import required_columns
 
     cols = [c for c in required_columns(config or SignalConfig()) if c in _INDICATOR_SET]
-    ind = store.read("daily_technical_indicators", coins=list(coins), start=start, columns=["date", *cols])
-    close = store.read("daily_market_data", coins=list(coins), start=start, columns=["date", "close"])
+    ind = _read(store, tf, tf.indicator_table, coins, start, cols)
+    close = _read(store, tf, tf.market_table, coins, start, ["close"])
     frame = ind.merge(close, on=["coin_id", "date"], how="inner")
     lost = len(ind) - len(frame)
     if lost:
@@ -152,30 +173,35 @@ def read_signal_inputs(
     return frame
 
 
+def _read(store: Any, tf: TimeframeSpec, table: str, coins: Sequence[str], start: Any, cols: list[str]) -> pd.DataFrame:
+    if tf.time_column == "date":
+        return store.read(table, coins=list(coins), start=start, columns=["date", *cols])
+    if start is not None:
+        start = pd.Timestamp(start).tz_localize("UTC")
+    frame = store.read(table, coins=list(coins), start=start, columns=[tf.time_column, *cols])
+    frame = frame.rename(columns={tf.time_column: "date"})
+    frame["date"] = _naive(frame["date"])
+    return frame
+
+
 def _plan(
-    store: Any, coins: Sequence[str] | None, config_hash: str, full: bool
+    store: Any, coins: Sequence[str] | None, config_hash: str, full: bool, tf: TimeframeSpec = DAILY
 ) -> tuple[pd.DataFrame, dict[str, pd.Timestamp | None], int]:
     """Which coins need work, and from which day (None = all of it)."""
-    info = _indicator_coins(store, coins)
+    info = _indicator_coins(store, coins, tf)
     if info.empty:
         return info, {}, 0
-    marks = {} if full else _watermarks(store, list(info.index))
+    marks = {} if full else _watermarks(store, list(info.index), tf)
     plan: dict[str, pd.Timestamp | None] = {}
     incremental: list[str] = []
     for coin in info.index:
         wm = marks.get(coin)
-        if (
-            full
-            or not wm
-            or wm.get("config_hash") != config_hash
-            or not wm.get("seen")
-            or pd.isna(wm["last_date"])
-        ):
+        if full or not wm or wm.get("config_hash") != config_hash or not wm.get("seen") or pd.isna(wm["last_date"]):
             plan[coin] = None
             continue
         incremental.append(coin)
-        plan[coin] = pd.Timestamp(wm["last_date"]) + pd.Timedelta(days=1)
-    for coin, day in _changed_since(store, incremental).items():
+        plan[coin] = pd.Timestamp(wm["last_date"]) + tf.step
+    for coin, day in _changed_since(store, incremental, tf).items():
         current = plan[coin]
         plan[coin] = min(current, pd.Timestamp(day)) if current is not None else None
     up_to_date = 0
@@ -195,11 +221,15 @@ def generate_step(
     config: SignalConfig | None = None,
     config_path: Any = None,
     run_id: str | None = None,
+    timeframe: str = "1d",
 ) -> dict[str, Any]:
-    """Bring `trading_signals` up to date with the stored indicators; return the step's counts."""
+    """Bring the timeframe's signal table (`trading_signals` for 1d) up to date with its stored indicators;
+    return the step's counts. Each timeframe has its own config section (docs/decisions.md#D86)."""
     # settings=None stays allowed here: the package's default config, computed in this process.
     ctx = StepContext.direct(store, settings, run_id=run_id or "")
-    return signals_step(ctx, coins=coins, full=full, config=config, config_path=config_path).counts()
+    return signals_step(
+        ctx, coins=coins, full=full, config=config, config_path=config_path, timeframe=timeframe
+    ).counts()
 
 
 def signals_step(
@@ -209,13 +239,15 @@ def signals_step(
     full: bool = False,
     config: SignalConfig | None = None,
     config_path: Any = None,
+    timeframe: str = "1d",
 ) -> StepOutcome:
     """Signal generation as a step (docs/decisions.md#D37); rows are stamped with the context's run id."""
     store, settings, run_id = ctx.store, ctx.settings, ctx.run_id or None
     t0 = time.monotonic()
-    config = config or resolve_config(settings, config_path)
+    tf = spec(timeframe)
+    config = (config or resolve_config(settings, config_path)).for_timeframe(tf.name)
     chash = config.config_hash()
-    info, plan, up_to_date = _plan(store, coins, chash, full)
+    info, plan, up_to_date = _plan(store, coins, chash, full, tf)
     excluded = excluded_signal_coins(store, settings) & set(plan)  # docs/decisions.md#D66
     plan = {c: start for c, start in plan.items() if c not in excluded}
     counts: dict[str, Any] = {
@@ -228,6 +260,7 @@ def signals_step(
         "deleted": 0,
         "config_hash": chash,
         "excluded": len(excluded),
+        "timeframe": tf.name,
     }
     if coins is not None:
         counts["no_indicators"] = len(set(coins) - set(info.index)) if not info.empty else len(set(coins))
@@ -239,7 +272,7 @@ def signals_step(
         def inputs_of_batches() -> Iterator[pd.DataFrame]:
             for i in range(0, len(todo), BATCH_COINS):
                 batch = todo[i : i + BATCH_COINS]
-                inputs = _read_batch(store, batch, plan, config)
+                inputs = _read_batch(store, batch, plan, config, tf)
                 if not inputs.empty:
                     read.append((batch, inputs))
                     yield inputs
@@ -249,7 +282,7 @@ def signals_step(
             with _executor(settings) as executor:
                 for signals in executor.map_batches(generate_signals, inputs_of_batches(), config):
                     batch, inputs = read.popleft()
-                    _write_batch(store, batch, plan, info, inputs, signals, chash, run_id, counts)
+                    _write_batch(store, batch, plan, info, inputs, signals, chash, run_id, counts, tf)
                     ctx.progress.advance(len(batch))
         finally:
             ctx.progress.finish()
@@ -275,16 +308,20 @@ def _executor(settings: Any) -> Any:
 
 
 def _read_batch(
-    store: Any, batch: list[str], plan: dict[str, pd.Timestamp | None], config: SignalConfig
+    store: Any,
+    batch: list[str],
+    plan: dict[str, pd.Timestamp | None],
+    config: SignalConfig,
+    tf: TimeframeSpec = DAILY,
 ) -> pd.DataFrame:
     full_coins = [c for c in batch if plan[c] is None]
     inc_coins = [c for c in batch if plan[c] is not None]
-    read_from: dict[str, pd.Timestamp] = {c: _history_start(store, c, plan[c]) for c in inc_coins}  # type: ignore[arg-type]
+    read_from: dict[str, pd.Timestamp] = {c: _history_start(store, c, plan[c], tf) for c in inc_coins}  # type: ignore[arg-type]
     frames = []
     if full_coins:
-        frames.append(read_signal_inputs(store, full_coins, None, config))
+        frames.append(read_signal_inputs(store, full_coins, None, config, tf))
     if inc_coins:
-        frame = read_signal_inputs(store, inc_coins, min(read_from.values()), config)
+        frame = read_signal_inputs(store, inc_coins, min(read_from.values()), config, tf)
         frames.append(frame.loc[frame["date"] >= frame["coin_id"].map(read_from)])
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
@@ -299,6 +336,7 @@ def _write_batch(
     chash: str,
     run_id: str | None,
     counts: dict[str, Any],
+    tf: TimeframeSpec = DAILY,
 ) -> None:
     full_coins = [c for c in batch if plan[c] is None]
     inc_coins = [c for c in batch if plan[c] is not None]
@@ -307,13 +345,17 @@ def _write_batch(
         signals = signals.loc[starts.isna() | (signals["date"] >= starts)]
     if run_id is not None:
         signals = signals.assign(run_id=run_id)
-    marks = _watermark_rows(batch, plan, info, inputs, chash)
+    marks = _watermark_rows(batch, plan, info, inputs, chash, tf)
+    table, t = tf.signal_table, f'"{tf.time_column}"'
+    if tf.time_column != "date":
+        signals = signals.rename(columns={"date": tf.time_column})
+        signals[tf.time_column] = pd.to_datetime(signals[tf.time_column]).dt.tz_localize("UTC")
     with store.transaction():
         if full_coins:
             placeholders, params = _in_list(full_coins)
             counts["deleted"] += _deleted(
                 store.execute(
-                    "DELETE FROM trading_signals WHERE coin_id IN "
+                    f"DELETE FROM {table} WHERE coin_id IN "
                     f"(SELECT coin_id FROM coins WHERE coingecko_id IN ({placeholders}))",
                     params,
                 )
@@ -321,13 +363,13 @@ def _write_batch(
         for coin in inc_coins:
             counts["deleted"] += _deleted(
                 store.execute(
-                    'DELETE FROM trading_signals WHERE "date" >= :start AND coin_id = '
+                    f"DELETE FROM {table} WHERE {t} >= :start AND coin_id = "
                     "(SELECT coin_id FROM coins WHERE coingecko_id = :coin)",
-                    {"start": plan[coin].date(), "coin": coin},  # type: ignore[union-attr]
+                    {"start": _bound(plan[coin], tf), "coin": coin},  # type: ignore[arg-type]
                 )
             )
         if not signals.empty:
-            store.upsert("trading_signals", signals)
+            store.upsert(table, signals)
         store.upsert("ingestion_watermarks", marks)
     composite = int((signals["signal"] == "composite").sum())
     counts["composite_rows"] += composite
@@ -335,6 +377,10 @@ def _write_batch(
     counts["coins"] += len(batch)
     counts["full"] += len(full_coins)
     counts["incremental"] += len(inc_coins)
+
+
+def _bound(start: pd.Timestamp, tf: TimeframeSpec) -> Any:
+    return start.date() if tf.time_column == "date" else start.tz_localize("UTC").to_pydatetime()
 
 
 def _deleted(n: Any) -> int:
@@ -347,20 +393,23 @@ def _watermark_rows(
     info: pd.DataFrame,
     inputs: pd.DataFrame,
     chash: str,
+    tf: TimeframeSpec = DAILY,
 ) -> pd.DataFrame:
     last = inputs.groupby("coin_id")["date"].max()
     rows = []
     for coin in batch:
         seen = info.loc[coin, "seen"]
+        last_bar = pd.Timestamp(last.get(coin, info.loc[coin, "last_date"]))
+        state = {"config_hash": chash, "seen": None if pd.isna(seen) else pd.Timestamp(seen).isoformat()}
+        if tf.time_column != "date":
+            state["last_bar"] = last_bar.isoformat()
         rows.append(
             {
                 "coin_id": coin,
-                "series": SERIES,
-                "first_date": info.loc[coin, "first_date"],
-                "last_date": last.get(coin, info.loc[coin, "last_date"]),
-                "state": json.dumps(
-                    {"config_hash": chash, "seen": None if pd.isna(seen) else pd.Timestamp(seen).isoformat()}
-                ),
+                "series": tf.series(SERIES),
+                "first_date": pd.Timestamp(info.loc[coin, "first_date"]).normalize(),
+                "last_date": last_bar.normalize(),
+                "state": json.dumps(state),
             }
         )
     return pd.DataFrame(rows)

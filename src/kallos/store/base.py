@@ -166,7 +166,28 @@ class Store(ABC):
         if unknown:
             raise SchemaMismatchError(f"preserve names columns not written: {unknown}", table=table)
         with _wrap(table, self.driver_errors):
+            if t.partition_unit == "month":
+                self._ensure_month_partitions(t, data)
             return self._merge(t, data, preserve)
+
+    def _ensure_month_partitions(self, t: Table, data: pa.Table) -> None:
+        """Create the monthly partitions a batch of an hourly table needs (PostgreSQL, partitioned layout)."""
+        if self.backend != "postgresql" or not t.date_column or data.num_rows == 0:
+            return
+        from kallos.store.migrations import is_partitioned
+        from kallos.store.schema import month_partitions_sql
+
+        made = self.__dict__.setdefault("_months_made", {})
+        if t.name not in made:
+            made[t.name] = set() if is_partitioned(self, t.name) else None
+        if made[t.name] is None:
+            return
+        stamps = pd.to_datetime(data.column(t.date_column).to_pandas(), utc=True)
+        for month in sorted(set(zip(stamps.dt.year, stamps.dt.month, strict=True))):
+            if month not in made[t.name]:
+                for sql in month_partitions_sql(t, month, month)[:-1]:
+                    self.execute(sql)
+                made[t.name].add(month)
 
     def replace(self, table: str, frame: pd.DataFrame, *, where: Mapping[str, Any]) -> int:
         """Delete the rows matching `where` (column -> value, coin ids as CoinGecko ids) and insert `frame`."""
@@ -226,10 +247,10 @@ class Store(ABC):
             raise SchemaMismatchError("this table has no date column to filter on", table=table)
         if start is not None:
             conds.append(f"t.{quote(t.date_column)} >= :start")  # type: ignore[arg-type]
-            params["start"] = _as_date(start)
+            params["start"] = _bound(t, start)
         if end is not None:
             conds.append(f"t.{quote(t.date_column)} <= :end")  # type: ignore[arg-type]
-            params["end"] = _as_date(end)
+            params["end"] = _bound(t, end)
         order = ", ".join("c.coingecko_id" if (t.coin_keyed and k == "coin_id") else f"t.{quote(k)}" for k in t.key)
         sql = f"SELECT {', '.join(select)} FROM {src}"
         if conds:
@@ -448,6 +469,15 @@ def _as_text(v: Any) -> str:
     if isinstance(v, (dict, list)):
         return json.dumps(v, sort_keys=True, default=str)
     return str(v)
+
+
+def _bound(t: Table, v: dt.date | str | pd.Timestamp) -> Any:
+    """A read's range bound: a day for DATE columns; a UTC instant for timestamp columns (hourly tables), where
+    a bare date means its 00:00 UTC (never the session's time zone)."""
+    if t.date_column and t.column(t.date_column).type == TS:
+        ts = pd.Timestamp(v)
+        return (ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")).to_pydatetime()
+    return _as_date(v)
 
 
 def _as_date(v: dt.date | str | pd.Timestamp) -> dt.date:

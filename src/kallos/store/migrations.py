@@ -14,7 +14,16 @@ from typing import TYPE_CHECKING
 from kallos import clock
 from kallos.errors import ConfigError
 from kallos.log import get_logger
-from kallos.store.schema import TABLES, create_index_sql, create_table_sql, quote, year_partitions_sql
+from kallos.store.schema import (
+    TABLES,
+    TIMEFRAME_TABLES,
+    Table,
+    create_index_sql,
+    create_table_sql,
+    month_partitions_sql,
+    quote,
+    year_partitions_sql,
+)
 
 if TYPE_CHECKING:  # migrations act on a store; the store runs them (base.py imports this module)
     from kallos.store.base import Store
@@ -52,16 +61,28 @@ def _views(store: Store) -> list[str]:
 FIRST_PARTITION_YEAR = 2009  # Bitcoin's genesis; earlier or much later dates land in the DEFAULT partition
 
 
+def _create(store: Store, table: Table, partitioned: bool) -> None:
+    split = partitioned and table.partitionable
+    store.execute(create_table_sql(table, partitioned=split))
+    if split:
+        today = clock.today()
+        if table.partition_unit == "month":
+            # Monthly partitions are made on demand by the writer (Store.upsert); ten years of them up front
+            # would be 360 tables nobody may need. The current month's exists from the start.
+            parts = month_partitions_sql(table, (today.year, today.month), (today.year, today.month))
+        else:
+            parts = year_partitions_sql(table, FIRST_PARTITION_YEAR, today.year + 5)
+        for sql in parts:
+            store.execute(sql)
+    for sql in create_index_sql(table):
+        store.execute(sql)
+
+
 def _initial(store: Store, partitioned: bool) -> None:
     store.execute("CREATE SEQUENCE IF NOT EXISTS coins_coin_id_seq START 1")
     for table in TABLES.values():
-        split = partitioned and table.partitionable
-        store.execute(create_table_sql(table, partitioned=split))
-        if split:
-            for sql in year_partitions_sql(table, FIRST_PARTITION_YEAR, clock.today().year + 5):
-                store.execute(sql)
-        for sql in create_index_sql(table):
-            store.execute(sql)
+        if table not in TIMEFRAME_TABLES:
+            _create(store, table, partitioned)
     for sql in _views(store):
         store.execute(sql)
 
@@ -121,11 +142,21 @@ def _create_tables(*names: str) -> Callable[[Store, bool], None]:
 
     return apply
 
+
+def _timeframes(store: Store, partitioned: bool) -> None:
+    """Hourly and weekly bars, indicators and signals (docs/decisions.md#D80). A database laid out by year gets
+    its hourly tables by month and its weekly tables by year, like the daily ones."""
+    partitioned = partitioned or is_partitioned(store)
+    for table in TIMEFRAME_TABLES:
+        _create(store, table, partitioned)
+
+
 MIGRATIONS: list[tuple[int, str, Callable[[Store, bool], None]]] = [
     (1, "initial schema", _initial),
     (2, "streamed prices: price_ticks, latest_prices", _create_tables("price_ticks", "latest_prices")),
     (3, "named indices", _named_indices),
     (4, "coin_details_history: alternative data over time", _create_tables("coin_details_history")),
+    (5, "timeframes: hourly and weekly bars, indicators and signals", _timeframes),
 ]
 LATEST = MIGRATIONS[-1][0]
 

@@ -47,7 +47,9 @@ class Table:
     primary_key: tuple[str, ...] | None = None
     """Defaults to `key`; differs only for `coins` (surrogate PK, upserts by the unique CoinGecko id)."""
     partitionable: bool = False
-    """A daily fact table that PostgreSQL may range-partition by year on `date` (docs/scaling.md)."""
+    """A fact table that PostgreSQL may range-partition on `date_column` (docs/scaling.md)."""
+    partition_unit: str = "year"
+    """`year` for daily and weekly tables, `month` for hourly ones (docs/decisions.md#D81)."""
 
     @property
     def column_names(self) -> list[str]:
@@ -418,6 +420,51 @@ LATEST_PRICES = Table(
 )
 """The newest streamed update per coin (docs/decisions.md#D103)."""
 
+
+def _retimed(table: Table, name: str, *, hourly: bool, extra: tuple[Column, ...] = ()) -> Table:
+    """The same table for another timeframe: hourly tables are keyed by `hour` (a UTC timestamp) and partitioned
+    by month; weekly ones keep `date` (the week's Monday). Same value columns, so one engine and one writer serve
+    every timeframe (docs/decisions.md#D80)."""
+    time_col = Column("hour", TS, False) if hourly else Column("date", DATE, False)
+    cols = tuple(time_col if c.name == "date" else c for c in table.columns)
+    if extra:
+        audit_at = next(i for i, c in enumerate(cols) if c.name == "updated_at")
+        cols = cols[:audit_at] + extra + cols[audit_at:]
+    key = tuple(time_col.name if k == "date" else k for k in table.key)
+    indexes = tuple(tuple(time_col.name if c == "date" else c for c in ix) for ix in table.indexes)
+    return Table(
+        name,
+        cols,
+        key=key,
+        date_column=time_col.name,
+        indexes=indexes,
+        audit=table.audit,
+        partitionable=True,
+        partition_unit="month" if hourly else "year",
+    )
+
+
+HOURLY_MARKET_DATA = _retimed(DAILY_MARKET_DATA, "hourly_market_data", hourly=True)
+WEEKLY_MARKET_DATA = _retimed(
+    DAILY_MARKET_DATA,
+    "weekly_market_data",
+    hourly=False,
+    extra=(Column("bar_days", SMALLINT, False),),  # days the week had (1..7): a gap is never filled
+)
+HOURLY_TECHNICAL_INDICATORS = _retimed(DAILY_TECHNICAL_INDICATORS, "hourly_technical_indicators", hourly=True)
+WEEKLY_TECHNICAL_INDICATORS = _retimed(DAILY_TECHNICAL_INDICATORS, "weekly_technical_indicators", hourly=False)
+HOURLY_TRADING_SIGNALS = _retimed(TRADING_SIGNALS, "hourly_trading_signals", hourly=True)
+WEEKLY_TRADING_SIGNALS = _retimed(TRADING_SIGNALS, "weekly_trading_signals", hourly=False)
+TIMEFRAME_TABLES = (
+    HOURLY_MARKET_DATA,
+    WEEKLY_MARKET_DATA,
+    HOURLY_TECHNICAL_INDICATORS,
+    WEEKLY_TECHNICAL_INDICATORS,
+    HOURLY_TRADING_SIGNALS,
+    WEEKLY_TRADING_SIGNALS,
+)
+
+
 TABLES: dict[str, Table] = {
     t.name: t
     for t in (
@@ -440,6 +487,7 @@ TABLES: dict[str, Table] = {
         PRICE_TICKS,
         LATEST_PRICES,
         COIN_DETAILS_HISTORY,
+        *TIMEFRAME_TABLES,
     )
 }
 
@@ -458,7 +506,7 @@ def create_table_sql(table: Table, *, partitioned: bool = False) -> str:
     if pk != table.key:
         parts.append(f"UNIQUE ({', '.join(quote(k) for k in table.key)})")
     body = ",\n    ".join(parts)
-    tail = ' PARTITION BY RANGE ("date")' if partitioned and table.partitionable else ""
+    tail = f" PARTITION BY RANGE ({quote(table.date_column or 'date')})" if partitioned and table.partitionable else ""
     return f"CREATE TABLE IF NOT EXISTS {table.name} (\n    {body}\n){tail}"
 
 
@@ -473,6 +521,21 @@ def year_partitions_sql(table: Table, first_year: int, last_year: int) -> list[s
     return out
 
 
+def month_partitions_sql(table: Table, first: tuple[int, int], last: tuple[int, int]) -> list[str]:
+    """One partition per calendar month (UTC) plus a DEFAULT partition, for the hourly tables."""
+    out = []
+    y, m = first
+    while (y, m) <= last:
+        ny, nm = (y + 1, 1) if m == 12 else (y, m + 1)
+        out.append(
+            f"CREATE TABLE IF NOT EXISTS {table.name}_m{y}{m:02d} PARTITION OF {table.name} "
+            f"FOR VALUES FROM ('{y}-{m:02d}-01 00:00:00+00') TO ('{ny}-{nm:02d}-01 00:00:00+00')"
+        )
+        y, m = ny, nm
+    out.append(f"CREATE TABLE IF NOT EXISTS {table.name}_default PARTITION OF {table.name} DEFAULT")
+    return out
+
+
 def create_index_sql(table: Table) -> list[str]:
     out = []
     for cols in table.indexes:
@@ -481,7 +544,7 @@ def create_index_sql(table: Table) -> list[str]:
     return out
 
 
-_RESERVED = {"date", "open", "close", "high", "low", "key", "value", "signal", "rank", "month", "year", "field"}
+_RESERVED = {"date", "hour", "open", "close", "high", "low", "key", "value", "signal", "rank", "month", "year", "field"}
 
 
 def quote(name: str) -> str:
