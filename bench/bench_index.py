@@ -8,7 +8,7 @@
    The report's analysis: the three benchmarks (bitcoin is absent from the synthetic coins, so two are built)
    and the yearly attribution.
 2. The pipeline step on a DuckDB file: the first build (read, build, write every month) and a rebuild
-   with nothing changed (read, build, compare, write nothing), the daily run's case (decisions.md #16).
+   with nothing changed (read, build, compare, write nothing), the daily run's case (docs/decisions.md#D16).
 
 Prints a Markdown table for docs/benchmarks.md ("Index").
 """

@@ -6,7 +6,7 @@
 Compares, for the same output table (a long frame: coin_id, date, ohlc_source and all 45 columns) built from
 the same long bars frame:
 - baseline: a plain loop over coins on one core, every TA-Lib column with its own TA-Lib call and the rest with
-  NumPy formulas (bench/numpy_formulas.py, the engine's formulas before its fused kernels; decisions.md #26),
+  NumPy formulas (bench/numpy_formulas.py, the engine's formulas before its fused kernels; docs/decisions.md#D26),
   assembled into the table at the end;
 - `kallos.indicators.compute_indicators` (the public frame API) on one core, and `generate_signals` on its
   output (rows/s of both);

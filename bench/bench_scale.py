@@ -3,7 +3,7 @@
     .venv/bin/python bench/bench_scale.py [--coins 15000] [--days 3000] [--batch-coins 100]
         [--modes local1,local2,dask1,dask2] [--pg-coins 200] [--no-sink] [--json out.json]
 
-What it measures (decisions.md #26 and #28), the way the indicator step runs at this size:
+What it measures (docs/decisions.md#D26 and D28), the way the indicator step runs at this size:
 - compute: the universe streamed one batch of coins at a time. This process makes each batch's bars
   (`kallos.scale.simulate`, standing in for the store read), the executor computes `compute_indicators` on it
   (`local1`: in this process; `local2`: 2 worker processes; `daskN`: a `distributed.LocalCluster` of N worker

@@ -1,4 +1,4 @@
-"""The injectable clock (decisions.md #3): `KALLOS_NOW` / `--now` make "today" deterministic."""
+"""The injectable clock (docs/decisions.md#D3): `KALLOS_NOW` / `--now` make "today" deterministic."""
 
 from __future__ import annotations
 
@@ -26,6 +26,6 @@ def today() -> dt.date:
 def last_final_day(
     now: dt.datetime | None = None, *, publish_delay: dt.timedelta = dt.timedelta(minutes=35)
 ) -> dt.date:
-    """The newest UTC day whose 00:00 point is published (decisions.md #2: day D is final at about 00:35 on D)."""
+    """The newest UTC day whose 00:00 point is published (docs/decisions.md#D2: day D is final at about 00:35 on D)."""
     now = now or utcnow()
     return (now - publish_delay).date()

@@ -218,7 +218,7 @@ class Settings(BaseSettings):
 
     @property
     def effective_close_source(self) -> str:
-        """decisions.md #5: exact chart closes on pro, the cheap markets sweep elsewhere."""
+        """docs/decisions.md#D5: exact chart closes on pro, the cheap markets sweep elsewhere."""
         if self.daily_close_source:
             return self.daily_close_source
         return "chart" if self.coingecko_plan == "pro" else "markets"

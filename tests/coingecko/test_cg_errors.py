@@ -14,7 +14,7 @@ from kallos.errors import (
     TransientAPIError,
 )
 
-# Bodies quoted in docs/coingecko-api.md §1.3 (real responses reported in public issues).
+# Bodies quoted in docs/decisions.md (C-API.3) (real responses reported in public issues).
 SHAPE1_429 = (
     '{"status":{"error_code":429,"error_message":"You\'ve exceeded the Rate Limit. Please visit '
     'https://www.coingecko.com/en/api/pricing to subscribe to our API plans for higher rate limits."}}'

@@ -209,7 +209,7 @@ def test_exchange_bars_are_the_daily_candles(csv_client: httpx.Client) -> None:
         params={"vs_currency": "usd", "from": "2021-10-10", "to": "2021-10-17", "interval": "daily"},
     ).json()
     by_close = {dt.datetime.fromtimestamp(r[0] / 1000, dt.UTC).date(): r[1:] for r in rows}
-    # Bitstamp's bar of 2021-10-16 closes at 2021-10-17 00:00 -> CoinGecko day 2021-10-17 (decisions.md #2).
+    # Bitstamp's bar of 2021-10-16 closes at 2021-10-17 00:00 -> CoinGecko day 2021-10-17 (docs/decisions.md#D2).
     assert by_close[dt.date(2021, 10, 17)] == [61703.45, 61771.12, 61290.54, 61290.54]
 
 

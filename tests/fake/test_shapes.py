@@ -10,7 +10,7 @@ import pytest
 
 from .cassettes import SHARED_DATA, load_cassette
 
-# Fields CoinGecko removed from /coins/{id} after the 2021 recordings (docs/coingecko-api.md §2.4 and §3.12).
+# Fields CoinGecko removed from /coins/{id} after the 2021 recordings (docs/decisions.md (C-API.4) and §3.12).
 REMOVED_SINCE_2021 = {
     "coingecko_rank",
     "coingecko_score",

@@ -18,7 +18,7 @@ def test_fake_coingecko_exports_the_settings_and_restores_them(market) -> None:
         assert settings.coingecko_base_url == srv.url
         assert settings.coingecko_plan == "demo"
         assert settings.api_key == "secret"
-        assert settings.now == srv.now  # the shared clock (decisions.md #36)
+        assert settings.now == srv.now  # the shared clock (docs/decisions.md#D36)
         resp = httpx.get(f"{srv.url}/ping", headers={"x-cg-demo-api-key": settings.api_key})
         assert resp.status_code == 200
     assert os.environ.get("KALLOS_NOW") == before

@@ -1,4 +1,4 @@
-"""Capping properties (index-methodology.md §4 items 1-5), driven by hypothesis."""
+"""Capping properties (docs/index.md items 1-5), driven by hypothesis."""
 
 from __future__ import annotations
 

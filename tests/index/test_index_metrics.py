@@ -1,4 +1,4 @@
-"""Metrics edge rules (decisions.md #19) and the chart functions the pipeline report reuses."""
+"""Metrics edge rules (docs/decisions.md#D19) and the chart functions the pipeline report reuses."""
 
 from __future__ import annotations
 

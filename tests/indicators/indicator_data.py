@@ -1,4 +1,4 @@
-"""Helpers of the indicator tests: real bars (../shared/data), and the tolerance of decisions.md #31."""
+"""Helpers of the indicator tests: real bars (../shared/data), and the tolerance of docs/decisions.md#D31."""
 
 from __future__ import annotations
 
@@ -71,7 +71,7 @@ def load_coingecko_panel() -> pd.DataFrame:
 
 
 def assert_matches(actual: np.ndarray, expected: np.ndarray, rtol: float, label: str) -> None:
-    """decisions.md #31: |a - b| <= rtol (|b| + s), s = mean |b| of the column for this coin; NaN at NaN."""
+    """docs/decisions.md#D31: |a - b| <= rtol (|b| + s), s = mean |b| of the column for this coin; NaN at NaN."""
     actual = np.asarray(actual, dtype="float64")
     expected = np.asarray(expected, dtype="float64")
     nan_a, nan_b = np.isnan(actual), np.isnan(expected)

@@ -1,4 +1,4 @@
-"""Close-only bars (decisions.md #6): high/low columns are NaN on them and computed over the candle bars taken
+"""Close-only bars (docs/decisions.md#D6): high/low columns are NaN on them and computed over the candle bars taken
 as consecutive bars; with the approximation opted in, every bar has values and says so in ohlc_source."""
 
 from __future__ import annotations

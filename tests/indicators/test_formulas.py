@@ -1,5 +1,5 @@
 """The columns TA-Lib lacks match an independent pandas implementation of docs/indicators.md (rtol 1e-9, s =
-the column's mean |value| per coin, decisions.md #31), on real data, and start where the contract says."""
+the column's mean |value| per coin, docs/decisions.md#D31), on real data, and start where the contract says."""
 
 from __future__ import annotations
 

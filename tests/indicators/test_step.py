@@ -1,5 +1,5 @@
 """The pipeline step: incremental runs equal a full recompute (rtol 1e-12, s = the column's mean |value| per
-coin, decisions.md #31), after appends and after a filled hole; coverage gating; close-only rows; parallel
+coin, docs/decisions.md#D31), after appends and after a filled hole; coverage gating; close-only rows; parallel
 workers."""
 
 from __future__ import annotations
@@ -82,7 +82,7 @@ def test_filled_hole_recomputes_from_first_bar(duck_store: Store, mark_dirty: bo
     compute_step(store, load_settings(), workers=1)
     assert_store_equals_full(store, bars[~hole])
     write_bars(store, bars)  # the hole is filled: every later window shifts
-    if mark_dirty:  # what ingestion records (decisions.md #33)
+    if mark_dirty:  # what ingestion records (docs/decisions.md#D33)
         store.upsert(
             "ingestion_watermarks",
             pd.DataFrame(

@@ -1,5 +1,5 @@
 """Every TA-Lib column equals TA-Lib (ta-lib 0.8.x) on real data: rtol 1e-9, s = the column's mean |value| per
-coin (decisions.md #31), and NaN exactly during TA-Lib's look-back."""
+coin (docs/decisions.md#D31), and NaN exactly during TA-Lib's look-back."""
 
 from __future__ import annotations
 

@@ -46,7 +46,7 @@ def run_with_client(settings: Settings, fn: Callable[[Any], Awaitable[T]]) -> T:
 
 
 def pin_clock(now: dt.datetime) -> None:
-    """decisions.md #36: our "now" is the fake server's."""
+    """docs/decisions.md#D36: our "now" is the fake server's."""
     clock.set_now(now)
 
 

@@ -192,7 +192,7 @@ def test_both_stores_with_candles(store: Store, csv_dataset: Dataset, coins: lis
         )
     }
     assert {e for e in EXPECTED_EVENTS if e[0] in coins} <= got
-    # Downstream steps are told where to recompute from (decisions.md #33).
+    # Downstream steps are told where to recompute from (docs/decisions.md#D33).
     dirty = store.query(
         "SELECT c.coingecko_id AS coin_id, w.series, w.dirty_from FROM ingestion_watermarks w "
         "JOIN coins c ON c.coin_id = w.coin_id WHERE w.series IN ('indicators', 'signals')"

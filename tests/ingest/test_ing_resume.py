@@ -1,7 +1,7 @@
 """A backfill killed with SIGKILL at random points and run again converges to the database of one clean run.
 
 The CLI runs as a subprocess against a fake server in this process; "the same database" compares the data
-tables by natural key and value, leaving out ledger rows, run ids and audit timestamps (decisions.md #15).
+tables by natural key and value, leaving out ledger rows, run ids and audit timestamps (docs/decisions.md#D15).
 """
 
 from __future__ import annotations

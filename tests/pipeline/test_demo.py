@@ -148,7 +148,7 @@ def test_report_renders_in_headless_chromium(demo_run, tmp_path):
 
 
 def test_demo_with_too_little_history_skips_the_index_and_still_succeeds(tmp_path, monkeypatch, capsys):
-    # decisions.md #20: no month end has 3 years of history: the index step is skipped (warning), exit 0
+    # docs/decisions.md#D20: no month end has 3 years of history: the index step is skipped (warning), exit 0
     out = tmp_path / "short"
     assert main(["demo", "-o", str(out), "--coins", "5", "--start", "2024-06-01", "--end", "2024-12-31"]) == 0
     assert "the index was not built" in capsys.readouterr().err

@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
         code = exc.exit_code
     except KeyboardInterrupt:
         code = 130
-    except Exception as exc:  # noqa: BLE001 - a bug: its traceback goes to the log, exit 1 (decisions.md#D39)
+    except Exception as exc:  # noqa: BLE001 - a bug: its traceback goes to the log, exit 1 (docs/decisions.md#D39)
         logging.getLogger("kallos.cli").critical("unexpected error (a bug in kallos)", exc_info=True)
         typer.echo(
             f"internal error: {redact(f'{type(exc).__name__}: {exc}')} "

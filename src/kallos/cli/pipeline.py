@@ -191,7 +191,7 @@ def _write_metrics(settings: Any, path: Path) -> None:
 
 
 def _open_for_reading(settings: Any) -> Any:
-    """Open the store; on a DuckDB file held by a running pipeline, say so (decisions.md #13) and exit 5."""
+    """Open the store; on a DuckDB file held by a running pipeline, say so (docs/decisions.md#D13) and exit 5."""
     from kallos.pipeline.lock import is_locked
     from kallos.store import open_store
 

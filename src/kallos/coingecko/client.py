@@ -191,7 +191,7 @@ class CoinGeckoClient:
         self.server_now: dt.datetime | None = None
         self.server_date: dt.datetime | None = None
         """The API's `Date` header as last seen (its clock, to the second)."""
-        """The fake server's clock (`X-Fake-Now`, decisions.md #36) as last seen; None on the real API."""
+        """The fake server's clock (`X-Fake-Now`, docs/decisions.md#D36) as last seen; None on the real API."""
         self.key_info_cache: KeyInfo | None = None
         self._host_answered = False
         """Set by the first answer: after it, a DNS failure is a transient blip and is retried."""

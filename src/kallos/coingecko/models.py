@@ -1,7 +1,7 @@
 """Typed views of the CoinGecko responses the pipeline reads, every timestamp an aware UTC datetime.
 
 Models tolerate drift: unknown fields are kept (``extra="allow"``, so the raw payload can still be archived)
-and documented fields may be null (market caps of 0 or null are common, see docs/coingecko-api.md §3).
+and documented fields may be null (market caps of 0 or null are common, see docs/decisions.md (C-API.7)).
 Chart and OHLC arrays carry millisecond timestamps; ISO strings carry ``Z``.
 """
 

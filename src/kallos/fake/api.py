@@ -1,7 +1,7 @@
 """The endpoints: a dataset and the server's clock in, CoinGecko-shaped JSON out (no HTTP here).
 
 Granularity, OHLC whitelists, candle sizes, the 365-day window of demo and public plans and the pro-only
-parameters follow docs/coingecko-api.md §2; where the real API's behaviour is unknown the choice is written
+parameters follow docs/decisions.md (C-API.4); where the real API's behaviour is unknown the choice is written
 in docs/fake-server.md.
 """
 

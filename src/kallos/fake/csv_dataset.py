@@ -1,7 +1,7 @@
 """A dataset from folders of CoinGecko CSV exports (``<symbol>-usd-max.csv``: snapped_at, price, market_cap,
 total_volume), optionally with exchange daily OHLC bars (CryptoDataDownload format) beside them.
 
-decisions.md #10: the coin id comes from a mapping file (symbol, coingecko_id, name, categories) when given,
+docs/decisions.md#D10: the coin id comes from a mapping file (symbol, coingecko_id, name, categories) when given,
 else it is the lower-cased text before ``-usd-max``; several folders are united per coin (overlapping rows are
 identical; the later folder wins if not). Rows are served as they are: off-midnight snapshots keep their time,
 missing days stay missing, zero and empty market caps stay 0 and null. A series that ends more than 30 days
@@ -10,7 +10,7 @@ are synthetic, and the 00:00 values are the daily ones.
 
 Exchange bars (``ohlc=`` files or folders; by default any other CSV file beside the exports that parses as
 bars) are labelled by their open day D and close at D+1 00:00, so they are served as the daily candle
-of day D+1 (decisions.md #2); their own open/high/low/close are kept together, never mixed with the closes.
+of day D+1 (docs/decisions.md#D2); their own open/high/low/close are kept together, never mixed with the closes.
 """
 
 from __future__ import annotations

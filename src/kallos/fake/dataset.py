@@ -26,7 +26,7 @@ HOUR_MS = 3_600_000
 NODES = 25  # hourly nodes per day, both midnights included
 
 # Category ids and names as CoinGecko spells them (/coins/categories/list); the exclusion categories of
-# decisions.md #8 first.
+# docs/decisions.md#D8 first.
 CATEGORY_NAMES: dict[str, str] = {
     "stablecoins": "Stablecoins",
     "usd-stablecoin": "USD Stablecoin",
@@ -169,7 +169,7 @@ class Dataset:
         return self.first_ms(c) <= now_ms
 
     def is_inactive(self, c: int, now_ms: int) -> bool:
-        """decisions.md #10: a series ending more than 30 days before now is delisted."""
+        """docs/decisions.md#D10: a series ending more than 30 days before now is delisted."""
         return self.end_ms(c) < now_ms - 30 * DAY_MS
 
     # ----------------------------------------------------------------- the path
@@ -276,5 +276,5 @@ class Dataset:
 
 
 def default_now_for(last_data_day: int) -> dt.datetime:
-    """decisions.md #3: the dataset's last date plus 15 hours."""
+    """docs/decisions.md#D3: the dataset's last date plus 15 hours."""
     return dt.datetime(1970, 1, 1, tzinfo=dt.UTC) + dt.timedelta(days=int(last_data_day), hours=15)

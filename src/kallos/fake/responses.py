@@ -1,4 +1,4 @@
-"""CoinGecko's error bodies, byte for byte where the contract (docs/coingecko-api.md §1.3) quotes them.
+"""CoinGecko's error bodies, byte for byte where the contract (docs/decisions.md (C-API.3)) quotes them.
 
 The real API answers errors in five shapes; clients must parse all of them, so the fake serves each one
 exactly where the real API does.
@@ -109,7 +109,7 @@ def rate_limited(retry_after: int | None) -> ApiError:
 
 
 def missing_key() -> ApiError:
-    """10002 -> HTTP 401 (decisions.md #29)."""
+    """10002 -> HTTP 401 (docs/decisions.md#D29)."""
     return ApiError(401, {"status": {"error_code": 10002, "error_message": MISSING_KEY_MESSAGE}})
 
 
@@ -149,7 +149,7 @@ def server_error(status: int) -> ApiError:
 
 
 def blocked() -> ApiError:
-    """error_code 20000 -> HTTP 403 (decisions.md #29); the nested-status shape, as its neighbours use."""
+    """error_code 20000 -> HTTP 403 (docs/decisions.md#D29); the nested-status shape, as its neighbours use."""
     return ApiError(
         403,
         {

@@ -2,7 +2,7 @@
 
 One request goes: record -> injected fault (if any) -> key check for the plan -> sliding-window rate limit ->
 endpoint -> answer with ``X-Fake-Now``. The clock is fixed (the dataset's now unless given) so both sides of
-a test agree on "today" (decisions.md #36); move it with ``srv.now = ...``.
+a test agree on "today" (docs/decisions.md#D36); move it with ``srv.now = ...``.
 """
 
 from __future__ import annotations
@@ -77,7 +77,7 @@ class _Window:
 
 
 def load_keys_file(path: str) -> dict[str, str]:
-    """A key file (decisions.md #29): JSON ``{"key": "plan"}`` or lines ``key plan`` (``#`` comments)."""
+    """A key file (docs/decisions.md#D29): JSON ``{"key": "plan"}`` or lines ``key plan`` (``#`` comments)."""
     from pathlib import Path
 
     text = Path(path).read_text()
@@ -103,7 +103,7 @@ class FakeCoinGecko:
     faults=None, host="127.0.0.1", port=0, now=None)``; ``start()``, ``url``, ``requests``, ``now``,
     ``stop()``, or use it as a context manager. Unstarted, :meth:`answer` serves a request in-process
     (:class:`kallos.fake.transport.FakeTransport` puts httpx on it: no socket, no thread). ``api_key=None``
-    accepts any non-empty key of the plan's kind (decisions.md #29); ``keys={"k1": "demo", ...}`` (a key file)
+    accepts any non-empty key of the plan's kind (docs/decisions.md#D29); ``keys={"k1": "demo", ...}`` (a key file)
     names the valid keys and their plans (a demo key sent in the pro header to a pro server then gets 10011, as
     the real API does). ``clock`` (``time()`` for the records, ``monotonic()`` for the rate window) is the ``time``
     module unless a test gives a fake one.
@@ -271,7 +271,7 @@ class FakeCoinGecko:
                 raise r.wrong_host(10011, now)
             if self.plan in ("demo", "public") and key_plan == "pro":
                 raise r.wrong_host(10010, now)
-            # Any non-empty key is valid unless a key (or a key file) names the valid ones (decisions.md #29).
+            # Any non-empty key is valid unless a key (or a key file) names the valid ones (docs/decisions.md#D29).
             known = key in self.keys or key == self.api_key or (self.api_key is None and not self.keys)
             if not known:
                 raise r.missing_key()
@@ -281,7 +281,7 @@ class FakeCoinGecko:
             raise r.pro_only()
 
     def _admit(self, who: str) -> int | None:
-        """Sliding 60-s window (decisions.md #30): None if admitted, else the seconds to wait."""
+        """Sliding 60-s window (docs/decisions.md#D30): None if admitted, else the seconds to wait."""
         limit = self.rate_limit_per_minute
         if not limit:
             return None

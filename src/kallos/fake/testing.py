@@ -48,7 +48,7 @@ def fake_coingecko(
     """Start a fake server on a free loopback port; stop it afterwards.
 
     ``set_env=True`` also exports KALLOS_COINGECKO_BASE_URL, KALLOS_COINGECKO_PLAN, KALLOS_NOW (the server's
-    clock, decisions.md #36) and COINGECKO_API_KEY for the duration, restoring them after.
+    clock, docs/decisions.md#D36) and COINGECKO_API_KEY for the duration, restoring them after.
     """
     srv = FakeCoinGecko(
         dataset=dataset if dataset is not None else small_market(),

@@ -1,8 +1,8 @@
 """`build_index`: the market-cap-weighted, capped, monthly-rebalanced crypto index (docs/index.md).
 
-Pure: a frame in, an :class:`IndexResult` out. The contract is index-spec.md; the edge cases are decisions.md
-#18-#21. Options beyond the spec (rank buffer, transaction costs, a fill limit, quarterly rebalancing) are
-keyword-only and off by default, so the defaults reproduce the spec exactly.
+Pure: a frame in, an :class:`IndexResult` out. The contract is docs/decisions.md (C-IDX); the edge cases are
+docs/decisions.md#D18 to #D21. Options beyond the spec (rank buffer, transaction costs, a fill limit, quarterly
+rebalancing) are keyword-only and off by default, so the defaults reproduce the spec exactly.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from kallos.index.valuation import Valuation, value_index
 
 
 class NoQualifyingSelectionError(IndexConstructionError):
-    """The index cannot start yet (decisions.md #20): no selection date has ⌈1 / max_weight⌉ eligible
+    """The index cannot start yet (docs/decisions.md#D20): no selection date has ⌈1 / max_weight⌉ eligible
     coins, or (with ``start``) no selection date falls on or after ``start``."""
 
 

@@ -1,4 +1,4 @@
-"""Capped market-cap weights by iterative proportional redistribution (index-spec.md item 5).
+"""Capped market-cap weights by iterative proportional redistribution (docs/decisions.md (C-IDX) item 5).
 
 Kept apart from selection so the property tests can drive it with arbitrary vectors: the weights sum to 1,
 none exceeds the cap, uncapped coins keep their market-cap ratios, and capping capped weights changes nothing.
@@ -12,7 +12,7 @@ import numpy as np
 import numpy.typing as npt
 
 CAP_TOLERANCE = 1e-12
-"""A weight is over the cap only when it exceeds ``max_weight * (1 + CAP_TOLERANCE)`` (decisions.md #19)."""
+"""A weight is over the cap only when it exceeds ``max_weight * (1 + CAP_TOLERANCE)`` (docs/decisions.md#D19)."""
 
 
 class CapInfeasibleError(ValueError):

@@ -1,4 +1,4 @@
-"""Performance metrics of an index level series (index-spec.md item 10, decisions.md #19).
+"""Performance metrics of an index level series (docs/decisions.md (C-IDX) item 10, docs/decisions.md#D19).
 
 Takes the stored shape (date, index_value, daily_return) so `kallos index report` computes the same numbers
 from the database as `build_index` does in memory.

@@ -1,7 +1,7 @@
 """The market as dense arrays on a calendar-day grid: the one shape every index computation reads.
 
 A long frame (coin_id, date, close, market_cap) becomes two T x N matrices (days x coins, coins sorted
-by their CoinGecko id so column order is the tie-break order of decisions.md #1). Unknown values
+by their CoinGecko id so column order is the tie-break order of docs/decisions.md#D1). Unknown values
 (missing rows, NULL, 0 or negative) are NaN, so "valid observation" is a plain ``isfinite`` test.
 """
 
@@ -31,7 +31,7 @@ class Panel:
 
     @property
     def valid(self) -> npt.NDArray[np.bool_]:
-        """index-spec.md item 2: close > 0 and market_cap > 0."""
+        """docs/decisions.md (C-IDX) item 2: close > 0 and market_cap > 0."""
         return np.isfinite(self.market_cap)
 
     def row_of(self, day: dt.date) -> int:

@@ -1,6 +1,6 @@
 """Index charts and the self-contained HTML report.
 
-decisions.md #25: matplotlib, PNG embedded in the HTML, nothing loaded from a CDN.
+docs/decisions.md#D25: matplotlib, PNG embedded in the HTML, nothing loaded from a CDN.
 
 The chart functions return a matplotlib Figure (or PNG bytes) so the daily-pipeline report can embed the same
 charts. Figures are built with the object API (no pyplot state), so they are safe to make in any thread.

@@ -1,4 +1,4 @@
-"""Selection dates, eligibility and constituents (index-spec.md items 1-4), point in time.
+"""Selection dates, eligibility and constituents (docs/decisions.md (C-IDX) items 1-4), point in time.
 
 Everything decided at selection date `s` (grid row ``i``) reads rows ``<= i`` only: the valid flag
 and market cap on `s`, a running count of valid observations, and whether the first valid observation is

@@ -1,4 +1,4 @@
-"""One-way turnover at a rebalance (index-spec.md item 9, index-methodology.md §3).
+"""One-way turnover at a rebalance (docs/decisions.md (C-IDX) item 9, docs/index.md).
 
 Measured against the drifted pre-trade weights, not the previous targets: it is the fraction of the portfolio
 bought at the rebalance, which equals the fraction sold.

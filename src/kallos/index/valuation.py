@@ -1,4 +1,4 @@
-"""Daily valuation with drift, fills and turnover (index-spec.md items 6-9).
+"""Daily valuation with drift, fills and turnover (docs/decisions.md (C-IDX) items 6-9).
 
 Between two selection dates the index holds fixed quantities: with target weights w set at `s` and closes
 relative to `s`, ``V_t = Σ w_i · P_i,t / P_i,s`` is the basket's value per unit invested, and the index return

@@ -75,7 +75,7 @@ COMPOSITE_COLUMNS: tuple[str, ...] = (
 
 OUTPUT_COLUMNS: tuple[str, ...] = INDICATOR_COLUMNS + COMPOSITE_COLUMNS
 
-# Columns whose definition needs high and low (decisions.md #6), composites built on them included. For a
+# Columns whose definition needs high and low (docs/decisions.md#D6), composites built on them included. For a
 # close-only bar they are NULL unless the caller opts into the close-only approximation.
 HIGH_LOW_COLUMNS: frozenset[str] = frozenset(
     {

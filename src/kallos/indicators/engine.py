@@ -4,7 +4,7 @@ A frame sorted by coin and date is a set of contiguous coin segments. TA-Lib run
 no copy) and writes its columns into one output block `values[column, row]`; the formula columns then run in
 fused numba kernels over all segments at once, writing into the same block; the output frame wraps that block
 without copying it (docs/decisions.md#D110). High/low indicators see only the bars with real candles, taken as
-consecutive bars (decisions.md #6), unless the caller opts into the close-only approximation.
+consecutive bars (docs/decisions.md#D6), unless the caller opts into the close-only approximation.
 """
 
 from __future__ import annotations

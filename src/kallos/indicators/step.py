@@ -1,13 +1,13 @@
 """The pipeline step: read bars from the store, compute what is new per coin in worker processes, upsert.
 
-Per coin (decisions.md #33): the `ingestion_watermarks` row (coin, 'indicators') holds the last computed
+Per coin (docs/decisions.md#D33): the `ingestion_watermarks` row (coin, 'indicators') holds the last computed
 bar (`last_date`) and the earliest market-data date changed since (`dirty_from`, set by ingestion). A change
 before `last_date`, a bar count that no longer matches the stored rows (a hole filled by a writer that did
 not set `dirty_from`), a switch of the close-only option, or `--full` recomputes the coin from its first
 bar. Otherwise only the new bars are written, computed from the last RECOMPUTE_HISTORY_BARS bars before them
 (see contract.py for why that is exact to far below 1e-12); OBV, a running total from the first bar, is
 continued from its stored value. Workers are processes that return frames; only the parent touches the
-store (decisions.md #13).
+store (docs/decisions.md#D13).
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ def default_workers() -> int:
 
 
 def coverage_table(store: Store, tf: TimeframeSpec = SPECS["1d"]) -> pd.DataFrame:
-    """Per coin: first and last bar, and coverage as decisions.md #22 defines it (KALLOS_MIN_COVERAGE).
+    """Per coin: first and last bar, and coverage as docs/decisions.md#D22 defines it (KALLOS_MIN_COVERAGE).
 
     Coverage = stored rows / calendar days over the last min(365, days since the first bar) days ending at the
     coin's last bar. Hourly and weekly bars count hours and weeks over the same 365 days (docs/decisions.md#D85).

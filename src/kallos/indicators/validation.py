@@ -17,7 +17,7 @@ from kallos.indicators.fused import COLUMN_INDEX
 
 __all__ = ["check_bars", "range_problems", "validate_indicators"]
 
-# Relative slack for OHLC relations (decisions.md #7 uses the same tolerance when it nulls broken candles).
+# Relative slack for OHLC relations (docs/decisions.md#D7 uses the same tolerance when it nulls broken candles).
 _OHLC_RTOL = 1e-9
 # Absolute slack for the [0, 100] style bounds: TA-Lib's smoothing can leave ~1e-14 above/below a bound.
 _BOUND_ATOL = 1e-9

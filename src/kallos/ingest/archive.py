@@ -2,7 +2,7 @@
 
 Each row keeps the endpoint, its parameters (never the key: the client sends it as a header), the HTTP status,
 the fetch time and the body. A response whose fields differ from the known schema gets `schema_drift` filled and a
-warning, once per endpoint and difference per run, so field drift (docs/coingecko-api.md §3.12) is noticed.
+warning, once per endpoint and difference per run, so field drift (docs/decisions.md (C-API.7)) is noticed.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Pure transforms from typed CoinGecko answers to frames the validation and the store understand. No I/O.
 
 A chart's points keep their real timestamp (`snapped_at`); the date they belong to is their UTC day
-(decisions.md #2). Points that are not final yet (the trailing "now" point, anything on or after the first
+(docs/decisions.md#D2). Points that are not final yet (the trailing "now" point, anything on or after the first
 non-final day) are split off as snapshots: `daily_market_data` holds final days only.
 """
 
@@ -69,8 +69,7 @@ def snapshots_from_chart(coin_id: str, provisional: pd.DataFrame, source: str) -
 
 
 def candles_frame(candles: Sequence[Candle]) -> pd.DataFrame:
-    """OHLC candles keyed by their close time; the day of a candle is the UTC day of its close (decisions.md
-    #2).
+    """OHLC candles keyed by their close time; the day of a candle is the UTC day of its close (docs/decisions.md#D2).
     """
     if not candles:
         return pd.DataFrame({c: pd.Series(dtype="float64") for c in CANDLE_COLUMNS}).astype(
@@ -132,7 +131,7 @@ def attach_candles(chart_rows: pd.DataFrame, candles: pd.DataFrame) -> tuple[pd.
     """Put daily candles' open/high/low next to the chart rows of the same day; return (frame,
     unmatched candles).
 
-    The chart close stays the bar's close: candles only bring open, high and low (decisions.md #2 and #7).
+    The chart close stays the bar's close: candles only bring open, high and low (docs/decisions.md#D2 and D7).
     """
     frame = chart_rows.copy()
     if candles.empty:

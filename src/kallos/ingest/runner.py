@@ -2,7 +2,7 @@
 
 Batches keep memory bounded (only one batch of coins' frames is alive at a time) while the client's limiter and
 semaphore keep the calls inside the rate budget. Writes happen in this process and thread, one coin per
-transaction (DuckDB is single-process, decisions.md #13). One coin's failure is recorded and the others go on.
+transaction (DuckDB is single-process, docs/decisions.md#D13). One coin's failure is recorded and the others go on.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Which coins a command works on: `--coins`, `--top N` (today's ranking), or every tracked coin.
 
 `--top N` ranks by today's market cap from `/coins/markets` (⌈N/250⌉ calls); it only sees coins listed today, so an
-index built from it alone is survivorship-biased (decisions.md #9) — `--include-inactive` adds the delisted coins
+index built from it alone is survivorship-biased (docs/decisions.md#D9) — `--include-inactive` adds the delisted coins
 the `coins` table knows. Tracked coins are those with a market-data watermark (backfilled at least once).
 """
 

@@ -1,7 +1,7 @@
 """What ingestion reads from and writes to the store: watermarks, dirty marks and one coin's bars, atomically.
 
 A coin's market write (bars, quality events, snapshots, its watermark and the downstream dirty marks of
-decisions.md #33) is one transaction, so a run killed at any point leaves each coin either as before or fully
+docs/decisions.md#D33) is one transaction, so a run killed at any point leaves each coin either as before or fully
 written, and the next run starts where the watermark says.
 """
 
@@ -83,9 +83,9 @@ def read_watermarks(store: Store, series: str, coins: Sequence[str] | None = Non
 def mark_dirty(
     store: Store, earliest: Mapping[str, dt.date], series: Sequence[str] = DOWNSTREAM, *, indices: bool = True
 ) -> None:
-    """dirty_from = least(existing, earliest changed date) for the indicator and signal steps (decisions.md
-    #33). `series` names the downstream watermarks (the hourly ones for hourly bars, docs/decisions.md#D83);
-    `indices=False` for bars the index does not read (hourly and weekly ones).
+    """dirty_from = least(existing, earliest changed date) for the indicator and signal steps
+    (docs/decisions.md#D33). `series` names the downstream watermarks (the hourly ones for hourly bars,
+    docs/decisions.md#D83); `indices=False` for bars the index does not read (hourly and weekly ones).
     """
     if not earliest:
         return

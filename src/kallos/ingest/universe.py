@@ -31,7 +31,7 @@ EXCLUSION_CATEGORIES: dict[str, str] = {
     "liquid-staking-tokens": "Liquid Staking Tokens",
     "bridged-tokens": "Bridged Tokens",
 }
-"""decisions.md #8: categories the index excludes, swept from `/coins/markets?category=` at every sync."""
+"""docs/decisions.md#D8: categories the index excludes, swept from `/coins/markets?category=` at every sync."""
 
 
 async def sync_universe(store: Store, client: Any, settings: Any) -> dict[str, Any]:

@@ -3,7 +3,7 @@
 One `/coins/markets` sweep (250 ids per call: ⌈N/250⌉ calls) gives every tracked active coin's current price, cap
 and volume. They go to `market_snapshots` (provisional). With `KALLOS_DAILY_CLOSE_SOURCE=markets`, a sweep taken
 inside the close window of day D (00:00 to `close_window_minutes` after) is also stored as day D's final bar
-(`close_source=markets`, its real timestamp kept), unless D already has a chart close (decisions.md #5).
+(`close_source=markets`, its real timestamp kept), unless D already has a chart close (docs/decisions.md#D5).
 
 A `market_chart/range` call is made only for coins whose watermark shows missing final days (or whose stored
 history has holes): in markets mode that is a real gap, in chart mode it is every coin with a new final day (the

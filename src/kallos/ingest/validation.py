@@ -1,6 +1,6 @@
 """Pure checks for daily market rows: frames in, (good rows, quality events) out. No I/O, no clock.
 
-Every deviation becomes one event (decisions.md #7) with an action and a reason code, so nothing is silently
+Every deviation becomes one event (docs/decisions.md#D7) with an action and a reason code, so nothing is silently
 changed or dropped::
 
     quarantined   row not loaded         unparseable_timestamp, null_close, non_positive_close, non_finite_close

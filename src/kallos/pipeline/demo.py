@@ -1,8 +1,8 @@
 """`kallos demo`: the whole pipeline offline, on a fresh machine, in under two minutes.
 
 It starts the fake CoinGecko server in-process on a free loopback port, serving the built-in simulated market
-on the pro plan (full history and OHLC) with a high rate limit (decisions.md #27: the pipeline, not the
-pacing, should dominate), pins the clock to the server's now (decisions.md #36), runs the backfill pipeline
+on the pro plan (full history and OHLC) with a high rate limit (docs/decisions.md#D27: the pipeline, not the
+pacing, should dominate), pins the clock to the server's now (docs/decisions.md#D36), runs the backfill pipeline
 into a fresh DuckDB file, and writes the HTML report. Nothing touches the network beyond 127.0.0.1.
 """
 

@@ -193,7 +193,7 @@ async def run_steps(
             if not outcome.api_calls and not outcome.api_credits and calls > calls0:
                 outcome = outcome.with_api(calls - calls0, credits - credits0)
             error = _step_error(outcome)
-            error = redact(error) if error else None  # the summary and the ledger show it (decisions.md#D50)
+            error = redact(error) if error else None  # the summary and the ledger show it (docs/decisions.md#D50)
         duration = time.perf_counter() - t0
         tele = telemetry.step_telemetry(
             api_before,

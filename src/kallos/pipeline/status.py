@@ -59,7 +59,7 @@ def freshness(store: Store, today: dt.date | None = None) -> pd.DataFrame:
 
 
 def coverage(store: Store, min_coverage: float) -> dict[str, Any]:
-    """Coins with market data, how many meet KALLOS_MIN_COVERAGE (decisions.md #22), and the mean coverage."""
+    """Coins with market data, how many meet KALLOS_MIN_COVERAGE (docs/decisions.md#D22), and the mean coverage."""
     from kallos.indicators.step import coverage_table
 
     table = coverage_table(store)

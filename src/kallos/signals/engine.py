@@ -1,9 +1,9 @@
 """`generate_signals`: indicator frame in, signal frame out. Pure: no I/O, no clock, no settings.
 
 The input holds one row per (coin_id, date) with `close` and the indicator columns (names of
-shared/docs/indicators.md). The output has one row per rule firing and one `composite` row per input row, in
+docs/decisions.md (C-IND)). The output has one row per rule firing and one `composite` row per input row, in
 the shape of the `trading_signals` table. A coin's previous row is its previous *stored* row (windows count
-bars, decisions.md #4), and nothing after day t is read for day t: rows computed on a frame cut at t are the
+bars, docs/decisions.md#D4), and nothing after day t is read for day t: rows computed on a frame cut at t are the
 same as rows computed on the whole history."""
 
 from __future__ import annotations

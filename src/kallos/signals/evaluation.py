@@ -1,6 +1,6 @@
 """Signal evaluation: what followed each signal, next to what followed any day of the same coins.
 
-Forward returns count calendar days (decisions.md #4): the h-day return of day t is close(t + h days) /
+Forward returns count calendar days (docs/decisions.md#D4): the h-day return of day t is close(t + h days) /
 close(t) - 1, and it is missing (not counted) when either close is not stored. A signal "hits" when the return
 has the signal's direction (> 0 for +1, < 0 for -1). Composite rows enter as `composite_buy` (+1) and
 `composite_sell` (-1); holds are not signals.

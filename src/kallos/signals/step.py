@@ -8,7 +8,7 @@ the earliest of: the day after the last computed one, and the first day whose in
 reads enough earlier rows for the longest rule window, deletes the coin's signal rows from that day on (a rule
 that no longer fires must not stay) and inserts the new ones, in one transaction per batch of coins. A
 different config hash, `full=True`, or no watermark means a full recompute that replaces all of the coin's
-rows (decisions.md #17).
+rows (docs/decisions.md#D17).
 
 Timestamps compared here are all the database's own `updated_at` values, never the (possibly pinned) clock.
 """
@@ -266,7 +266,7 @@ def signals_step(
         counts["no_indicators"] = len(set(coins) - set(info.index)) if not info.empty else len(set(coins))
     todo = sorted(plan)
     if todo:
-        # Reads and writes stay here (decisions.md #13); generate_signals runs on the executor, in order.
+        # Reads and writes stay here (docs/decisions.md#D13); generate_signals runs on the executor, in order.
         read: deque[tuple[list[str], pd.DataFrame]] = deque()
 
         def inputs_of_batches() -> Iterator[pd.DataFrame]:

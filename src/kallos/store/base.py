@@ -2,9 +2,9 @@
 
 A write goes through one path on both backends: check the frame against the table (unknown columns, missing key
 or NOT NULL columns, unparseable or non-finite numbers: every problem names table, column, row key and value),
-de-duplicate by key (last row wins, decisions.md #12), map CoinGecko ids to the integer surrogate (unknown coins are
-an error), then hand an Arrow table to the backend's one set-based merge. So a bad batch fails before the database
-is touched and the table stays as it was.
+de-duplicate by key (last row wins, docs/decisions.md#D12), map CoinGecko ids to the integer surrogate (unknown
+coins are an error), then hand an Arrow table to the backend's one set-based merge. So a bad batch fails before the
+database is touched and the table stays as it was.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The embedded default store: one DuckDB file, no server.
 
-DuckDB opens a file in one process at a time (decisions.md #13); threads of that process share it through cursors.
+DuckDB opens a file in one process at a time (docs/decisions.md#D13); threads of that process share it through cursors.
 Writes register the staged Arrow table and run the shared merge statement, so both backends execute the same SQL.
 """
 

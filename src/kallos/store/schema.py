@@ -284,7 +284,7 @@ INGESTION_WATERMARKS = Table(
         ("series", TEXT, False),  # market_chart | ohlc | details | indicators | signals ...
         ("first_date", DATE),
         ("last_date", DATE),  # stored through this day (final days only)
-        ("dirty_from", DATE),  # earliest date changed since downstream last computed (decisions.md #33)
+        ("dirty_from", DATE),  # earliest date changed since downstream last computed (docs/decisions.md#D33)
         ("missing_dates", TEXT),  # JSON list of days confirmed missing at the source or quarantined
         ("state", TEXT),  # JSON: series-specific resumable state
         *_AUDIT,
