@@ -77,7 +77,6 @@ def test_each_page_has_a_json_endpoint_with_the_same_data(client):
         ("/market/bitcoin?start=2024-02-01&end=2024-01-01", 422),
         ("/market/bitcoin?ind=rsi_14,drop_table", 422),
         ("/market/bitcoin?tf=minutely", 422),
-        ("/market/bitcoin?tf=hourly", 404),  # a timeframe this store has no table for
         ("/runs/20990101T000000Z-deadbeef", 404),
         ("/api/runs/..%2F..%2Fetc", 404),
         ("/quality?coin=no-such-coin", 404),

@@ -42,7 +42,12 @@ def chromium_path() -> str:
 
 @pytest.fixture
 def browser_page():
-    playwright = pytest.importorskip("playwright.sync_api")
+    try:
+        import playwright.sync_api as playwright
+    except ImportError as exc:
+        if IN_CI:
+            pytest.fail(f"Playwright is required when CI=true ({exc}); it is in the test extra")
+        pytest.skip(f"Playwright is not installed ({exc}): pip install -e '.[test]'")
     executable = chromium_path()
     with playwright.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=executable, args=LAUNCH_ARGS, headless=True)
