@@ -50,6 +50,11 @@ MIN_WINDOW = dt.timedelta(days=2)  # one day ending now would be 5-minutely
 BAR_COLUMNS = ["coin_id", "hour", "close", "market_cap", "volume", "snapped_at", "close_source"]
 
 
+DAILY_RUN_FIRST_DAYS = 90
+"""How far back the daily run loads a coin that enters the hourly universe: one chart window (90 days of hours),
+enough warm-up for the hourly indicators, at about 4 calls on paid plans and 1 on demo."""
+
+
 def floor_hour(t: dt.datetime) -> dt.datetime:
     t = t.astimezone(dt.UTC)
     return t.replace(minute=0, second=0, microsecond=0)
@@ -272,9 +277,15 @@ def write_hours(store: Store, hw: HourlyWrite, run_id: str | None = None) -> int
 
 
 async def sync_hours(
-    ctx: StepContext, coins: Sequence[str], *, since: dt.date | None = None, unknown: Sequence[str] = ()
+    ctx: StepContext,
+    coins: Sequence[str],
+    *,
+    since: dt.date | None = None,
+    unknown: Sequence[str] = (),
+    new_since: dt.date | None = None,
 ) -> StepOutcome:
-    """Bring the hourly bars of `coins` up to the last final hour (resuming from their watermarks)."""
+    """Bring the hourly bars of `coins` up to the last final hour (resuming from their watermarks). `new_since` is
+    where a coin with no hourly bars yet starts when `since` is not given (the daily run's bounded first load)."""
     client = ctx.require_client()
     plan = str(getattr(client.plan, "name", ctx.settings.coingecko_plan))
     check_since(plan, since, ctx.now)
@@ -283,7 +294,10 @@ async def sync_hours(
     calls0, credits0 = client.stats.calls, client.stats.credits
     failures = {u: "not in the coins table (run `kallos coins sync` first)" for u in unknown}
     ok = rows = events = quarantined = up_to_date = 0
-    windows = [plan_hours(c, wms.get(c), plan=plan, now=ctx.now, since=since) for c in coins]
+    windows = [
+        plan_hours(c, wms.get(c), plan=plan, now=ctx.now, since=since if _has_hours(wms.get(c)) else since or new_since)
+        for c in coins
+    ]
     todo = [w for w in windows if w is not None]
     up_to_date = len(windows) - len(todo)
     ctx.progress.start("hourly bars", total=len(todo))
@@ -329,6 +343,10 @@ async def sync_hours(
         api_credits=credits,
         extra={"events": events, "up_to_date": up_to_date, "plan": plan},
     )
+
+
+def _has_hours(wm: Watermark | None) -> bool:
+    return bool(wm and wm.state.get("last_hour"))
 
 
 async def _tagged(w: HourWindow, coro: Any) -> tuple[HourWindow, Any]:
@@ -386,7 +404,10 @@ async def hourly_update_step(ctx: StepContext) -> StepOutcome:
     coins = hourly_universe(ctx.store, size)
     if not coins:
         return StepOutcome.skipped("no coins to keep hourly yet (no index and no ranked coins)")
-    return await sync_hours(ctx, coins)
+    # A coin new to the universe gets its last DAILY_RUN_FIRST_DAYS days here; its whole history is the explicit
+    # `kallos market backfill --timeframe 1h` (a daily run stays a small, predictable cost: docs/decisions.md#D83).
+    first = (ctx.now - dt.timedelta(days=DAILY_RUN_FIRST_DAYS)).date()
+    return await sync_hours(ctx, coins, new_since=first)
 
 
 def estimate_hourly(
