@@ -88,12 +88,7 @@ def register(app: typer.Typer) -> None:
         chosen = resolve_coins(settings, parse_coins(coins), top)
         from kallos.stream.run import StreamOptions
 
-        options = StreamOptions(
-            duration=seconds,
-            flush_seconds=settings.stream_flush_seconds,
-            silence_seconds=settings.stream_silence_seconds,
-            snapshot_seconds=settings.stream_snapshot_seconds,
-        )
+        options = StreamOptions.from_settings(settings, duration=seconds)
         import asyncio
 
         stats = asyncio.run(stream_prices(settings, chosen, options=options))

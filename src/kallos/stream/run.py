@@ -13,7 +13,7 @@ import ipaddress
 import signal
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from urllib.parse import urlsplit
 
 import numpy as np
@@ -47,6 +47,16 @@ class StreamOptions:
     silence_seconds: float = 60.0
     snapshot_seconds: float = 300.0
 
+    @classmethod
+    def from_settings(cls, settings: Settings, *, duration: float | None = None) -> StreamOptions:
+        """The `KALLOS_STREAM_*` settings, with a duration from the command line."""
+        return cls(
+            duration=duration,
+            flush_seconds=settings.stream_flush_seconds,
+            silence_seconds=settings.stream_silence_seconds,
+            snapshot_seconds=settings.stream_snapshot_seconds,
+        )
+
 
 @dataclass
 class StreamStats:
@@ -65,7 +75,7 @@ class StreamStats:
     latency_ms: dict[str, float] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, object]:
-        return {k: v for k, v in self.__dict__.items()}
+        return asdict(self)
 
     def counts(self) -> dict[str, int | float]:
         """The flat figures the run ledger keeps (latency percentiles as `latency_p50_ms`...)."""
@@ -309,11 +319,7 @@ async def stream_prices(
     """Stream `coins` into the store (and the bus when configured) until the duration ends, a signal stops it, or
     the caller sets `stop` (a clean stop either way: what is held is flushed)."""
     check_stream_settings(settings)
-    options = options or StreamOptions(
-        silence_seconds=settings.stream_silence_seconds,
-        flush_seconds=settings.stream_flush_seconds,
-        snapshot_seconds=settings.stream_snapshot_seconds,
-    )
+    options = options or StreamOptions.from_settings(settings)
     own_sink = sink is None
     sink = sink or StoreSink(settings.database_url, snapshot_seconds=options.snapshot_seconds)
     publishers = await open_publishers(settings)
