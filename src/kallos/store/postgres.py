@@ -78,6 +78,8 @@ class PostgresStore(Store):
         if options:
             kwargs["options"] = " ".join(options)
         self._local = threading.local()
+        self._conninfo, self._kwargs = conninfo, kwargs
+        self._lost = False
         try:
             psycopg.connect(conninfo, connect_timeout=10, **kwargs).close()  # fail fast with the driver's reason
             self._pool = ConnectionPool(
@@ -96,6 +98,7 @@ class PostgresStore(Store):
         try:
             yield
         except (psycopg.OperationalError, psycopg.InterfaceError, PoolTimeout) as exc:
+            self._lost = True
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise StoreUnavailableError(
                 f"lost the connection to PostgreSQL at {redact_url(self.url)}: {first}; every batch is one "
@@ -104,13 +107,25 @@ class PostgresStore(Store):
             ) from None
 
     @contextmanager
+    def _pooled(self) -> Iterator[psycopg.Connection]:
+        """A pooled connection. Once the server was lost, a direct connection probes it first: a server that
+        refuses fails the next write at once (the run's ledger record, the lock's release) instead of waiting
+        `POOL_TIMEOUT_SECONDS` each for a pool that cannot reconnect (docs/decisions.md#D53)."""
+        if self._lost:
+            psycopg.connect(self._conninfo, connect_timeout=3, **self._kwargs).close()
+            self._pool.check()  # the server is back: drop the connections the loss broke
+            self._lost = False
+        with self._pool.connection() as conn:
+            yield conn
+
+    @contextmanager
     def _conn(self) -> Iterator[psycopg.Connection]:
         tx = getattr(self._local, "tx", None)
         if tx is not None:
             with self._reachable():
                 yield tx
             return
-        with self._reachable(), self._pool.connection() as conn:
+        with self._reachable(), self._pooled() as conn:
             yield conn
 
     @contextmanager
@@ -119,7 +134,7 @@ class PostgresStore(Store):
             yield
             return
         # outer block: inner writes become savepoints
-        with self._reachable(), self._pool.connection() as conn, conn.transaction():
+        with self._reachable(), self._pooled() as conn, conn.transaction():
             self._local.tx = conn
             try:
                 yield
@@ -171,7 +186,7 @@ class PostgresStore(Store):
                 return fn(self._local.tx)
         for attempt in range(8):
             try:
-                with self._reachable(), self._pool.connection() as conn, conn.transaction():
+                with self._reachable(), self._pooled() as conn, conn.transaction():
                     return fn(conn)
             except _RETRYABLE:
                 if attempt == 7:
