@@ -6,11 +6,19 @@ import numpy as np
 import pandas as pd
 
 
-def bars(n_days: int = 320, coins: tuple[str, ...] = ("alpha", "beta", "gamma"), seed: int = 3) -> pd.DataFrame:
+def bars(
+    n_days: int = 320,
+    coins: tuple[str, ...] = ("alpha", "beta", "gamma"),
+    seed: int = 3,
+    *,
+    start: str = "2021-01-01",
+    freq: str = "D",
+) -> pd.DataFrame:
+    """Bars one `freq` apart from `start` (`date` holds the bar's time: the day, the hour or the week's Monday)."""
     rng = np.random.default_rng(seed)
     parts = []
     for i, coin in enumerate(coins):
-        days = pd.date_range("2021-01-01", periods=n_days, freq="D")[i * 15 :]  # listed on different days
+        days = pd.date_range(start, periods=n_days, freq=freq)[i * 15 :]  # listed at different times
         n = len(days)
         close = rng.uniform(0.5, 50) * np.exp(np.cumsum(rng.normal(0, 0.04, n)))
         spread = np.abs(rng.normal(0, 0.02, n))
@@ -53,3 +61,16 @@ def alt() -> pd.DataFrame:
             "watchlist_portfolio_users": [1000.0, 1500.0, np.nan],
         }
     )
+
+
+HOURLY_START = "2021-03-20"
+"""Hourly test bars: 1,080 hours (45 days) per coin, across both index selections and an alt snapshot."""
+
+
+def hourly_bars() -> pd.DataFrame:
+    return bars(1080, start=HOURLY_START, freq="h").rename(columns={"date": "hour"})
+
+
+def weekly_bars() -> pd.DataFrame:
+    """150 weeks stamped with their Mondays, from 2019-01-07 (across both selections and the alt snapshots)."""
+    return bars(150, start="2019-01-07", freq="W-MON")

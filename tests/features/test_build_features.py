@@ -143,8 +143,8 @@ def test_names_match_what_pandas_ta_produces() -> None:
 
 def test_bad_arguments_name_the_input() -> None:
     b = bars(60, ("alpha",))
-    with pytest.raises(InputError, match="accepted: 1d"):
-        build_features(b, timeframe="1w")
+    with pytest.raises(InputError, match="accepted: 1h, 1d, 1w"):
+        build_features(b, timeframe="4h")
     with pytest.raises(InputError, match="naming"):
         build_features(b, naming="talib")
     with pytest.raises(InputError, match="horizons"):

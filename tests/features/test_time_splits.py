@@ -45,3 +45,12 @@ def test_bad_arguments() -> None:
         list(time_splits(frame(3), 5, horizon=1))
     with pytest.raises(InputError):
         list(time_splits(frame(), 0, horizon=1))
+
+
+def test_an_hourly_frame_is_split_on_its_hours() -> None:
+    hours = pd.date_range("2022-01-01", periods=48, freq="h", tz="UTC")
+    frame = pd.DataFrame({"coin_id": "a", "hour": hours})
+    [s] = time_splits(frame, 1, horizon=3, embargo=0)
+    assert s.test_start == hours[24] and s.test_end == hours[-1]
+    assert s.train == ((hours[0], hours[20]),)  # hours 21-23 purged: their 3-hour labels reach the test
+    assert s.train_mask(frame["hour"]).sum() == 21 and s.test_mask(frame["hour"]).sum() == 24

@@ -19,7 +19,7 @@ def export(
     top: int | None = typer.Option(None, "--top", min=1, help="The N largest stored coins by cap at --until."),
     since: str | None = typer.Option(None, "--since", help="First day (YYYY-MM-DD)."),
     until: str | None = typer.Option(None, "--until", help="Last day (YYYY-MM-DD); labels still read later bars."),
-    timeframe: str = typer.Option("1d", "--timeframe", help="Bar length (1d)."),
+    timeframe: str = typer.Option("1d", "--timeframe", help="Bar length: 1h, 1d or 1w (1h rows are keyed by `hour`)."),
     naming: str = typer.Option("kallos", "--naming", help="kallos or pandas-ta column names."),
     horizons: str = typer.Option("1,7,30", "--horizons", help="Label horizons in bars, comma-separated."),
     force: bool = typer.Option(False, "--force", help="Replace an existing, non-empty --out directory."),
@@ -54,7 +54,7 @@ def export(
         )
     finally:
         store.close()
-    result = write_features(frame, out, fmt=fmt, horizons=hs, naming=naming, force=force)
+    result = write_features(frame, out, fmt=fmt, horizons=hs, naming=naming, force=force, timeframe=timeframe)
     if not result["rows"]:
         err_console.print("[yellow]warning:[/] 0 rows matched; the export holds only the data dictionary")
     err_console.print(

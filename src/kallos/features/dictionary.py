@@ -18,7 +18,8 @@ from kallos.store.schema import ALT_DATA_COLUMNS
 
 _FIXED: dict[str, tuple[str, str, int]] = {
     "coin_id": ("CoinGecko coin id (key)", "", 0),
-    "date": ("UTC day of the bar (key)", "date", 0),
+    "date": ("UTC day of the bar (key; on 1w the Monday the week starts)", "date", 0),
+    "hour": ("UTC hour the bar starts (key, 1h)", "timestamp", 0),
     "open": ("open of the day's candle (NULL where no real candle exists)", "USD", 0),
     "high": ("high of the day's candle", "USD", 0),
     "low": ("low of the day's candle", "USD", 0),
@@ -73,9 +74,13 @@ _FIXED: dict[str, tuple[str, str, int]] = {
     "trend_quality": ("adx_14 * abs(di_diff) / 100", "points", 27),
     "composite_score": ("weighted vote of the signal families (docs/signals.md)", "-1-1", 1),
     "signal_action": ("buy, sell or hold from the composite score", "", 1),
-    "market_cap_rank": ("rank by market cap among all stored coins that day (1 = largest)", "rank", 0),
-    "age_days": ("days since the coin's first stored bar", "days", 0),
-    "index_member": ("in the index basket chosen on or before the day (empty before the index starts)", "bool", 0),
+    "market_cap_rank": (
+        "market-cap rank among the coins stored at that bar (1 = largest)",
+        "rank",
+        0,
+    ),
+    "age_days": ("days since the coin's first stored bar of the timeframe (fractional on 1h)", "days", 0),
+    "index_member": ("in the daily index basket as known at the bar (empty before the index starts)", "bool", 0),
     "index_weight": ("index weight after the day's close: target weight drifted with prices", "fraction", 0),
     "alt_as_of": ("day of the alternative-data snapshot used (the last on or before the day)", "date", 0),
 }
@@ -100,9 +105,9 @@ def describe(column: str) -> tuple[str, str, int]:
     raise KeyError(column)
 
 
-def data_dictionary(horizons: Sequence[int], naming: str = "kallos") -> pd.DataFrame:
+def data_dictionary(horizons: Sequence[int], naming: str = "kallos", timeframe: str = "1d") -> pd.DataFrame:
     rows = []
-    for col in feature_columns(horizons):
+    for col in feature_columns(horizons, timeframe):
         meaning, unit, lookback = describe(col)
         rows.append({"column": column_name(col, naming), "meaning": meaning, "unit": unit, "lookback_bars": lookback})
     return pd.DataFrame(rows)

@@ -28,7 +28,14 @@ FORMATS = ("parquet", "csv")
 
 
 def write_features(
-    frame: pd.DataFrame, out: Path | str, *, fmt: str, horizons: tuple[int, ...], naming: str, force: bool = False
+    frame: pd.DataFrame,
+    out: Path | str,
+    *,
+    fmt: str,
+    horizons: tuple[int, ...],
+    naming: str,
+    force: bool = False,
+    timeframe: str = "1d",
 ) -> dict[str, Any]:
     """Write `frame` (a feature frame) under `out`; return the path, rows and files written."""
     if fmt not in FORMATS:
@@ -40,7 +47,7 @@ def write_features(
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     try:
         files = _write(frame, tmp, fmt)
-        dictionary = data_dictionary(horizons, naming)
+        dictionary = data_dictionary(horizons, naming, timeframe)
         dictionary = dictionary[dictionary["column"].isin(frame.columns)]
         dictionary.to_csv(tmp / "_data_dictionary.csv", index=False, lineterminator="\n")
         if target.exists():
@@ -60,7 +67,8 @@ def write_features(
 
 
 def _write(frame: pd.DataFrame, root: Path, fmt: str) -> int:
-    years = frame["date"].dt.year
+    key = "hour" if "hour" in frame.columns else "date"  # hourly frames are keyed by a UTC timestamp
+    years = frame[key].dt.year
     files = 0
     for year in sorted(years.unique()):
         part = frame.loc[years == year].reset_index(drop=True)
@@ -72,7 +80,7 @@ def _write(frame: pd.DataFrame, root: Path, fmt: str) -> int:
             pq.write_table(table, folder / "part-0.parquet", compression="zstd", write_statistics=True)
         else:
             out = part.copy()
-            out["date"] = out["date"].dt.strftime("%Y-%m-%d")
+            out[key] = out[key].dt.strftime("%Y-%m-%dT%H:%M:%SZ" if key == "hour" else "%Y-%m-%d")
             if "alt_as_of" in out:
                 out["alt_as_of"] = out["alt_as_of"].dt.strftime("%Y-%m-%d")
             out.to_csv(folder / "part-0.csv", index=False, lineterminator="\n", float_format="%.17g")

@@ -8,10 +8,22 @@ from collections.abc import Sequence
 import pandas as pd
 
 from kallos.features import sources
-from kallos.features.frame import Inputs, assemble, check_horizons, check_timeframe
+from kallos.features.frame import (
+    ALT_FEATURES,
+    BAR_FIELDS,
+    Inputs,
+    assemble,
+    check_horizons,
+    check_timeframe,
+    label_columns,
+    wanted_columns,
+)
 from kallos.features.naming import check_naming
+from kallos.indicators.contract import OUTPUT_COLUMNS
+from kallos.signals.rules import RULE_IDS
 from kallos.store import Store, open_store
 from kallos.store.base import _as_date
+from kallos.timeframes import SPECS
 
 
 def load_features(
@@ -28,16 +40,20 @@ def load_features(
     store: Store | None = None,
     index_name: str = "default",
 ) -> pd.DataFrame:
-    """One row per stored bar of the chosen coins in [start, end], keyed by `coin_id` (CoinGecko id) and `date`.
+    """One row per stored bar of the chosen coins with its day in [start, end], keyed by `coin_id` (CoinGecko id)
+    and `date` (`hour`, a UTC timestamp, on 1h; a week's Monday on 1w).
 
     `database_url` defaults to KALLOS_DATABASE_URL; `store` passes an open store instead. `top` takes the N
     largest coins by market cap on the last stored day on or before `end` (a universe chosen with hindsight;
     filter on `market_cap_rank` for a point-in-time one). Labels read stored bars after `end`. `index_name` picks
-    the named index whose membership and weights fill `index_member` and `index_weight`.
+    the named index whose membership and weights fill `index_member` and `index_weight`. Only the sources the
+    `columns` selection needs are read.
     """
     check_naming(naming)
-    step = check_timeframe(timeframe)
+    tf = check_timeframe(timeframe)
+    spec = SPECS[tf.name]
     horizons = check_horizons(horizons)
+    need = set(wanted_columns(columns, horizons, tf))
     first = _as_date(start) if start is not None else None
     last = _as_date(end) if end is not None else None
     own = store is None
@@ -49,31 +65,44 @@ def load_features(
         store = open_store(database_url)
     try:
         names = store.coin_map(refresh=True)  # CoinGecko id -> integer id; frames carry the integer until the end
-        wanted = sources.resolve_coins(store, coins, top, last)
+        wanted = sources.resolve_coins(store, coins, top, last, spec)
         chosen = None if wanted is None else [names[c] for c in wanted]
-        label_end = last + dt.timedelta(days=max(horizons) * step) if last is not None else None
-        constituents = sources.read_index_constituents(store, last, index_name)
-        members = sorted(set(constituents["coin_id"]))
-        since = pd.Timestamp(constituents["selection_date"].min()).date() if members else None
+        # Labels read bars up to max(h) bars after `end`; a week's daily data (index, alt) is its Sunday's.
+        ahead = max(horizons) * tf.step // (24 if tf.unit == "h" else 1) + 1
+        label_end = last + dt.timedelta(days=ahead) if last is not None else None
+        as_of_end = last + dt.timedelta(days=tf.close_days) if last is not None else None
+        rank_from_bars = "market_cap_rank" in need and chosen is None  # every coin is read: rank among the bars
+        fields = [f for f in BAR_FIELDS if f in need or f == "close" or (f == "market_cap" and rank_from_bars)]
         inputs = Inputs(
-            bars=sources.read_bars(store, chosen, first, label_end),
-            indicators=sources.read_indicators(store, chosen, first, last),
-            signals=sources.read_signals(store, chosen, first, last),
-            caps=sources.read_caps(store, first, last),
-            first_bar=sources.read_first_bars(store, chosen),
-            constituents=constituents,
-            member_closes=sources.read_bars(store, members, since, last)[["coin_id", "date", "close"]]
-            if members
-            else None,
-            alt=sources.read_alt(store, chosen, last),
+            bars=sources.read_bars(store, chosen, first, label_end if need & set(label_columns(horizons)) else last,
+                                   spec, fields),
+            indicators=None,
+            signals=None,
+            caps=None,
+            first_bar=sources.read_first_bars(store, chosen, spec) if "age_days" in need else pd.Series(dtype=object),
             coin_order=[names[c] for c in sorted(names)],  # rows sorted by CoinGecko id, as build_features does
-        )
-        frame = assemble(
-            inputs, horizons=horizons, naming=naming, step_days=step, start=first, end=last, columns=columns
-        )
+            coin_labels=sorted(names),
+        )  # fmt: skip
+        ind_cols = [c for c in ("ohlc_source", *OUTPUT_COLUMNS) if c in need]
+        if ind_cols:
+            inputs.indicators = sources.read_indicators(store, chosen, first, last, spec, ind_cols)
+        if need & {"composite_score", "signal_action"} or need & {f"signal_{r}" for r in RULE_IDS}:
+            inputs.composites = sources.read_composites(store, chosen, first, last, spec)
+            inputs.rules = sources.read_rules(store, chosen, first, last, spec)
+        if "market_cap_rank" in need and not rank_from_bars:
+            inputs.caps = sources.read_caps(store, first, last, spec)
+        if need & {"index_member", "index_weight"}:
+            constituents = sources.read_index_constituents(store, as_of_end, index_name)
+            members = sorted(set(constituents["coin_id"]))
+            inputs.constituents = constituents
+            if members:
+                # A month before the first selection, so a close missing on a selection day is carried forward.
+                since = pd.Timestamp(constituents["selection_date"].min()).date() - dt.timedelta(days=31)
+                inputs.member_closes = sources.read_bars(store, members, since, as_of_end, fields=["close"])
+        if need & set(ALT_FEATURES):
+            inputs.alt = sources.read_alt(store, chosen, as_of_end)
+        return assemble(inputs, horizons=horizons, naming=naming, timeframe=tf.name, start=first, end=last,
+                        columns=columns)  # fmt: skip
     finally:
         if own:
             store.close()
-    ids = pd.Series(list(names), index=list(names.values()), dtype=object)
-    frame["coin_id"] = ids.reindex(frame["coin_id"].to_numpy()).to_numpy(dtype=object)
-    return frame

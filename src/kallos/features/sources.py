@@ -1,7 +1,9 @@
 """What `load_features` reads from the store, one small function per source.
 
 Index membership is read through `read_index_constituents` alone, so a change of the index tables (named
-indices) changes one function (docs/decisions.md#D73).
+indices) changes one function (docs/decisions.md#D73). Every reader takes the timeframe's spec
+(`kallos.timeframes.SPECS`) and returns its time column as `date`, naive UTC (the hour on 1h), and reads only
+the columns it is given (`load_features` asks for the ones the `columns=` selection needs).
 """
 
 from __future__ import annotations
@@ -14,26 +16,53 @@ import pandas as pd
 
 from kallos.errors import InputError
 from kallos.index.definition import DEFAULT_NAME
-from kallos.indicators.contract import OUTPUT_COLUMNS
 from kallos.store import Store
 from kallos.store.schema import ALT_DATA_COLUMNS, quote
+from kallos.timeframes import SPECS, TimeframeSpec
+
+DAILY = SPECS["1d"]
 
 
 def _where(
-    coins: Sequence[int] | None, start: dt.date | None, end: dt.date | None, date_col: str = 't."date"'
+    coins: Sequence[int] | None,
+    start: dt.date | None,
+    end: dt.date | None,
+    time_col: str = "date",
+    alias: str = "t",
 ) -> tuple[str, dict[str, Any]]:
-    """SQL conditions on the integer `coin_id` (inlined: they are ints from the coins table) and the date."""
+    """SQL conditions on the integer `coin_id` (inlined: they are ints from the coins table) and the days
+    [start, end] (on an hourly `hour` column: from start 00:00 to before end + 1 day, UTC)."""
     parts: list[str] = ["1 = 1"]
     params: dict[str, Any] = {}
+    col = f"{alias}.{quote(time_col)}"
     if coins is not None:
-        parts.append(f"t.coin_id IN ({', '.join(str(int(c)) for c in coins)})" if coins else "1 = 0")
+        parts.append(f"{alias}.coin_id IN ({', '.join(str(int(c)) for c in coins)})" if coins else "1 = 0")
+    hourly = time_col == "hour"
     if start is not None:
-        parts.append(f"{date_col} >= :start")
-        params["start"] = start
+        parts.append(f"{col} >= :start")
+        params["start"] = _bound(start) if hourly else start
     if end is not None:
-        parts.append(f"{date_col} <= :end")
-        params["end"] = end
+        if hourly:
+            parts.append(f"{col} < :end")
+            params["end"] = _bound(end + dt.timedelta(days=1))
+        else:
+            parts.append(f"{col} <= :end")
+            params["end"] = end
     return " AND ".join(parts), params
+
+
+def _bound(day: dt.date) -> dt.datetime:
+    return dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC)
+
+
+def _naive(frame: pd.DataFrame, column: str = "date") -> pd.DataFrame:
+    """The time column as naive UTC datetime64[ns] (hourly tables hold TIMESTAMPTZ)."""
+    values = frame[column]
+    if isinstance(values.dtype, pd.DatetimeTZDtype):
+        frame[column] = pd.DatetimeIndex(values).tz_convert("UTC").tz_localize(None).as_unit("ns")
+    elif values.dtype.kind != "M":
+        frame[column] = pd.to_datetime(values, utc=True).dt.tz_localize(None).astype("datetime64[ns]")
+    return frame
 
 
 def _read(
@@ -43,16 +72,21 @@ def _read(
     coins: Sequence[int] | None,
     start: dt.date | None,
     end: dt.date | None,
+    time_col: str = "date",
+    extra: str = "",
 ) -> pd.DataFrame:
     """Rows keyed by the integer coin id (no join, no string per row: `load_features` names the coins last)."""
-    cond, params = _where(coins, start, end)
-    cols = ", ".join(f"t.{quote(c)}" for c in columns)
-    return store.query_bulk(f'SELECT t.coin_id, t."date", {cols} FROM {table} t WHERE {cond}', params)
+    cond, params = _where(coins, start, end, time_col)
+    cols = "".join(f", {c if ' AS ' in c else 't.' + quote(c)}" for c in columns)
+    sql = f'SELECT t.coin_id, t.{quote(time_col)} AS "date"{cols} FROM {table} t WHERE {cond}{extra}'
+    return _naive(store.query_bulk(sql, params))
 
 
-def resolve_coins(store: Store, coins: Sequence[str] | None, top: int | None, end: dt.date | None) -> list[str] | None:
+def resolve_coins(
+    store: Store, coins: Sequence[str] | None, top: int | None, end: dt.date | None, spec: TimeframeSpec = DAILY
+) -> list[str] | None:
     """`coins` (CoinGecko ids) checked against the store, or the `top` coins by market cap on the last stored
-    day on or before `end`, or None (every coin with bars)."""
+    day on or before `end` among the coins with bars of the timeframe, or None (every coin with bars)."""
     if coins is not None and top is not None:
         raise InputError("give either coins or top, not both", input="coins")
     if coins is not None:
@@ -66,53 +100,82 @@ def resolve_coins(store: Store, coins: Sequence[str] | None, top: int | None, en
         return None
     if top < 1:
         raise InputError("top must be at least 1", input="top")
-    cond, params = _where(None, None, end, 'd."date"')
+    cond, params = _where(None, None, end, alias="d")
     day = store.scalar(f'SELECT MAX(d."date") FROM daily_market_data d WHERE {cond}', params)
     if day is None:
         return []
+    has_bars = "" if spec.name == "1d" else f"AND d.coin_id IN (SELECT DISTINCT coin_id FROM {spec.market_table}) "
     ranked = store.query(
         "SELECT c.coingecko_id AS coin_id FROM daily_market_data d JOIN coins c ON c.coin_id = d.coin_id "
-        'WHERE d."date" = :day AND d.market_cap IS NOT NULL ORDER BY d.market_cap DESC, c.coingecko_id LIMIT :n',
+        f'WHERE d."date" = :day AND d.market_cap IS NOT NULL {has_bars}'
+        "ORDER BY d.market_cap DESC, c.coingecko_id LIMIT :n",
         {"day": day, "n": top},
     )
     return list(ranked["coin_id"])
 
 
-def read_bars(store: Store, coins: Sequence[int] | None, start: dt.date | None, end: dt.date | None) -> pd.DataFrame:
-    fields = ["open", "high", "low", "close", "volume", "market_cap"]
-    return _read(store, "daily_market_data", fields, coins, start, end)
+def read_bars(
+    store: Store,
+    coins: Sequence[int] | None,
+    start: dt.date | None,
+    end: dt.date | None,
+    spec: TimeframeSpec = DAILY,
+    fields: Sequence[str] = ("open", "high", "low", "close", "volume", "market_cap"),
+) -> pd.DataFrame:
+    return _read(store, spec.market_table, fields, coins, start, end, spec.time_column)
 
 
 def read_indicators(
-    store: Store, coins: Sequence[int] | None, start: dt.date | None, end: dt.date | None
+    store: Store,
+    coins: Sequence[int] | None,
+    start: dt.date | None,
+    end: dt.date | None,
+    spec: TimeframeSpec = DAILY,
+    columns: Sequence[str] = (),
 ) -> pd.DataFrame:
-    return _read(store, "daily_technical_indicators", ["ohlc_source", *OUTPUT_COLUMNS], coins, start, end)
+    return _read(store, spec.indicator_table, columns, coins, start, end, spec.time_column)
 
 
-def read_signals(store: Store, coins: Sequence[int] | None, start: dt.date | None, end: dt.date | None) -> pd.DataFrame:
+def read_composites(
+    store: Store, coins: Sequence[int] | None, start: dt.date | None, end: dt.date | None, spec: TimeframeSpec = DAILY
+) -> pd.DataFrame:
+    """coin_id, date, composite_score, action: the composite row of every bar with signals."""
     return _read(
-        store, "trading_signals", ["signal", "direction", "strength", "composite_score", "action"], coins, start, end
-    )
+        store, spec.signal_table, ["composite_score", "action"], coins, start, end, spec.time_column,
+        " AND t.signal = 'composite'",
+    )  # fmt: skip
 
 
-def read_caps(store: Store, start: dt.date | None, end: dt.date | None) -> pd.DataFrame:
-    """Every stored coin's market cap per day: the universe `market_cap_rank` ranks in."""
-    return _read(store, "daily_market_data", ["market_cap"], None, start, end)
+def read_rules(
+    store: Store, coins: Sequence[int] | None, start: dt.date | None, end: dt.date | None, spec: TimeframeSpec = DAILY
+) -> pd.DataFrame:
+    """coin_id, date, signal, value = direction x strength: the rule rows (the bars where a rule fired)."""
+    return _read(
+        store, spec.signal_table, ["signal", "t.direction * t.strength AS value"], coins, start, end,
+        spec.time_column, " AND t.signal <> 'composite'",
+    )  # fmt: skip
 
 
-def read_first_bars(store: Store, coins: Sequence[int] | None) -> pd.Series:
+def read_caps(store: Store, start: dt.date | None, end: dt.date | None, spec: TimeframeSpec = DAILY) -> pd.DataFrame:
+    """Every stored coin's market cap per bar: the universe `market_cap_rank` ranks in."""
+    return _read(store, spec.market_table, ["market_cap"], None, start, end, spec.time_column)
+
+
+def read_first_bars(store: Store, coins: Sequence[int] | None, spec: TimeframeSpec = DAILY) -> pd.Series:
     cond, params = _where(coins, None, None)
     frame = store.query(
-        f'SELECT t.coin_id, MIN(t."date") AS first_date FROM daily_market_data t WHERE {cond} GROUP BY t.coin_id',
+        f"SELECT t.coin_id, MIN(t.{quote(spec.time_column)}) AS first_date FROM {spec.market_table} t "
+        f"WHERE {cond} GROUP BY t.coin_id",
         params,
     )
-    return pd.Series(pd.to_datetime(frame["first_date"]).to_numpy(), index=frame["coin_id"].to_numpy())
+    frame = _naive(frame, "first_date")
+    return pd.Series(frame["first_date"].to_numpy(), index=frame["coin_id"].to_numpy())
 
 
 def read_index_constituents(store: Store, end: dt.date | None = None, index_name: str = DEFAULT_NAME) -> pd.DataFrame:
     """The named index's target weights per selection date on or before `end`: selection_date, coin_id (the
     integer id), weight."""
-    cond, params = _where(None, None, end, "t.selection_date")
+    cond, params = _where(None, None, end, "selection_date")
     return store.query(
         "SELECT t.selection_date, t.coin_id, t.weight FROM index_monthly_constituents t "
         f"WHERE t.index_name = :index_name AND {cond}",
