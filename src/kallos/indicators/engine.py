@@ -22,6 +22,7 @@ from kallos.indicators import fused
 from kallos.indicators import kernels as k
 from kallos.indicators.contract import OHLC_SOURCE_APPROX, OHLC_SOURCE_CANDLES, OUTPUT_COLUMNS
 from kallos.indicators.validation import check_bars, range_problems
+from kallos.scale import shared
 
 __all__ = ["approximate_candles", "compute_indicators", "compute_panel"]
 
@@ -70,7 +71,9 @@ def compute_rows(
     starts = np.asarray(starts, dtype=np.int64)
     lengths = np.asarray(lengths, dtype=np.int64)
     n_rows = close.shape[0]
-    values = np.empty((len(OUTPUT_COLUMNS), n_rows))
+    # In a local pool worker the block is allocated in shared memory, so the parent maps the result instead of
+    # unpickling it (docs/decisions.md#D118); elsewhere a plain array.
+    values = shared.empty((len(OUTPUT_COLUMNS), n_rows))
     talib_close, talib_high_low = k.talib_close, k.talib_high_low  # looked up once (tests may patch them)
     if candles is None:
         all_candles = True

@@ -16,7 +16,7 @@ import json
 import os
 import time
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -32,16 +32,18 @@ from kallos.scale.executor import get_executor
 from kallos.timeframes import SPECS, TimeframeSpec, spec
 
 if TYPE_CHECKING:
+    from kallos.scale.executor import Executor
     from kallos.settings import Settings
     from kallos.store import Store
 
-__all__ = ["coverage_table", "compute_step", "default_workers", "indicators_step"]
+__all__ = ["compute_jobs", "coverage_table", "compute_step", "default_workers", "indicators_step"]
 
 log = get_logger(__name__)
 
 SERIES = "indicators"
 BATCH_COINS = 100
 _BAR_COLUMNS = ["date", "open", "high", "low", "close", "volume"]
+_OUT_COLUMNS = ["coin_id", "date", "ohlc_source", *OUTPUT_COLUMNS]
 
 
 def default_workers() -> int:
@@ -310,15 +312,38 @@ def _finish(job: _Job, result: pd.DataFrame) -> pd.DataFrame:
     """Keep only the rows to write and continue OBV from its stored value."""
     if result.empty:
         return result
-    keep = np.ones(len(result), dtype=bool)
-    coin_col = result["coin_id"].to_numpy()
-    for coin, start in job.write_from.items():
-        keep &= ~((coin_col == coin) & (result["date"].to_numpy() < np.datetime64(start)))
-    result = result.loc[keep].reset_index(drop=True)
+    if job.write_from:  # a full recompute writes every row: no filtering copy of the block
+        keep = np.ones(len(result), dtype=bool)
+        coin_col = result["coin_id"].to_numpy()
+        for coin, start in job.write_from.items():
+            keep &= ~((coin_col == coin) & (result["date"].to_numpy() < np.datetime64(start)))
+        if not keep.all():
+            result = result.loc[keep].reset_index(drop=True)
     if job.obv_offset:
         offset = result["coin_id"].map(job.obv_offset).fillna(0.0).to_numpy()
         result["obv"] = result["obv"].to_numpy() + offset
     return result
+
+
+def compute_jobs(
+    executor: Executor, jobs: Iterable[_Job], approx: bool
+) -> Iterator[tuple[_Job, pd.DataFrame, dict[str, str]]]:
+    """The step's compute: each job's bars through the executor's workers, and the rows to write back here.
+
+    Yields (job, rows to write, failed coins) in the jobs' order. With the local pool the bars and the results
+    travel through shared memory (docs/decisions.md#D118). The benchmark (bench/bench_indicators.py) times
+    this function, so it measures what the step does short of the store.
+    """
+    queue: deque[_Job] = deque()
+
+    def bars() -> Iterator[pd.DataFrame]:
+        for job in jobs:
+            queue.append(job)
+            yield job.bars
+
+    for result, failed in executor.map_batches(_compute_batch, bars(), approx):
+        job = queue.popleft()
+        yield job, _finish(job, result), failed
 
 
 def _mark_state(approx: bool, tf: TimeframeSpec, last_bar: pd.Timestamp) -> str:
@@ -429,10 +454,9 @@ def indicators_step(
         return outcome()
     by_coin = eligible.set_index("coin_id")
 
-    def write(job: _Job, result: pd.DataFrame, failed: dict[str, str]) -> None:
+    def write(job: _Job, rows: pd.DataFrame, failed: dict[str, str]) -> None:
         nonlocal rows_written
         failures.update(failed)
-        rows = _finish(job, result)
         written_coins = [c for c in job.modes if c not in failed]
         marks_frame = pd.DataFrame(
             {
@@ -444,7 +468,7 @@ def indicators_step(
                 "state": [_mark_state(approx, tf, job.last_bar[c][1]) for c in written_coins],
             }
         )
-        out = rows[["coin_id", "date", "ohlc_source", *OUTPUT_COLUMNS]]
+        out = rows if list(rows.columns) == _OUT_COLUMNS else rows[_OUT_COLUMNS]  # a selection copies the block
         if tf.time_column != "date":
             out = out.rename(columns={"date": tf.time_column})
             out[tf.time_column] = pd.to_datetime(out[tf.time_column]).dt.tz_localize("UTC")
@@ -458,19 +482,14 @@ def indicators_step(
             counts[job.modes[coin]] += 1
 
     # The executor (KALLOS_EXECUTOR: local processes or Dask) computes; this process reads and writes.
-    jobs: deque[_Job] = deque()
-
-    def bars_of_batches() -> Iterator[pd.DataFrame]:
-        for batch in batches:
-            jobs.append(_prepare(store, batch, done, by_coin, tf))
-            yield jobs[-1].bars
-
-    with get_executor(settings, workers=n_workers, preload=["kallos.indicators.engine"]) as executor:
+    jobs = (_prepare(store, batch, done, by_coin, tf) for batch in batches)
+    with get_executor(settings, workers=n_workers, preload=["kallos.indicators.warm"]) as executor:
+        if len(batches) > 1:
+            executor.start()  # the workers' process boots while the first batch is read
         ctx.progress.start("indicators", total=len(plans))
         try:
-            for result, failed in executor.map_batches(_compute_batch, bars_of_batches(), approx):
-                job = jobs.popleft()
-                write(job, result, failed)
+            for job, rows, failed in compute_jobs(executor, jobs, approx):
+                write(job, rows, failed)
                 ctx.progress.advance(len(job.modes))
         finally:
             ctx.progress.finish()

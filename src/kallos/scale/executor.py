@@ -16,6 +16,7 @@ afterwards; with an address, the executor connects to that cluster and leaves it
 
 from __future__ import annotations
 
+import functools
 import multiprocessing
 import os
 from collections import deque
@@ -25,8 +26,11 @@ from itertools import islice
 from types import TracebackType
 from typing import Any, Protocol, TypeVar
 
+import pandas as pd
+
 from kallos.errors import ConfigError
 from kallos.log import get_logger
+from kallos.scale import shared
 
 log = get_logger(__name__)
 
@@ -50,6 +54,8 @@ class Executor(Protocol):
     def workers(self) -> int: ...
 
     def map_batches(self, fn: Callable[..., R], batches: Iterable[Any], *args: Any) -> Iterator[R]: ...
+
+    def start(self) -> None: ...
 
     def close(self) -> None: ...
 
@@ -76,15 +82,30 @@ class _Base:
 class LocalExecutor(_Base):
     """One machine: in this process for one worker (or a single batch), else a `forkserver` process pool.
 
-    The pool is created on the first call that needs it and reused until :meth:`close`.
+    The pool is created on the first call that needs it and reused until :meth:`close`. With the pool, frames
+    cross between processes through shared memory (`kallos.scale.shared`, docs/decisions.md#D118): a batch
+    that is a DataFrame is mapped by the worker, and DataFrames in a result (the result itself, or items of a
+    tuple/list) are mapped by this process without a copy. `shared_memory=False` (or no `/dev/shm`) pickles
+    them through the pool's pipes instead.
     """
 
     name = "local"
 
-    def __init__(self, workers: int | None = None, *, preload: Sequence[str] = ()) -> None:
+    def __init__(
+        self, workers: int | None = None, *, preload: Sequence[str] = (), shared_memory: bool | None = None
+    ) -> None:
         self._workers = max(1, workers or default_workers())
         self._preload = list(preload)
         self._pool: ProcessPoolExecutor | None = None
+        self._shared = shared.available() if shared_memory is None else shared_memory and shared.available()
+        self._token = shared.new_token()
+        # Free segments kept for reuse: about what the batches in flight (2 x workers) and their results use.
+        self._segments = shared.SegmentPool(self._token, cap=6 * self._workers)
+
+    @property
+    def shared_memory(self) -> bool:
+        """True when the pool's batches and results travel through shared memory."""
+        return self._shared
 
     @property
     def workers(self) -> int:
@@ -95,8 +116,47 @@ class LocalExecutor(_Base):
             ctx = multiprocessing.get_context("forkserver")
             if self._preload:
                 ctx.set_forkserver_preload(self._preload)
+            if self._shared:
+                shared.sweep()  # segments left by a run that was killed
             self._pool = ProcessPoolExecutor(max_workers=self._workers, mp_context=ctx)
         return self._pool
+
+    def start(self) -> None:
+        """Start the pool's forkserver now, so it imports the preload modules while this process prepares its
+        first batch (a no-op with one worker)."""
+        if self._workers > 1:
+            self._get_pool()
+            from multiprocessing import forkserver
+
+            forkserver.ensure_running()
+
+    def _submit(
+        self, pool: ProcessPoolExecutor, fn: Callable[..., Any], batch: Any, args: tuple[Any, ...]
+    ) -> Future[Any]:
+        if not self._shared:
+            return pool.submit(fn, batch, *args)
+        segments = self._segments
+        # Free segments for the task's result: its output block and the copied columns (and one spare).
+        reuse = segments.take_largest(3)
+        sent: list[shared.Free] = []
+        if isinstance(batch, pd.DataFrame):
+            try:
+                handle = shared.pack_frame(batch, shared.Arena(self._token, segments))
+            except BaseException:
+                segments.give_all(reuse)
+                raise
+            sent, batch = handle.segments, handle
+        try:
+            fut = pool.submit(shared.run_shared, fn, batch, self._token, reuse, args)
+        except BaseException:
+            segments.give_all([*reuse, *sent])
+            raise
+        fut.add_done_callback(functools.partial(_task_done, segments, sent, reuse))
+        return fut
+
+    def _receive(self, fut: Future[Any]) -> Any:
+        result = fut.result()
+        return shared.unpack_result(result, self._segments) if self._shared else result
 
     def map_batches(self, fn: Callable[..., R], batches: Iterable[Any], *args: Any) -> Iterator[R]:
         it = iter(batches)
@@ -108,18 +168,28 @@ class LocalExecutor(_Base):
                 yield fn(batch, *args)
             return
         pool = self._get_pool()
-        pending: deque[Future[R]] = deque()
-        for batch in _chain(head, it):
-            pending.append(pool.submit(fn, batch, *args))
-            while len(pending) >= 2 * self._workers:
-                yield pending.popleft().result()
-        while pending:
-            yield pending.popleft().result()
+        pending: deque[Future[Any]] = deque()
+        try:
+            for batch in _chain(head, it):
+                pending.append(self._submit(pool, fn, batch, args))
+                while len(pending) >= 2 * self._workers:
+                    yield self._receive(pending.popleft())
+            while pending:
+                yield self._receive(pending.popleft())
+        finally:
+            # Abandoned (an error here or in the consumer, or the generator closed): results nobody will
+            # read release their shared memory when their task ends.
+            for fut in pending:
+                if not fut.cancel() and self._shared:
+                    fut.add_done_callback(_release_result)
 
     def close(self) -> None:
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
+        if self._shared:
+            self._segments.close()
+            shared.sweep(self._token)  # segments still mapped by results, or left by a worker that died
 
 
 class DaskExecutor(_Base):
@@ -170,6 +240,9 @@ class DaskExecutor(_Base):
             },
         )
 
+    def start(self) -> None:
+        """Nothing to start: the cluster is up once the constructor returns."""
+
     @property
     def client(self) -> Any:
         return self._client
@@ -199,6 +272,23 @@ class DaskExecutor(_Base):
         if self._cluster is not None:
             self._cluster.close()
             self._cluster = None
+
+
+def _task_done(
+    segments: shared.SegmentPool, sent: list[shared.Free], reuse: list[shared.Free], fut: Future[Any]
+) -> None:
+    """A task ended: the worker no longer maps its batch (free for reuse). The segments handed to it for its
+    result are its own once it ran (returned with the result or unlinked on its error); back if it never ran."""
+    segments.give_all(sent)
+    if fut.cancelled():
+        segments.give_all(reuse)
+    elif fut.exception() is not None:
+        shared.release(name for name, _ in reuse)  # a worker that died could not unlink them
+
+
+def _release_result(fut: Future[Any]) -> None:
+    if not fut.cancelled() and fut.exception() is None:
+        shared.release_result(fut.result())
 
 
 def _chain(head: list[T], rest: Iterator[T]) -> Iterator[T]:
