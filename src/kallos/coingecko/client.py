@@ -38,6 +38,7 @@ from pydantic import ValidationError
 import kallos
 from kallos.clock import utcnow
 from kallos.coingecko import plans
+from kallos.coingecko.arrays import CandleArrays, ChartArrays, parse_candles, parse_chart
 from kallos.coingecko.errors import ResponseShapeError, error_for_response
 from kallos.coingecko.models import (
     Candle,
@@ -67,8 +68,19 @@ from kallos.errors import (
 )
 from kallos.log import get_logger, redact, register_secret
 
+_orjson: Any
+try:  # a declared dependency; an environment installed before it was declared still works, a little slower
+    import orjson as _orjson
+except ImportError:  # pragma: no cover - only in such an environment
+    _orjson = None
+
 log = get_logger(__name__)
 T = TypeVar("T")
+NUMERIC_ENDPOINTS = frozenset(
+    {"/coins/{id}/market_chart", "/coins/{id}/market_chart/range", "/coins/{id}/ohlc", "/coins/{id}/ohlc/range"}
+)
+"""Endpoints whose answers are arrays of numbers, every one read as a float: decoded by orjson (docs/decisions.md#D115).
+Elsewhere the standard library's reading is kept (an integer above 2**64, e.g. a token supply, stays exact)."""
 FAKE_NOW_HEADER = "x-fake-now"
 ResponseSink = Callable[[str, dict[str, Any], int, bytes, dt.datetime], None]
 """Called with (endpoint, params, status, body, fetched_at) for every answered request (raw archive)."""
@@ -409,6 +421,26 @@ class CoinGeckoClient:
         data = await self._get(endpoint, f"/coins/{_seg(coin_id)}/market_chart", params, coin_id=coin_id)
         return self._parse(endpoint, coin_id, lambda: MarketChart.model_validate(data))
 
+    async def market_chart_arrays(
+        self,
+        coin_id: str,
+        days: int | float | str,
+        *,
+        vs_currency: str | None = None,
+        interval: str | None = None,
+        precision: str | None = None,
+    ) -> ChartArrays:
+        """:meth:`market_chart` read as NumPy columns, without a model per point (docs/decisions.md#D115)."""
+        params: dict[str, Any] = {"vs_currency": vs_currency or self.vs_currency, "days": _days(days)}
+        if interval:
+            plans.market_chart_granularity(days, interval)
+            params["interval"] = interval
+        if precision:
+            params["precision"] = precision
+        endpoint = "/coins/{id}/market_chart"
+        data = await self._get(endpoint, f"/coins/{_seg(coin_id)}/market_chart", params, coin_id=coin_id)
+        return self._parse(endpoint, coin_id, lambda: parse_chart(data))
+
     async def market_chart_range(
         self,
         coin_id: str,
@@ -420,6 +452,35 @@ class CoinGeckoClient:
         precision: str | None = None,
     ) -> MarketChart:
         """Points in [start, end] (a date means 00:00 UTC); ``interval="daily"`` for daily short spans."""
+        data = await self._chart_range(coin_id, start, end, vs_currency, interval, precision)
+        return self._parse(
+            "/coins/{id}/market_chart/range", coin_id, lambda: MarketChart.model_validate(data)
+        )
+
+    async def market_chart_range_arrays(
+        self,
+        coin_id: str,
+        start: dt.datetime | dt.date,
+        end: dt.datetime | dt.date,
+        *,
+        vs_currency: str | None = None,
+        interval: str | None = None,
+        precision: str | None = None,
+    ) -> ChartArrays:
+        """:meth:`market_chart_range` read as NumPy columns, without a model per point (docs/decisions.md#D115):
+        what ingestion uses."""
+        data = await self._chart_range(coin_id, start, end, vs_currency, interval, precision)
+        return self._parse("/coins/{id}/market_chart/range", coin_id, lambda: parse_chart(data))
+
+    async def _chart_range(
+        self,
+        coin_id: str,
+        start: dt.datetime | dt.date,
+        end: dt.datetime | dt.date,
+        vs_currency: str | None,
+        interval: str | None,
+        precision: str | None,
+    ) -> Any:
         frm, to = _unix(start), _unix(end)
         if frm >= to:
             raise BadRequestError(
@@ -434,22 +495,28 @@ class CoinGeckoClient:
         if precision:
             params["precision"] = precision
         endpoint = "/coins/{id}/market_chart/range"
-        data = await self._get(
-            endpoint, f"/coins/{_seg(coin_id)}/market_chart/range", params, coin_id=coin_id
-        )
-        return self._parse(endpoint, coin_id, lambda: MarketChart.model_validate(data))
+        return await self._get(endpoint, f"/coins/{_seg(coin_id)}/market_chart/range", params, coin_id=coin_id)
 
     async def ohlc(
         self, coin_id: str, days: int | str, *, vs_currency: str | None = None, interval: str | None = None
     ) -> list[Candle]:
         """Candles keyed by their close time; `days` in 1/7/14/30/90/180/365/max (checked before the call)."""
+        data = await self._ohlc(coin_id, days, vs_currency, interval)
+        return self._parse("/coins/{id}/ohlc", coin_id, lambda: parse_ohlc(data))
+
+    async def ohlc_arrays(
+        self, coin_id: str, days: int | str, *, vs_currency: str | None = None, interval: str | None = None
+    ) -> CandleArrays:
+        """:meth:`ohlc` read as NumPy columns, without a model per candle (docs/decisions.md#D115)."""
+        data = await self._ohlc(coin_id, days, vs_currency, interval)
+        return self._parse("/coins/{id}/ohlc", coin_id, lambda: parse_candles(data))
+
+    async def _ohlc(self, coin_id: str, days: int | str, vs_currency: str | None, interval: str | None) -> Any:
         key = plans.check_ohlc_days(days, interval)
         params: dict[str, Any] = {"vs_currency": vs_currency or self.vs_currency, "days": key}
         if interval:
             params["interval"] = interval
-        endpoint = "/coins/{id}/ohlc"
-        data = await self._get(endpoint, f"/coins/{_seg(coin_id)}/ohlc", params, coin_id=coin_id)
-        return self._parse(endpoint, coin_id, lambda: parse_ohlc(data))
+        return await self._get("/coins/{id}/ohlc", f"/coins/{_seg(coin_id)}/ohlc", params, coin_id=coin_id)
 
     async def ohlc_range(
         self,
@@ -461,6 +528,31 @@ class CoinGeckoClient:
         vs_currency: str | None = None,
     ) -> list[Candle]:
         """Paid plans only; at most 180 days (daily) or 31 days (hourly) per call — see plans.chunk_range."""
+        data = await self._ohlc_range(coin_id, start, end, interval, vs_currency)
+        return self._parse("/coins/{id}/ohlc/range", coin_id, lambda: parse_ohlc(data))
+
+    async def ohlc_range_arrays(
+        self,
+        coin_id: str,
+        start: dt.datetime | dt.date,
+        end: dt.datetime | dt.date,
+        interval: str = "daily",
+        *,
+        vs_currency: str | None = None,
+    ) -> CandleArrays:
+        """:meth:`ohlc_range` read as NumPy columns, without a model per candle (docs/decisions.md#D115): what
+        ingestion uses."""
+        data = await self._ohlc_range(coin_id, start, end, interval, vs_currency)
+        return self._parse("/coins/{id}/ohlc/range", coin_id, lambda: parse_candles(data))
+
+    async def _ohlc_range(
+        self,
+        coin_id: str,
+        start: dt.datetime | dt.date,
+        end: dt.datetime | dt.date,
+        interval: str,
+        vs_currency: str | None,
+    ) -> Any:
         plans.check_ohlc_range(self.plan.name, plans.to_utc(start), plans.to_utc(end), interval)
         params = {
             "vs_currency": vs_currency or self.vs_currency,
@@ -468,9 +560,9 @@ class CoinGeckoClient:
             "to": _unix(end),
             "interval": interval,
         }
-        endpoint = "/coins/{id}/ohlc/range"
-        data = await self._get(endpoint, f"/coins/{_seg(coin_id)}/ohlc/range", params, coin_id=coin_id)
-        return self._parse(endpoint, coin_id, lambda: parse_ohlc(data))
+        return await self._get(
+            "/coins/{id}/ohlc/range", f"/coins/{_seg(coin_id)}/ohlc/range", params, coin_id=coin_id
+        )
 
     async def categories(self, order: str | None = None) -> list[Category]:
         params = {"order": order} if order else None
@@ -597,7 +689,16 @@ class CoinGeckoClient:
 
     @staticmethod
     def _decode(body: bytes, endpoint: str, coin_id: str | None) -> Any:
-        """The JSON of a 200 answer; a malformed or truncated body is transient (the next answer may be whole)."""
+        """The JSON of a 200 answer; a malformed or truncated body is transient (the next answer may be whole).
+
+        The chart and candle answers (all numbers, thousands of them) are read by orjson, several times faster
+        (docs/decisions.md#D115); what orjson refuses and the standard library reads (NaN or Infinity literals, a
+        byte-order mark, lone surrogates) is read by the standard library, so both accept the same bodies."""
+        if _orjson is not None and endpoint in NUMERIC_ENDPOINTS:
+            try:
+                return _orjson.loads(body)
+            except ValueError:
+                pass
         try:
             return json.loads(body)
         except ValueError as exc:

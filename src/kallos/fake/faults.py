@@ -10,16 +10,22 @@ the rates apply. Names::
     "cloudflare_403"      Cloudflare's HTML "Access denied" page, error 1020, HTTP 403
     "blocked_403"         CoinGecko's JSON block (error_code 20000, "malicious activity ... ASN"), HTTP 403
     "truncated_json"      the real answer cut in half (valid headers, invalid JSON)
+    "malformed_point"     the real answer (valid JSON) with the middle point of its first array of points (a
+                          chart's ``prices``, the candles) replaced by ``malformed_point`` (default null)
+    "malformed_series"    the real answer with its first array of points replaced by ``malformed_series``
+                          (default ``{}``: not a list)
     "slow"                the real answer after sleeping ``slow_seconds`` (set it above the client's timeout)
     "disconnect"          the connection is closed without an answer
 """
 
 from __future__ import annotations
 
+import json
 import random
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 FAULT_NAMES = (
     "429",
@@ -31,6 +37,8 @@ FAULT_NAMES = (
     "cloudflare_403",
     "blocked_403",
     "truncated_json",
+    "malformed_point",
+    "malformed_series",
     "slow",
     "disconnect",
 )
@@ -58,6 +66,8 @@ class Faults:
     seed: int = 0
     script: list[str | None] | None = None
     paths: tuple[str, ...] | None = None
+    malformed_point: Any = None
+    malformed_series: Any = field(default_factory=dict)
     _rng: random.Random = field(init=False, repr=False)
     _queue: list[str | None] = field(init=False, repr=False)
     _burst: list[str] = field(init=False, repr=False)
@@ -141,3 +151,26 @@ class Faults:
                 raise ValueError(f"unknown fault {name!r}")
         with self._lock:
             self._queue.extend(names)
+
+
+SHAPE_FAULTS = ("malformed_point", "malformed_series")
+"""Faults that change a real 200 answer's JSON: the client must refuse it (a shape error, not retried)."""
+
+
+def malformed(body: Any, fault: str, faults: Faults | None) -> Any:
+    """`body` (an answer, decoded or already JSON text) with its first array of points broken as `fault` says;
+    answers without one unchanged."""
+    if isinstance(body, str):
+        body = json.loads(body)
+    if isinstance(body, dict):
+        key = next((k for k, v in body.items() if isinstance(v, list) and v), None)
+        if key is None:
+            return body
+        return {**body, key: malformed(body[key], fault, faults)}
+    if not isinstance(body, list) or not body:
+        return body
+    if fault == "malformed_series":
+        return faults.malformed_series if faults is not None else {}
+    points = list(body)
+    points[len(points) // 2] = faults.malformed_point if faults is not None else None
+    return points

@@ -22,7 +22,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 from kallos.fake import responses as r
 from kallos.fake.api import Api
 from kallos.fake.dataset import Dataset, datetime_to_ms, ms_to_datetime, now_text
-from kallos.fake.faults import Faults
+from kallos.fake.faults import SHAPE_FAULTS, Faults, malformed
 from kallos.log import get_logger
 
 log = get_logger(__name__)
@@ -374,8 +374,10 @@ class FakeCoinGecko:
             if fault == "slow":
                 delay = faults.slow_seconds if faults else 0.0
                 sleep(delay)
-            if fault in (None, "slow", "truncated_json"):
+            if fault in (None, "slow", "truncated_json", *SHAPE_FAULTS):
                 status, body, ctype, extra = self._answer(sub, params, headers, client)
+                if fault in SHAPE_FAULTS and status == 200:
+                    body = malformed(body, fault, faults)
             else:
                 err = _fault_error(fault, faults)
                 status, body, ctype, extra = err.status, err.body, err.content_type, err.headers

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from kallos.coingecko.arrays import CandleArrays, ChartArrays
 from kallos.coingecko.models import Candle, CoinDetail, CoinListItem, MarketChart, MarketRow
 
 CHART_COLUMNS = ["snapped_at", "close", "market_cap", "volume"]
@@ -22,9 +23,21 @@ CANDLE_COLUMNS = ["snapped_at", "open", "high", "low", "candle_close"]
 SNAPSHOT_COLUMNS = ["coin_id", "fetched_at", "price", "market_cap", "volume", "source"]
 
 
-def chart_frame(chart: MarketChart) -> pd.DataFrame:
-    """`market_chart(/range)` -> one row per timestamp: snapped_at (UTC), close, market_cap, volume."""
-    rows = chart.rows()
+def chart_frame(chart: ChartArrays | MarketChart) -> pd.DataFrame:
+    """`market_chart(/range)` -> one row per timestamp: snapped_at (UTC), close, market_cap, volume.
+
+    From :class:`ChartArrays` (what ingestion fetches) the columns are taken as they are; a :class:`MarketChart`
+    gives the same frame, point by point."""
+    if isinstance(chart, ChartArrays) and len(chart):
+        return pd.DataFrame(
+            {
+                "snapped_at": pd.DatetimeIndex(chart.ts).tz_localize("UTC"),
+                "close": chart.price,
+                "market_cap": chart.market_cap,
+                "volume": chart.total_volume,
+            }
+        )
+    rows = chart.rows() if isinstance(chart, MarketChart) else []
     if not rows:
         return pd.DataFrame({c: pd.Series(dtype="float64") for c in CHART_COLUMNS}).astype(
             {"snapped_at": "datetime64[ns, UTC]"}
@@ -68,12 +81,22 @@ def snapshots_from_chart(coin_id: str, provisional: pd.DataFrame, source: str) -
     return _clean_snapshot(out)
 
 
-def candles_frame(candles: Sequence[Candle]) -> pd.DataFrame:
+def candles_frame(candles: CandleArrays | Sequence[Candle]) -> pd.DataFrame:
     """OHLC candles keyed by their close time; the day of a candle is the UTC day of its close (docs/decisions.md#D2).
     """
-    if not candles:
+    if not len(candles):
         return pd.DataFrame({c: pd.Series(dtype="float64") for c in CANDLE_COLUMNS}).astype(
             {"snapped_at": "datetime64[ns, UTC]"}
+        )
+    if isinstance(candles, CandleArrays):
+        return pd.DataFrame(
+            {
+                "snapped_at": pd.DatetimeIndex(candles.ts).tz_localize("UTC"),
+                "open": candles.open,
+                "high": candles.high,
+                "low": candles.low,
+                "candle_close": candles.close,
+            }
         )
     frame = pd.DataFrame(
         {

@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from kallos.coingecko import plans
+from kallos.coingecko.arrays import CandleArrays, ChartArrays
 from kallos.errors import KallosError, PlanLimitError
 from kallos.ingest import frames
 from kallos.ingest.state import Watermark, mark_dirty, read_watermarks
@@ -235,15 +236,15 @@ class HourlyWrite:
 async def fetch_hours(
     client: Any, w: HourWindow, *, plan: str, floor: dt.datetime, wm: Watermark | None
 ) -> HourlyWrite:
-    parts = [frames.chart_frame(await client.market_chart_range(w.coin_id, a, b)) for a, b in chart_windows(w, floor)]
-    chart = pd.concat(parts, ignore_index=True) if parts else frames.chart_frame([])  # type: ignore[arg-type]
+    parts = [
+        frames.chart_frame(await client.market_chart_range_arrays(w.coin_id, a, b)) for a, b in chart_windows(w, floor)
+    ]
+    chart = pd.concat(parts, ignore_index=True) if parts else frames.chart_frame(ChartArrays.empty())
     bars, events = hourly_bars(w.coin_id, chart, w)
     marks = []
     if plans.get_plan(plan).paid:
-        got = []
-        for a, b in candle_windows(w):
-            got.extend(await client.ohlc_range(w.coin_id, a, b, "hourly"))
-        bars = attach_hourly_candles(bars, frames.candles_frame(got))
+        got = [await client.ohlc_range_arrays(w.coin_id, a, b, "hourly") for a, b in candle_windows(w)]
+        bars = attach_hourly_candles(bars, frames.candles_frame(CandleArrays.concat(got)))
         marks.append(Watermark(w.coin_id, OHLC_1H, state={"last_hour": w.end.isoformat()}))
     old = wm or Watermark(w.coin_id, CHART_1H)
     state = dict(old.state)

@@ -18,6 +18,7 @@ import pandas as pd
 
 from kallos.clock import last_final_day
 from kallos.coingecko import plans
+from kallos.coingecko.arrays import CandleArrays
 from kallos.errors import ClockAheadError
 from kallos.ingest import frames
 from kallos.ingest.state import (
@@ -147,7 +148,7 @@ async def fetch_history(
         floor = plans.earliest_allowed(plan, now)
         if floor is not None:
             frm = max(frm, floor + plans.DAY)
-    chart = await client.market_chart_range(coin, frm, now)  # type: ignore[attr-defined]
+    chart = await client.market_chart_range_arrays(coin, frm, now)  # type: ignore[attr-defined]
     check_api_clock(client, now)
     window = proven_window(window, getattr(client, "api_now", None))
     raw = frames.chart_frame(chart)
@@ -240,14 +241,15 @@ def chart_watermark(
     """The cursor moves to the window's last day; missing and quarantined days are remembered."""
     wm = old or Watermark(coin, CHART)
     wm = Watermark(coin, CHART, wm.first_date, wm.last_date, set(wm.missing), dict(wm.state))
-    dates = {d.date() for d in pd.to_datetime(good["date"])}
-    if dates:
-        wm.first_date = min(filter(None, [wm.first_date, min(dates)]))
+    dates = pd.DatetimeIndex(pd.to_datetime(good["date"]))  # thousands of days: kept as an index, not a set
+    if len(dates):
+        wm.first_date = min(filter(None, [wm.first_date, dates.min().date()]))
     wm.last_date = max(filter(None, [wm.last_date, window.end]))
     if not events.empty:
         gone = events[(events["reason"] == "missing_day") | (events["action"] == QUARANTINED)]
         wm.missing |= {d.date() for d in pd.to_datetime(gone["date"]) if d.year > 1970}
-    wm.missing -= dates
+    if wm.missing:
+        wm.missing -= set(dates.intersection(pd.DatetimeIndex(sorted(wm.missing))).date)
     checked = wm.state.get("checked_from")
     start = window.start.isoformat()
     wm.state["checked_from"] = min(checked, start) if checked else start
@@ -267,16 +269,17 @@ async def _fetch_candles(
             start = max(start, first_data.date())
         if start > window.end:
             return None
-        got = []
-        for a, b in plans.chunk_range(
-            midnight(start) - plans.DAY, midnight(window.end), plans.OHLC_RANGE_MAX_SPAN["daily"]
-        ):
-            got.extend(await client.ohlc_range(coin, a, b, "daily"))  # type: ignore[attr-defined]
-        return frames.daily_candles(frames.candles_frame(got))
+        got = [
+            await client.ohlc_range_arrays(coin, a, b, "daily")  # type: ignore[attr-defined]
+            for a, b in plans.chunk_range(
+                midnight(start) - plans.DAY, midnight(window.end), plans.OHLC_RANGE_MAX_SPAN["daily"]
+            )
+        ]
+        return frames.daily_candles(frames.candles_frame(CandleArrays.concat(got)))
     # Free plans: only the last 30 days come as 4-hour candles (combined into days); older bars stay
     # close-only.
-    got = await client.ohlc(coin, 30)  # type: ignore[attr-defined]
-    return frames.daily_candles(frames.candles_frame(got))
+    candles = await client.ohlc_arrays(coin, 30)  # type: ignore[attr-defined]
+    return frames.daily_candles(frames.candles_frame(candles))
 
 
 def expected_calls(window: Window, plan: str, candles: bool) -> dict[str, int]:

@@ -134,12 +134,12 @@ class _EventLog:
             details if details is not None else [""] * hits.size,
         )
 
-    def add_days(self, coin_id: str, days: list[pd.Timestamp], kind: EventKind, detail: str) -> None:
+    def add_days(self, coin_id: str, days: pd.DatetimeIndex, kind: EventKind, detail: str) -> None:
         """Events about days without a row (so with no `raw`)."""
         n = len(days)
         if n:
             coins = np.full(n, coin_id, dtype=object)
-            self._append(kind, coins, np.array(days, dtype="datetime64[ns]"), np.full(n, -1), [detail] * n)
+            self._append(kind, coins, days.to_numpy(dtype="datetime64[ns]"), np.full(n, -1), [detail] * n)
 
     def _append(
         self, kind: Rule | EventKind, coins: np.ndarray, dates: np.ndarray, positions: np.ndarray, details: list[str]
@@ -255,7 +255,7 @@ def validate_market_rows(
         rows = rows.iloc[np.argsort(rows["snapped_at"].to_numpy(), kind="stable")]
     before = rows
     rows, quarantined = _apply_stage(rows, "close", columns, limits, log)
-    quarantined_days = set(before["date"].to_numpy()[quarantined])
+    quarantined_days = before["date"].to_numpy()[quarantined]
     # A series can repeat a date: the last row wins.
     rows = rows[~log.judge(rows, SERIES_RULES["duplicate_date"], limits)].copy()
     # A jump is judged against the row before (the stored one for the first row of the batch).
@@ -268,8 +268,8 @@ def validate_market_rows(
         ohlc_source[rows["open"].notna().to_numpy()] = "candles"
         rows["ohlc_source"] = pd.Series(ohlc_source, index=rows.index, dtype=object)
     # A series can miss calendar days (those already known, or whose rows were quarantined, are not news).
-    known = {pd.Timestamp(d).normalize() for d in known_missing} | {pd.Timestamp(d) for d in quarantined_days}
-    days = [d for d in missing_days(rows["date"], prev_date=prev_date) if d not in known]
+    known = _day_index(known_missing).append(pd.DatetimeIndex(quarantined_days))
+    days = _missing_day_index(rows["date"], prev_date).difference(known)
     log.add_days(coin_id, days, MISSING_DAY, "no row for this calendar day at the source")
 
     good = rows.sort_values("date")[keep].reset_index(drop=True)
@@ -282,16 +282,28 @@ def validate_market_rows(
 
 def missing_days(dates: pd.Series | Iterable[Any], *, prev_date: Any = None) -> list[pd.Timestamp]:
     """Calendar days absent between consecutive dates (and after `prev_date`, the last stored day before)."""
-    days = sorted({pd.Timestamp(d).normalize() for d in dates})
+    return list(_missing_day_index(dates, prev_date))
+
+
+def _day_index(values: pd.Series | Iterable[Any]) -> pd.DatetimeIndex:
+    """`values` (dates, datetimes, timestamps) as their days, in one vectorised conversion; unreadable ones dropped."""
+    if not isinstance(values, pd.Series | pd.Index | np.ndarray):
+        values = list(values)
+    days = pd.DatetimeIndex(pd.to_datetime(values))
+    return days[days.notna()].normalize()
+
+
+def _missing_day_index(dates: pd.Series | Iterable[Any], prev_date: Any) -> pd.DatetimeIndex:
+    """:func:`missing_days` as an index: the calendar from the first day (or `prev_date`) to the last, minus the
+    days present (whole-array operations: a coin's history has thousands of days)."""
+    days = _day_index(dates)
     if prev_date is not None and not pd.isna(prev_date):
         p = pd.Timestamp(prev_date).normalize()
-        days = [p, *[d for d in days if d > p]]
-    out: list[pd.Timestamp] = []
-    for a, b in zip(days, days[1:], strict=False):
-        gap = (b - a).days
-        if gap > 1:
-            out.extend(a + pd.Timedelta(days=k) for k in range(1, gap))
-    return out
+        days = days[days > p].append(pd.DatetimeIndex([p]))
+    days = days.unique().sort_values()
+    if len(days) < 2:
+        return days[:0]
+    return pd.date_range(days[0], days[-1], freq="D", unit=days.unit).difference(days)
 
 
 def summarize_events(events: pd.DataFrame) -> dict[str, int]:
