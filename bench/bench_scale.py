@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/bench_scale.py [--coins 15000] [--days 3000] [--batch-coins 100]
         [--modes local1,local2,dask1,dask2] [--pg-coins 200] [--no-sink] [--json out.json]
+    .venv/bin/python bench/bench_scale.py --pg-full kallos_scale [--coins 15000] [--days 3000] [--keep]
 
 What it measures (docs/decisions.md#D26 and D28), the way the indicator step runs at this size:
 - compute: the universe streamed one batch of coins at a time. This process makes each batch's bars
@@ -14,6 +15,10 @@ What it measures (docs/decisions.md#D26 and D28), the way the indicator step run
   indicator step (`compute_step`) run on the partitioned layout with the local executor and with Dask (2
   workers), and the read and write rates of the parent measured alone; the figures at full size are
   extrapolated from these rates (printed).
+- `--pg-full DBNAME`: the full recompute end to end, measured rather than extrapolated: a new database with the
+  partitioned layout, the universe's bars loaded, then `kallos indicators compute --full` (read, compute,
+  write) as its own process under `/usr/bin/time -v`; wall, CPU, peak RSS, rows/s, table sizes and the load
+  average during the step are printed; the database is dropped afterwards.
 Each mode's Parquet files are deleted when the mode ends (their total size is printed). `--no-sink` measures
 the compute alone (results are still sent back to this process, then dropped).
 """
@@ -39,7 +44,7 @@ import pyarrow.parquet as pq
 
 from kallos.indicators import compute_indicators
 from kallos.scale.executor import DaskExecutor, LocalExecutor
-from kallos.scale.simulate import simulated_bars
+from kallos.scale.simulate import coin_name, simulated_bars
 
 
 class PeakRSS:
@@ -216,6 +221,106 @@ def run_pg_slice(
     return out
 
 
+def _parse_time_v(text: str) -> dict[str, Any]:
+    """Wall, CPU and peak RSS from `/usr/bin/time -v`'s report."""
+    out: dict[str, Any] = {}
+    for line in text.splitlines():
+        key, _, value = line.strip().rpartition(": ")
+        if key == "User time (seconds)":
+            out["user_s"] = float(value)
+        elif key == "System time (seconds)":
+            out["sys_s"] = float(value)
+        elif key == "Maximum resident set size (kbytes)":
+            out["peak_rss_gb"] = round(int(value) * 1024 / 1e9, 2)
+        elif key.startswith("Elapsed (wall clock) time"):
+            parts = [float(p) for p in value.split(":")]
+            out["wall_s"] = round(sum(p * 60**i for i, p in enumerate(reversed(parts))), 1)
+    return out
+
+
+def run_full_pg(admin_url: str, dbname: str, coins: int, days: int, batch: int, keep: bool) -> dict[str, Any]:
+    """The full recompute end to end, measured: a database `dbname` is created (partitioned layout), the
+    universe's bars are loaded batch by batch, then `kallos indicators compute --full` runs as its own process
+    under `/usr/bin/time -v` (wall, CPU, peak RSS of the command), with the load average sampled every 30 s;
+    the table sizes are read, and the database is dropped (unless `keep`)."""
+    import subprocess
+
+    import psycopg
+
+    from kallos.store import open_store
+
+    parts = admin_url.rsplit("/", 1)
+    url = f"{parts[0]}/{dbname}"
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {dbname}")
+        conn.execute(f"CREATE DATABASE {dbname}")
+    out: dict[str, Any] = {"mode": "postgresql-full", "coins": coins, "days": days, "database": dbname}
+    loads: list[float] = []
+    try:
+        store = open_store(url)
+        store.init(partitioned=True)
+        ids = [coin_name(i) for i in range(coins)]
+        store.upsert("coins", pd.DataFrame({"coingecko_id": ids, "symbol": ids, "name": ids}))
+        t = time.perf_counter()
+        cpu = time.process_time()
+        n_bars = 0
+        for first in range(0, coins, batch):
+            bars = simulated_bars(first, min(batch, coins - first), days, late_listing=0.0)
+            store.upsert("daily_market_data", bars)
+            n_bars += len(bars)
+            if first // batch % 10 == 0:
+                print(f"bars: {n_bars:,} rows loaded, {time.perf_counter() - t:.0f} s", flush=True)
+        out["bars_rows"] = n_bars
+        out["bars_load_s"] = round(time.perf_counter() - t, 1)
+        out["bars_load_cpu_s"] = round(time.process_time() - cpu, 1)
+        out["bars_gb"] = round(_table_bytes(store, "daily_market_data") / 1e9, 2)
+        store.execute("ANALYZE daily_market_data")
+        store.close()
+        print(json.dumps(out), flush=True)
+
+        stop = threading.Event()
+
+        def sample() -> None:
+            while not stop.wait(30):
+                loads.append(os.getloadavg()[0])
+
+        env = dict(os.environ, KALLOS_DATABASE_URL=url, KALLOS_PG_PARTITION_BY_YEAR="true", KALLOS_EXECUTOR="local")
+        kallos = str(Path(sys.executable).with_name("kallos"))
+        out["load_before"] = round(os.getloadavg()[0], 2)
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        t = time.perf_counter()
+        proc = subprocess.run(
+            ["/usr/bin/time", "-v", kallos, "indicators", "compute", "--full"],
+            env=env,
+            capture_output=True,
+            text=True,
+        )
+        elapsed = time.perf_counter() - t
+        stop.set()
+        print(proc.stdout.strip(), flush=True)
+        out["step_exit"] = proc.returncode
+        if proc.returncode:
+            print(proc.stderr[-3000:], flush=True)
+        out["step"] = _parse_time_v(proc.stderr)
+        out["step_wall_s"] = round(elapsed, 1)
+        out["load_during"] = [round(x, 1) for x in loads]
+        out["load_after"] = round(os.getloadavg()[0], 2)
+        store = open_store(url)
+        rows = int(store.scalar("SELECT count(*) FROM daily_technical_indicators"))
+        out["indicator_rows"] = rows
+        out["step_rows_per_s"] = round(rows / elapsed)
+        out["indicators_gb"] = round(_table_bytes(store, "daily_technical_indicators") / 1e9, 2)
+        out["bars_gb"] = round(_table_bytes(store, "daily_market_data") / 1e9, 2)
+        store.close()
+    finally:
+        if not keep:
+            with psycopg.connect(admin_url, autocommit=True) as conn:
+                conn.execute(f"DROP DATABASE IF EXISTS {dbname} WITH (FORCE)")
+    print(json.dumps(out), flush=True)
+    return out
+
+
 def extrapolate(pg: dict[str, Any], compute: list[dict[str, Any]], coins: int, days: int) -> None:
     full_rows = coins * days
     print(f"\nExtrapolation to {coins:,} coins x {days:,} days ({full_rows / 1e6:.0f}M bar rows):")
@@ -246,6 +351,12 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--no-sink", action="store_true", help="compute only: results are received, not written")
     ap.add_argument("--json", type=Path, help="append each result as one JSON line to this file")
     ap.add_argument("--pg-steps", default="local1,dask2", help="the step on the slice: local1,local2,dask2")
+    ap.add_argument(
+        "--pg-full",
+        metavar="DBNAME",
+        help="measure the full recompute end to end at --coins x --days in a new database of this name (dropped after)",
+    )
+    ap.add_argument("--keep", action="store_true", help="--pg-full: keep the database")
     args = ap.parse_args(argv)
     ram = psutil.virtual_memory().total / 1e9
     load = os.getloadavg()[0]
@@ -254,6 +365,12 @@ def main(argv: list[str] | None = None) -> None:
         flush=True,
     )
     results = []
+    if args.pg_full:
+        row = run_full_pg(args.pg_url, args.pg_full, args.coins, args.days, args.batch_coins, args.keep)
+        if args.json:
+            with args.json.open("a") as fh:
+                fh.write(json.dumps(row) + "\n")
+        return
     for mode in [m for m in args.modes.split(",") if m]:
         results.append(run_mode(mode, args.coins, args.days, args.batch_coins, None if args.no_sink else args.sink))
     pg: dict[str, Any] = {}

@@ -1,7 +1,7 @@
 """Bulk upsert throughput on PostgreSQL: Kallos' COPY + one merge statement vs row-by-row executemany; and the wide
 indicator and signal tables against a plain binary COPY of the same rows.
 
-Run:  .venv/bin/python bench/bench_store.py [--rows 1000000] [--wide-coins 100] [--partitioned]
+Run:  .venv/bin/python bench/bench_store.py [--rows 1000000] [--wide-coins 100] [--partitioned] [--repeat 5]
           [--url postgresql://postgres@127.0.0.1:5432/test]
 
 Wide tables: `--wide-coins` coins x 3,000 days of indicator rows (compute_indicators on random walks) and the
@@ -129,30 +129,39 @@ def plain_binary_copy(store, url: str, schema: str, table: str, frame: pd.DataFr
         return time.perf_counter() - t0
 
 
-def wide_tables(url: str, n_coins: int, partitioned: bool) -> None:
+def wide_tables(url: str, n_coins: int, partitioned: bool, repeat: int = 1) -> None:
+    """Kallos' upsert against the plain binary COPY, `repeat` times each (alternating, each in a fresh schema);
+    prints every repeat's share and the medians."""
     frames = wide_frames(n_coins)
     layout = "partitioned by year" if partitioned else "plain"
-    print(f"wide tables ({layout} layout), {n_coins} coins x 3,000 days, load average {os.getloadavg()[0]:.1f}:")
+    print(
+        f"wide tables ({layout} layout), {n_coins} coins x 3,000 days, {repeat} repeat(s), "
+        f"load average {os.getloadavg()[0]:.1f}:"
+    )
     print(
         f"{'table':<28} {'rows':>10} {'kallos s':>9} {'rows/s':>10} {'binary COPY s':>14} {'rows/s':>10} {'share':>6}"
+        "  shares of the repeats"
     )
     for table, frame in frames.items():
-        times = {}
-        for method in ("copy", "kallos"):
-            store, schema = fresh_store(url, partitioned=partitioned)
-            try:
-                seed_coins(store, frame)
-                if method == "kallos":
-                    times[method] = timed(lambda: store.upsert(table, frame))  # noqa: B023
-                else:
-                    times[method] = plain_binary_copy(store, url, schema, table, frame)
-                assert int(store.scalar(f"SELECT count(*) FROM {table}")) == len(frame)
-                store.close()
-            finally:
-                drop(url, schema)
+        times: dict[str, list[float]] = {"copy": [], "kallos": []}
+        for _ in range(repeat):
+            for method in ("copy", "kallos"):
+                store, schema = fresh_store(url, partitioned=partitioned)
+                try:
+                    seed_coins(store, frame)
+                    if method == "kallos":
+                        times[method].append(timed(lambda: store.upsert(table, frame)))  # noqa: B023
+                    else:
+                        times[method].append(plain_binary_copy(store, url, schema, table, frame))
+                    assert int(store.scalar(f"SELECT count(*) FROM {table}")) == len(frame)
+                    store.close()
+                finally:
+                    drop(url, schema)
         n = len(frame)
-        k, c = times["kallos"], times["copy"]
-        print(f"{table:<28} {n:>10,} {k:>9.2f} {n / k:>10,.0f} {c:>14.2f} {n / c:>10,.0f} {c / k:>6.0%}")
+        k, c = float(np.median(times["kallos"])), float(np.median(times["copy"]))
+        shares = " ".join(f"{cc / kk:.0%}" for kk, cc in zip(times["kallos"], times["copy"], strict=True))
+        print(f"{table:<28} {n:>10,} {k:>9.2f} {n / k:>10,.0f} {c:>14.2f} {n / c:>10,.0f} {c / k:>6.0%}  {shares}")
+    print(f"load average after: {os.getloadavg()[0]:.1f}")
 
 
 def main() -> None:
@@ -162,9 +171,10 @@ def main() -> None:
     parser.add_argument("--wide-coins", type=int, default=100, help="0 skips the wide-table comparison")
     parser.add_argument("--partitioned", action="store_true", help="wide tables: the year-partitioned layout")
     parser.add_argument("--only-wide", action="store_true", help="skip the daily_market_data comparison")
+    parser.add_argument("--repeat", type=int, default=1, help="wide tables: runs of each method; medians printed")
     args = parser.parse_args()
     if args.wide_coins:
-        wide_tables(args.url, args.wide_coins, args.partitioned)
+        wide_tables(args.url, args.wide_coins, args.partitioned, args.repeat)
     if args.only_wide:
         return
     frame = make_rows(args.rows)

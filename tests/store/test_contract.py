@@ -281,3 +281,34 @@ def test_partitioned_layout_spreads_rows_over_years(pg_partitioned_store: Store)
         "daily_market_data_y2022": 3,
     }
     assert store.upsert("daily_market_data", bars("bitcoin", "2021-12-30", 5)) == 0
+
+
+def test_fresh_batch_over_many_years_and_chunks_round_trips(seeded: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A fresh multi-coin batch spanning years (one COPY per year's partition in the partitioned layout,
+    docs/decisions.md#D122), sent in chunks smaller than a coin's run of rows: every row lands once, exactly,
+    and in the partitioned layout in its own year's partition (1999 has none: the DEFAULT one)."""
+    from kallos.store import postgres
+
+    monkeypatch.setattr(postgres, "_COPY_BATCH_ROWS", 7)
+    frame = pd.concat(
+        [
+            bars("bitcoin", "1999-12-20", 30),
+            bars("ethereum", "2021-11-15", 400, 5.0),
+            bars("tiny-token", "2022-12-25", 9),
+        ]
+    )
+    assert seeded.upsert("daily_market_data", frame) == len(frame)
+    out = seeded.read("daily_market_data")
+    assert len(out) == len(frame)
+    for col in ("date", "close", "volume", "market_cap"):
+        np.testing.assert_array_equal(out[col].to_numpy(), frame[col].to_numpy())
+    assert seeded.upsert("daily_market_data", frame) == 0
+    if seeded.backend == "postgresql" and seeded.status()["partitioned"]:
+        where = seeded.query(
+            "SELECT tableoid::regclass::text AS part, extract(year FROM date)::int AS year, count(*) AS n "
+            "FROM daily_market_data GROUP BY 1, 2 ORDER BY 2"
+        )
+        expected = {1999: "daily_market_data_default", 2000: "daily_market_data_default"}
+        for _, row in where.iterrows():
+            assert row["part"] == expected.get(row["year"], f"daily_market_data_y{row['year']}")
+        assert set(where["year"]) == {1999, 2000, 2021, 2022, 2023}

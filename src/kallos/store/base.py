@@ -405,7 +405,12 @@ def _convert(t: Table, name: str, s: pd.Series, frame: pd.DataFrame) -> pd.Serie
             raise StoreWriteError("NULL coin_id", table=t.name, column=name)
         return s.astype(str)
     try:
-        if kind == DOUBLE:
+        if kind == DOUBLE and s.dtype == np.float64:
+            # The usual case (indicator columns): already doubles, only infinities can be wrong. One pass
+            # instead of converting and comparing null masks (docs/decisions.md#D122).
+            out = s
+            bad = np.isinf(s.to_numpy())
+        elif kind == DOUBLE:
             out = pd.to_numeric(s, errors="coerce").astype("float64")
             bad = (out.isna() & s.notna()) | np.isinf(out)
         elif kind in _INT_TYPES:

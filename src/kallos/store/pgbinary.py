@@ -87,7 +87,7 @@ def encode_rows(table: pa.Table) -> np.ndarray:
     return _encode(words, nulls, widths, blob, offsets)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _encode(
     words: np.ndarray, nulls: np.ndarray, widths: np.ndarray, blob: np.ndarray, offsets: np.ndarray
 ) -> np.ndarray:

@@ -10,14 +10,16 @@ still happens is retried.
 from __future__ import annotations
 
 import io
+import queue
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+import numpy as np
 import pandas as pd
 import psycopg
 import pyarrow as pa
@@ -199,19 +201,54 @@ class PostgresStore(Store):
         """Stream `data` into `target` in COPY's binary format (docs/decisions.md#D112): each double travels as
         its 8 bytes, which the server stores without parsing. Types the encoder does not know go as CSV written
         by Arrow (exact float round-trip, NULL vs '' kept apart)."""
-        names = ", ".join(quote(c) for c in data.column_names)
         if pgbinary.supported(data.schema):
-            with conn.cursor() as cur, cur.copy(f"COPY {target} ({names}) FROM STDIN (FORMAT BINARY)") as copy:
-                copy.write(pgbinary.SIGNATURE)
-                for batch in data.to_batches(max_chunksize=_COPY_BATCH_ROWS):
-                    copy.write(pgbinary.encode_rows(pa.Table.from_batches([batch])).data)
-                copy.write(pgbinary.TRAILER)
+            _copy_binary(conn, data.column_names, [(target, _chunks([(0, data.num_rows)], data))])
             return
+        names = ", ".join(quote(c) for c in data.column_names)
         with conn.cursor() as cur, cur.copy(f"COPY {target} ({names}) FROM STDIN (FORMAT CSV)") as copy:
             for batch in data.to_batches(max_chunksize=100_000):
                 buf = io.BytesIO()
                 pacsv.write_csv(batch, buf, pacsv.WriteOptions(include_header=False))
                 copy.write(buf.getbuffer())
+
+    @staticmethod
+    def _partitions(conn: psycopg.Connection, table: Table) -> frozenset[str]:
+        """The names of `table`'s partitions in the current schema (empty when it is a plain table). Read per
+        batch, inside its transaction, so a partition created or detached meanwhile is seen."""
+        if not table.partitionable:
+            return frozenset()
+        rows = conn.execute(
+            "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+            "JOIN pg_class p ON p.oid = i.inhparent JOIN pg_namespace n ON n.oid = p.relnamespace "
+            "WHERE p.relname = %s AND n.nspname = current_schema()",
+            (table.name,),
+        ).fetchall()
+        return frozenset(r[0] for r in rows)
+
+    def _copy_fresh(self, conn: psycopg.Connection, table: Table, data: pa.Table) -> None:
+        """COPY a batch that cannot conflict. In the partitioned layout, each year's (hourly tables: month's)
+        rows go straight into that partition, one COPY each (docs/decisions.md#D122): the server skips tuple
+        routing and each COPY fills one table and its indexes. Rows of a period without its own partition go
+        through the parent (PostgreSQL routes them to the DEFAULT partition); the server checks a partition's
+        bounds on every row written into it, so a row can never land in the wrong one."""
+        parts = self._partitions(conn, table)
+        if not parts or table.date_column is None or not pgbinary.supported(data.schema):
+            self._copy(conn, table.name, data)
+            return
+        codes, names = _periods(table, data.column(table.date_column))
+        # Runs of rows of one period (a batch is ordered by coin, then date: one run per coin and year), grouped
+        # by period without moving any data: each partition's chunks are zero-copy slices of the batch.
+        cuts = np.flatnonzero(np.diff(codes)) + 1
+        starts = [0, *cuts.tolist()]
+        ends = [*starts[1:], data.num_rows]
+        runs: dict[int, list[tuple[int, int]]] = {}
+        for start, end in zip(starts, ends, strict=True):
+            runs.setdefault(int(codes[start]), []).append((start, end))
+        plan = []
+        for code in sorted(runs):
+            name = names[code]
+            plan.append((name if name in parts else table.name, _chunks(runs[code], data)))
+        _copy_binary(conn, data.column_names, plan)
 
     def _stage(self, conn: psycopg.Connection, table: Table, data: pa.Table) -> str:
         name = f"_stage_{uuid.uuid4().hex[:12]}"
@@ -243,7 +280,7 @@ class PostgresStore(Store):
                 # A concurrent writer may insert the same keys meanwhile: then fall back to the merge below.
                 try:
                     with conn.transaction():
-                        self._copy(conn, table.name, data)
+                        self._copy_fresh(conn, table, data)
                     return data.num_rows
                 except pgerrors.UniqueViolation:
                     pass
@@ -281,3 +318,96 @@ class PostgresStore(Store):
 
     def close(self) -> None:
         self._pool.close()
+
+
+def _periods(table: Table, column: pa.ChunkedArray) -> tuple[np.ndarray, dict[int, str]]:
+    """Each row's partition period as a small integer code, and each code's partition name: the calendar year
+    of a DATE (`<table>_y2024`), the UTC month of a timestamp (`<table>_m202401`), as schema.py names them."""
+    if table.partition_unit == "month":
+        stamps = column.cast(pa.int64()).to_numpy().astype("datetime64[us]")
+        months = stamps.astype("datetime64[M]").astype(np.int64)
+        first = int(months.min())
+        codes = months - first
+        names = {
+            int(c): f"{table.name}_m{(first + c) // 12 + 1970}{(first + c) % 12 + 1:02d}" for c in np.unique(codes)
+        }
+        return codes, names
+    days = column.cast(pa.int32()).to_numpy().astype("datetime64[D]")
+    years = days.astype("datetime64[Y]").astype(np.int64)
+    first = int(years.min())
+    codes = years - first
+    return codes, {int(c): f"{table.name}_y{first + c + 1970}" for c in np.unique(codes)}
+
+
+def _chunks(runs: Sequence[tuple[int, int]], data: pa.Table) -> Iterator[pa.Table]:
+    """The rows of `runs` ((start, end) row ranges of `data`, in order) as tables of about _COPY_BATCH_ROWS rows
+    each, built from zero-copy slices."""
+    pending: list[pa.Table] = []
+    size = 0
+    for start, end in runs:
+        while start < end:
+            take = min(end - start, _COPY_BATCH_ROWS - size)
+            pending.append(data.slice(start, take))
+            size += take
+            start += take
+            if size == _COPY_BATCH_ROWS:
+                yield pa.concat_tables(pending)
+                pending, size = [], 0
+    if pending:
+        yield pa.concat_tables(pending)
+
+
+_END = object()
+
+
+def _copy_binary(
+    conn: psycopg.Connection, columns: Sequence[str], plan: Iterable[tuple[str, Iterator[pa.Table]]]
+) -> None:
+    """One binary COPY per (target, chunks) of `plan`, in order. A thread encodes the chunks (the numba kernel
+    releases the GIL) while this thread sends the previous ones and waits for the server, so the server is
+    not left idle while the client encodes (docs/decisions.md#D122). At most a few encoded chunks wait in
+    between: memory stays at a few chunks, whatever the batch."""
+    plan = list(plan)
+    ready: queue.Queue[Any] = queue.Queue(maxsize=3)
+    stop = threading.Event()
+
+    def put(item: Any) -> bool:
+        while not stop.is_set():
+            try:
+                ready.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def encode() -> None:
+        try:
+            for _, chunks in plan:
+                for chunk in chunks:
+                    if not put(pgbinary.encode_rows(chunk)):
+                        return
+                if not put(_END):
+                    return
+        except BaseException as exc:  # noqa: BLE001 - handed to the sending thread, which raises it
+            put(exc)
+
+    names = ", ".join(quote(c) for c in columns)
+    worker = threading.Thread(target=encode, name="kallos-copy-encode", daemon=True)
+    worker.start()
+    try:
+        for target, _ in plan:
+            first = ready.get()
+            if isinstance(first, BaseException):
+                raise first
+            with conn.cursor() as cur, cur.copy(f"COPY {target} ({names}) FROM STDIN (FORMAT BINARY)") as copy:
+                copy.write(pgbinary.SIGNATURE)
+                item = first
+                while item is not _END:
+                    if isinstance(item, BaseException):
+                        raise item
+                    copy.write(item.data)
+                    item = ready.get()
+                copy.write(pgbinary.TRAILER)
+    finally:
+        stop.set()
+        worker.join()
