@@ -312,3 +312,40 @@ def test_fresh_batch_over_many_years_and_chunks_round_trips(seeded: Store, monke
         for _, row in where.iterrows():
             assert row["part"] == expected.get(row["year"], f"daily_market_data_y{row['year']}")
         assert set(where["year"]) == {1999, 2000, 2021, 2022, 2023}
+
+
+def test_read_through_arrow_equals_the_row_path(seeded: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`read` takes most tables through `query_bulk` (docs/decisions.md#D123): values and dtypes are those of the
+    row-by-row path, NULLs included (text, integers, doubles, timestamps)."""
+    from kallos.store import base
+
+    frame = bars("bitcoin", "2024-01-01", 6).assign(
+        open=[1.5, None, 2.5, None, 3.5, 4.0], ohlc_source=["candles", None, "", "candles", None, "x"]
+    )
+    seeded.upsert("daily_market_data", pd.concat([frame, bars("ethereum", "2024-01-03", 3)]))
+    signals = pd.DataFrame(
+        {
+            "coin_id": "bitcoin",
+            "date": pd.to_datetime(["2024-01-01", "2024-01-01", "2024-01-02"]),
+            "signal": ["composite", "rsi", "rsi"],
+            "direction": [1, None, -1],
+            "strength": [0.5, None, 1.0],
+            "config_hash": "h",
+        }
+    )
+    seeded.upsert("trading_signals", signals)
+    hours = pd.date_range("2024-01-31T22:00", periods=4, freq="h", tz="UTC")
+    seeded.upsert("hourly_market_data", pd.DataFrame({"coin_id": "bitcoin", "hour": hours, "close": 1.0}))
+    reads = [
+        ("daily_market_data", {}),
+        ("daily_market_data", {"coins": ["ethereum"], "start": "2024-01-04"}),
+        ("daily_market_data", {"coins": ["tiny-token"]}),  # empty
+        ("trading_signals", {}),
+        ("hourly_market_data", {"start": "2024-02-01"}),
+    ]
+    bulk = [seeded.read(table, **kw) for table, kw in reads]
+    monkeypatch.setattr(base, "_BULK_KINDS", {})
+    rows = [seeded.read(table, **kw) for table, kw in reads]
+    for (table, _), a, b in zip(reads, bulk, rows, strict=True):
+        pd.testing.assert_frame_equal(a, b, obj=table)
+    assert len(bulk[0]) == 9 and bulk[3]["direction"].isna().sum() == 1 and len(bulk[4]) == 2

@@ -22,7 +22,7 @@ def test_hourly_bars_round_trip_on_every_layout(any_layout_store: Store) -> None
             store.query(
                 "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
                 "JOIN pg_class p ON p.oid = i.inhparent WHERE p.relname = 'hourly_market_data' "
-                "AND c.relnamespace = p.relnamespace"
+                "AND c.relnamespace = p.relnamespace AND p.relnamespace = current_schema()::regnamespace"
             )["relname"]
         )
         partitioned = bool(partitions)
