@@ -14,9 +14,12 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TypeAlias
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from kallos.errors import InputError
 from kallos.features.naming import column_name, kallos_name
@@ -95,9 +98,9 @@ class Inputs:
     """What one frame is assembled from; every frame has `coin_id` and `date` (naive UTC datetime64: the bar's
     day, a week's Monday, or the hour on 1h)."""
 
-    bars: pd.DataFrame
+    bars: pd.DataFrame | pa.Table
     """coin_id, date and BAR_FIELDS: every final bar known, including those after `end` (labels read them)."""
-    indicators: pd.DataFrame | None
+    indicators: pd.DataFrame | pa.Table | None
     """coin_id, date, ohlc_source and the indicator contract's columns (None: not asked for)."""
     signals: pd.DataFrame | None
     """The `trading_signals` shape: coin_id, date, signal, direction, strength, composite_score, action; or None
@@ -116,7 +119,7 @@ class Inputs:
     """The coins in output order (default: sorted); `load_features` passes its integer ids in name order."""
     coin_labels: Sequence[str] | None = None
     """What `coin_id` shows for each coin of `coin_order` (default: the ids themselves)."""
-    composites: pd.DataFrame | None = None
+    composites: pd.DataFrame | pa.Table | None = None
     """coin_id, date, composite_score, action: the composite signal rows (instead of `signals`)."""
     rules: pd.DataFrame | None = None
     """coin_id, date, signal, value (direction x strength): the rule rows (instead of `signals`)."""
@@ -160,15 +163,19 @@ class _Coins:
 
 
 class _Aligned:
-    """Where each output row's key sits in a source; `pos` None when the source's rows are the output's."""
+    """Where each output row's key sits in a source; `pos` None when the source's rows are the output's.
+    `injective`: no two output rows share a source row (an exact key match), so a column can be scattered from
+    the source's Arrow chunks straight into the output instead of concatenated first and gathered."""
 
-    def __init__(self, pos: np.ndarray | None) -> None:
+    def __init__(self, pos: np.ndarray | None, injective: bool = True) -> None:
         self.pos = pos
+        self.injective = injective
         self.missing: np.ndarray = np.zeros(0, dtype=bool) if pos is None else pos < 0
         self.any_missing = bool(self.missing.any())
         self.clipped: np.ndarray = np.zeros(0, dtype=np.int64)
         if pos is not None:
             self.clipped = np.maximum(pos, 0) if self.any_missing else pos
+        self._dest: np.ndarray | None = None
 
     def take(self, values: np.ndarray, fill: object = np.nan) -> np.ndarray:
         """values at each output row, `fill` where the source has no row."""
@@ -181,9 +188,64 @@ class _Aligned:
             out[self.missing] = fill
         return out
 
+    def dest(self, rows: int) -> tuple[np.ndarray, bool]:
+        """The output row of each of the source's `rows` rows (-1: not output), and whether every one is."""
+        pos = self.pos
+        assert pos is not None
+        if self._dest is None:
+            found = ~self.missing
+            self._dest = np.full(rows, -1, dtype=np.int64)
+            self._dest[pos[found]] = np.flatnonzero(found)
+        return self._dest, bool(len(self._dest) == len(pos) and not self.any_missing)
 
-def _align(base: np.ndarray, keys: np.ndarray) -> _Aligned:
-    """Align a source with keys `keys` (unique per coin and time) to the sorted output keys `base`."""
+
+Frame: TypeAlias = pd.DataFrame | pa.Table
+"""A source: a frame (`build_features`) or the Arrow table a store read returns (`load_features`)."""
+
+
+def _has(src: Frame, name: str) -> bool:
+    return name in (src.column_names if isinstance(src, pa.Table) else src.columns)
+
+
+def _raw(src: Frame, name: str) -> np.ndarray:
+    """A whole column as NumPy (an Arrow column's chunks concatenated)."""
+    if isinstance(src, pa.Table):
+        return np.asarray(src.column(name).to_numpy())
+    return np.asarray(src[name].to_numpy())
+
+
+def _floats(src: Frame, name: str, aligned: _Aligned) -> np.ndarray:
+    """A numeric column at the output rows as float64 (NaN where NULL or the source has no row)."""
+    if not isinstance(src, pa.Table):
+        return aligned.take(src[name].to_numpy(dtype="float64"))
+    col = src.column(name)
+    if col.type != pa.float64():
+        col = col.cast(pa.float64())
+    if aligned.pos is None:
+        return np.asarray(col.to_numpy())
+    if not aligned.injective or not len(col):
+        return aligned.take(np.asarray(col.to_numpy()))
+    dest, every = aligned.dest(len(col))
+    out = np.empty(len(aligned.pos))
+    lo = 0
+    for chunk in col.chunks:  # each chunk is viewed (no NULLs) or converted once, and placed: one copy
+        hi = lo + len(chunk)
+        piece = chunk.to_numpy(zero_copy_only=False)
+        d = dest[lo:hi]
+        if every:
+            out[d] = piece
+        else:
+            used = d >= 0
+            out[d[used]] = piece[used]
+        lo = hi
+    if aligned.any_missing:
+        out[aligned.missing] = np.nan
+    return out
+
+
+def _align(base: np.ndarray, keys: np.ndarray, unique_base: bool = True) -> _Aligned:
+    """Align a source with keys `keys` (unique per coin and time) to the output keys `base` (sorted; unique
+    unless `unique_base` is False, as when hours look up their day)."""
     if len(keys) == len(base) and np.array_equal(keys, base):
         return _Aligned(None)
     if not len(keys):
@@ -193,15 +255,20 @@ def _align(base: np.ndarray, keys: np.ndarray) -> _Aligned:
     at = np.minimum(np.searchsorted(ordered, base), len(ordered) - 1)
     hit = (ordered[at] == base) & (base >= 0)
     found = at if order is None else order[at]
-    return _Aligned(np.where(hit, found, -1))
+    return _Aligned(np.where(hit, found, -1), injective=unique_base)
 
 
-def _strings(column: pd.Series | np.ndarray, aligned: _Aligned) -> np.ndarray:
+def _strings(src: Frame, name: str, aligned: _Aligned) -> np.ndarray:
     """An object array of the column's strings at the output rows (None where missing), built from the distinct
     values (a few) rather than one Python string per row of the source."""
-    codes, uniques = pd.factorize(pd.Series(column), use_na_sentinel=True)
+    if isinstance(src, pa.Table):
+        encoded = pc.dictionary_encode(src.column(name).combine_chunks())
+        uniques: list[object] = encoded.dictionary.to_pylist()
+        codes = np.asarray(pc.fill_null(encoded.indices, -1).to_numpy(), dtype=np.int64)
+    else:
+        factor, found = pd.factorize(pd.Series(src[name]), use_na_sentinel=True)
+        codes, uniques = np.asarray(factor, dtype=np.int64), list(found)
     table = np.array([*uniques, None], dtype=object)  # code -1 (missing) picks the None at the end
-    codes = np.asarray(codes, dtype=np.int64)
     if aligned.pos is None:
         return table[codes]
     if not len(codes):
@@ -258,7 +325,12 @@ def rank_by_time(ticks: np.ndarray, cap: np.ndarray) -> np.ndarray:
     n = len(cap)
     if not n:
         return np.empty(0)
-    order = np.lexsort((-cap, ticks))  # NaN caps sort last within their time
+    span = int(ticks.max() - ticks.min()) if n else 0
+    if span < 1 << 16:  # days of a few decades: a stable radix sort on 16-bit times after one sort on the caps
+        order = np.argsort(-cap, kind="stable")  # NaN caps sort last
+        order = order[np.argsort((ticks - ticks.min()).astype(np.uint16)[order], kind="stable")]
+    else:
+        order = np.lexsort((-cap, ticks))  # NaN caps sort last within their time
     t, c = ticks[order], cap[order]
     idx = np.arange(n)
     new_time = np.empty(n, dtype=bool)
@@ -321,9 +393,10 @@ def assemble(
     wanted = wanted_columns(columns, horizons, tf)
     need = set(wanted)
     bars = inputs.bars
-    order = inputs.coin_order if inputs.coin_order is not None else sorted(pd.unique(bars["coin_id"]))
+    order = inputs.coin_order if inputs.coin_order is not None else sorted(pd.unique(_raw(bars, "coin_id")))
     coins = _Coins(order)
-    all_keys = coins.keys(bars["coin_id"].to_numpy(), _ticks(bars["date"], tf.unit))
+    bar_dates = _raw(bars, "date")
+    all_keys = coins.keys(_raw(bars, "coin_id"), _ticks(bar_dates, tf.unit))
     sort: np.ndarray | None = None  # bars in key order (None: they already are)
     if not _is_sorted(all_keys) or (len(all_keys) and all_keys[0] < 0):
         sort = np.argsort(all_keys, kind="stable")
@@ -344,15 +417,14 @@ def assemble(
     base = all_keys if rows is None else all_keys[rows]
     n = len(base)
 
+    at_rows = _Aligned(picked)
+
     def bar_column(name: str) -> np.ndarray:
-        if name not in bars:
-            return np.full(n, np.nan)
-        values = bars[name].to_numpy(dtype="float64")
-        return values if picked is None else values.take(picked)
+        return _floats(bars, name, at_rows) if _has(bars, name) else np.full(n, np.nan)
 
     code = base >> 32
     labels = np.asarray(inputs.coin_labels if inputs.coin_labels is not None else list(order), dtype=object)
-    dates = bars["date"].to_numpy(dtype="datetime64[ns]")
+    dates = bar_dates.astype("datetime64[ns]")
     out: dict[str, object] = {"coin_id": labels[code], "date": dates if picked is None else dates.take(picked)}
     for name in BAR_FIELDS:
         if name in need:
@@ -360,12 +432,12 @@ def assemble(
 
     if need & {"ohlc_source", *OUTPUT_COLUMNS} and inputs.indicators is not None:
         ind = inputs.indicators
-        aligned = _align(base, coins.keys(ind["coin_id"].to_numpy(), _ticks(ind["date"], tf.unit)))
+        aligned = _align(base, coins.keys(_raw(ind, "coin_id"), _ticks(_raw(ind, "date"), tf.unit)))
         if "ohlc_source" in need:
-            out["ohlc_source"] = _strings(ind["ohlc_source"], aligned)
+            out["ohlc_source"] = _strings(ind, "ohlc_source", aligned)
         for name in OUTPUT_COLUMNS:
             if name in need:
-                out[name] = aligned.take(ind[name].to_numpy(dtype="float64"))
+                out[name] = _floats(ind, name, aligned)
     else:
         out.update({c: np.full(n, np.nan) for c in OUTPUT_COLUMNS if c in need})
         if "ohlc_source" in need:
@@ -375,12 +447,14 @@ def assemble(
         out.update(_signal_columns(inputs, coins, base, tf, need))
 
     if "market_cap_rank" in need:
-        caps = inputs.caps if inputs.caps is not None else bars
-        cap_ticks = _ticks(caps["date"], tf.unit)
-        rank = rank_by_time(cap_ticks, caps["market_cap"].to_numpy(dtype="float64"))
-        if inputs.caps is None:
+        if inputs.caps is None:  # the bars are every coin: rank among them
+            cap = _floats(bars, "market_cap", _Aligned(None))
+            rank = rank_by_time(_ticks(bar_dates, tf.unit), cap)
             out["market_cap_rank"] = rank if picked is None else rank.take(picked)
         else:
+            caps = inputs.caps
+            cap_ticks = _ticks(caps["date"], tf.unit)
+            rank = rank_by_time(cap_ticks, caps["market_cap"].to_numpy(dtype="float64"))
             out["market_cap_rank"] = _align(base, coins.keys(caps["coin_id"].to_numpy(), cap_ticks)).take(rank)
     if "age_days" in need:
         first_codes = coins.codes(inputs.first_bar.index.to_numpy())
@@ -401,8 +475,7 @@ def assemble(
     if need & set(ALT_FEATURES):
         out.update({k: v for k, v in _as_of(coins, day_keys, inputs.alt).items() if k in need})
     if need & set(label_columns(horizons)):
-        close = bars["close"].to_numpy(dtype="float64")
-        close = close if sort is None else close.take(sort)
+        close = _floats(bars, "close", _Aligned(sort))
         out.update({k: v for k, v in _labels(close, all_keys, rows, horizons, tf).items() if k in need})
     frame = pd.DataFrame(
         {column_name(c, naming) if c not in KEY else c: out[c] for c in ["coin_id", "date", *wanted]}, copy=False
@@ -426,15 +499,15 @@ def _signal_columns(
     else:
         comp = rules = None
     out: dict[str, object] = {}
-    if comp is None or rules is None or comp.empty:
+    if comp is None or rules is None or not len(comp):
         out.update({f"signal_{r}": np.full(n, np.nan) for r in RULE_IDS})
         out["composite_score"] = np.full(n, np.nan)
         out["signal_action"] = np.full(n, None, dtype=object)
         return out
-    aligned = _align(base, coins.keys(comp["coin_id"].to_numpy(), _ticks(comp["date"], tf.unit)))
-    out["composite_score"] = aligned.take(comp["composite_score"].to_numpy(dtype="float64"))
+    aligned = _align(base, coins.keys(_raw(comp, "coin_id"), _ticks(_raw(comp, "date"), tf.unit)))
+    out["composite_score"] = _floats(comp, "composite_score", aligned)
     if "signal_action" in need:
-        out["signal_action"] = _strings(comp["action"], aligned)
+        out["signal_action"] = _strings(comp, "action", aligned)
     rule_names = [f"signal_{r}" for r in RULE_IDS]
     if not need & set(rule_names):
         return out
@@ -475,7 +548,7 @@ def _index_columns(
         last_day = _ticks(drift["date"], "D").max()
         code = day_keys >> 32
         keys = np.where(code >= 0, (code << 32) + np.minimum(as_of_day, last_day), -1)
-        aligned = _align(keys, coins.keys(drift["coin_id"].to_numpy(), _ticks(drift["date"], "D")))
+        aligned = _align(keys, coins.keys(drift["coin_id"].to_numpy(), _ticks(drift["date"], "D")), False)
         found = np.ones(n, dtype=bool) if aligned.pos is None else ~aligned.missing
         weight = np.where(started, 0.0, np.nan)
         weight[found] = aligned.take(drift["weight"].to_numpy(dtype="float64"))[found]
@@ -490,9 +563,9 @@ def _index_columns(
 def _as_of(coins: _Coins, day_keys: np.ndarray, alt: pd.DataFrame | None) -> dict[str, object]:
     """The last snapshot dated on or before each row's as-of day, per coin (NaN before a coin's first snapshot)."""
     n = len(day_keys)
-    out: dict[str, object] = {"alt_as_of": np.full(n, np.datetime64("NaT"), dtype="datetime64[ns]")}
-    out.update({f"alt_{c}": np.full(n, np.nan) for c in ALT_DATA_COLUMNS})
     if alt is None or alt.empty or not n:
+        out: dict[str, object] = {"alt_as_of": np.full(n, np.datetime64("NaT"), dtype="datetime64[ns]")}
+        out.update({f"alt_{c}": np.full(n, np.nan) for c in ALT_DATA_COLUMNS})
         return out
     alt = alt.reindex(columns=["coin_id", "date", *ALT_DATA_COLUMNS])
     alt_keys = coins.keys(alt["coin_id"].to_numpy(), _ticks(alt["date"], "D"))
@@ -502,9 +575,9 @@ def _as_of(coins: _Coins, day_keys: np.ndarray, alt: pd.DataFrame | None) -> dic
     pos = np.searchsorted(alt_keys, day_keys, side="right") - 1  # the last snapshot key <= (coin, day)
     same = (pos >= 0) & (day_keys >= 0) & (alt_keys[np.maximum(pos, 0)] >> 32 == day_keys >> 32)
     pos = np.where(same, pos if order is None else order[np.maximum(pos, 0)], -1)
-    aligned = _Aligned(pos)
+    aligned = _Aligned(pos, injective=False)
     as_of = pd.to_datetime(alt["date"]).to_numpy(dtype="datetime64[ns]")
-    out["alt_as_of"] = np.where(pos >= 0, as_of[aligned.clipped], np.datetime64("NaT"))
+    out = {"alt_as_of": np.where(pos >= 0, as_of[aligned.clipped], np.datetime64("NaT"))}
     out.update({f"alt_{c}": aligned.take(alt[c].to_numpy(dtype="float64")) for c in ALT_DATA_COLUMNS})
     return out
 

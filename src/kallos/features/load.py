@@ -75,7 +75,7 @@ def load_features(
         fields = [f for f in BAR_FIELDS if f in need or f == "close" or (f == "market_cap" and rank_from_bars)]
         inputs = Inputs(
             bars=sources.read_bars(store, chosen, first, label_end if need & set(label_columns(horizons)) else last,
-                                   spec, fields),
+                                   spec, fields, arrow=True),
             indicators=None,
             signals=None,
             caps=None,

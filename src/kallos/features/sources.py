@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
 
 from kallos.errors import InputError
 from kallos.index.definition import DEFAULT_NAME
@@ -74,12 +75,21 @@ def _read(
     end: dt.date | None,
     time_col: str = "date",
     extra: str = "",
-) -> pd.DataFrame:
-    """Rows keyed by the integer coin id (no join, no string per row: `load_features` names the coins last)."""
+    arrow: bool = False,
+) -> Any:
+    """Rows keyed by the integer coin id (no join, no string per row: `load_features` names the coins last).
+    `arrow`: the Arrow table as read (its time column a date or a naive UTC timestamp), for the large sources:
+    `kallos.features.frame` places its columns straight into the output."""
     cond, params = _where(coins, start, end, time_col)
     cols = "".join(f", {c if ' AS ' in c else 't.' + quote(c)}" for c in columns)
     sql = f'SELECT t.coin_id, t.{quote(time_col)} AS "date"{cols} FROM {table} t WHERE {cond}{extra}'
-    return _naive(store.query_bulk(sql, params))
+    if not arrow:
+        return _naive(store.query_bulk(sql, params))
+    result = store.query_arrow(sql, params)
+    when = result.column("date")
+    if pa.types.is_timestamp(when.type) and when.type.tz is not None:
+        result = result.set_column(1, "date", when.cast(pa.timestamp(when.type.unit)))  # naive UTC
+    return result
 
 
 def resolve_coins(
@@ -121,8 +131,9 @@ def read_bars(
     end: dt.date | None,
     spec: TimeframeSpec = DAILY,
     fields: Sequence[str] = ("open", "high", "low", "close", "volume", "market_cap"),
-) -> pd.DataFrame:
-    return _read(store, spec.market_table, fields, coins, start, end, spec.time_column)
+    arrow: bool = False,
+) -> Any:
+    return _read(store, spec.market_table, fields, coins, start, end, spec.time_column, arrow=arrow)
 
 
 def read_indicators(
@@ -132,17 +143,17 @@ def read_indicators(
     end: dt.date | None,
     spec: TimeframeSpec = DAILY,
     columns: Sequence[str] = (),
-) -> pd.DataFrame:
-    return _read(store, spec.indicator_table, columns, coins, start, end, spec.time_column)
+) -> pa.Table:
+    return _read(store, spec.indicator_table, columns, coins, start, end, spec.time_column, arrow=True)
 
 
 def read_composites(
     store: Store, coins: Sequence[int] | None, start: dt.date | None, end: dt.date | None, spec: TimeframeSpec = DAILY
-) -> pd.DataFrame:
+) -> pa.Table:
     """coin_id, date, composite_score, action: the composite row of every bar with signals."""
     return _read(
         store, spec.signal_table, ["composite_score", "action"], coins, start, end, spec.time_column,
-        " AND t.signal = 'composite'",
+        " AND t.signal = 'composite'", arrow=True,
     )  # fmt: skip
 
 

@@ -144,6 +144,11 @@ class Store(ABC):
         whole result into one block). Dates come back as naive datetime64, NULL numbers as NaN."""
         return self.query(sql, params)
 
+    def query_arrow(self, sql: str, params: Mapping[str, Any] | None = None) -> pa.Table:
+        """`query_bulk` as the Arrow table itself (its chunks as the driver made them), for readers that place
+        the values straight into their own arrays (`kallos.features`: one copy per column instead of two)."""
+        return pa.Table.from_pandas(self.query_bulk(sql, params), preserve_index=False)
+
     def scalar(self, sql: str, params: Mapping[str, Any] | None = None) -> Any:
         _, _, rows = self._fetch(sql, params)
         return rows[0][0] if rows else None

@@ -196,8 +196,11 @@ class DuckDBStore(Store):
         return _typed(frame, kinds)
 
     def query_bulk(self, sql: str, params: Mapping[str, Any] | None = None) -> pd.DataFrame:
+        return arrow_frame(self.query_arrow(sql, params))
+
+    def query_arrow(self, sql: str, params: Mapping[str, Any] | None = None) -> pa.Table:
         rel = self._cursor().sql(named_params(sql, "dollar"), params=dict(params or {}))
-        return arrow_frame(rel.to_arrow_table())
+        return rel.to_arrow_table()
 
     def execute(self, sql: str, params: Mapping[str, Any] | None = None) -> int:
         with _wrap(None, self.driver_errors):

@@ -154,6 +154,9 @@ class PostgresStore(Store):
         """COPY the result out as CSV and parse it with Arrow: about 10x faster than fetching tuples for a
         million-row read. PostgreSQL prints doubles in their shortest exact form and Arrow parses them correctly
         rounded, so values round-trip bit for bit; NULL (unquoted empty) and '' (quoted) stay apart."""
+        return arrow_frame(self.query_arrow(sql, params))
+
+    def query_arrow(self, sql: str, params: Mapping[str, Any] | None = None) -> pa.Table:
         text = named_params(sql, "pyformat") if params else sql
         args = dict(params or {}) or None
         with self._conn() as conn, conn.cursor() as cur:
@@ -167,15 +170,14 @@ class PostgresStore(Store):
                     buf.write(block)
         types = {n: _ARROW_READ.get(kinds[n], pa.string()) for n in names}
         if not buf.getbuffer().nbytes:
-            return arrow_frame(pa.table({n: pa.array([], type=t) for n, t in types.items()}))
-        table = pacsv.read_csv(
+            return pa.table({n: pa.array([], type=t) for n, t in types.items()})
+        return pacsv.read_csv(
             io.BytesIO(buf.getvalue()),
             read_options=pacsv.ReadOptions(column_names=names, block_size=1 << 24),
             convert_options=pacsv.ConvertOptions(
                 column_types=types, strings_can_be_null=True, quoted_strings_can_be_null=False
             ),
         )
-        return arrow_frame(table)
 
     def execute(self, sql: str, params: Mapping[str, Any] | None = None) -> int:
         with _wrap(None, self.driver_errors), self._conn() as conn, conn.cursor() as cur:
