@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import uuid
 from collections.abc import Iterator
@@ -32,6 +33,11 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None
     yield
     clock.set_now(None)
     get_settings.cache_clear()
+    # In-process CLI calls install a log handler on the test's captured stderr, closed once the test ends.
+    logger = logging.getLogger("kallos")
+    for handler in list(logger.handlers):
+        if handler.get_name() == "kallos":
+            logger.removeHandler(handler)
 
 
 def _pg_available() -> str | None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 import threading
 import time
 from collections.abc import Iterator
@@ -62,16 +61,6 @@ def opened(url: str) -> Iterator[Store]:
         yield store
     finally:
         store.close()
-
-
-@pytest.fixture(autouse=True)
-def _drop_cli_log_handlers() -> Iterator[None]:
-    """In-process CLI calls install a log handler on the test's captured stderr; drop it when the test ends."""
-    yield
-    logger = logging.getLogger("kallos")
-    for handler in list(logger.handlers):
-        if handler.get_name() == "kallos":
-            logger.removeHandler(handler)
 
 
 async def stream_until(
