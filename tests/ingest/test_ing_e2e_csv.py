@@ -114,9 +114,9 @@ def test_second_run_fetches_and_writes_nothing(all_coins_duckdb: tuple[Store, di
     _, result, _ = all_coins_duckdb
     again = result["again"]
     assert again["rows_written"] == 0 and again["api_calls"] == 0 and again["coins"] == 52
-    assert (
-        result["stats"]["by_endpoint"]["/coins/{id}/market_chart/range"] == 52
-    )  # one call per coin, all history
+    # One call per coin, all history; a read timeout on a loaded machine is retried and adds its attempt.
+    stats = result["stats"]
+    assert 52 <= stats["by_endpoint"]["/coins/{id}/market_chart/range"] <= 52 + stats["retries"]
 
 
 def test_known_bad_rows_have_their_events(all_coins_duckdb: tuple[Store, dict, dt.date]) -> None:
