@@ -25,7 +25,7 @@ def test_environment_and_dotenv(monkeypatch: pytest.MonkeyPatch, tmp_path: Path)
     monkeypatch.setenv("KALLOS_NOW", "2024-05-01T12:00:00")
     settings = load_settings()
     assert settings.coingecko_plan == "pro" and settings.api_key == "CG-dotenv-secret"
-    assert settings.effective_rate_limit == 250 and settings.effective_close_source == "chart"
+    assert settings.effective_rate_limit == 250 and settings.effective_close_source == "mixed"
     assert settings.now == dt.datetime(2024, 5, 1, 12, tzinfo=dt.UTC)
 
 

@@ -50,7 +50,11 @@ class Settings(BaseSettings):
     max_retries: int = Field(default=6, ge=0, le=50)
     retry_after_max_seconds: float = Field(default=300.0, ge=0)
     concurrency: int = Field(default=8, ge=1, le=256)
-    daily_close_source: Literal["chart", "markets"] | None = None
+    daily_close_source: Literal["chart", "markets", "mixed"] | None = None
+    """docs/decisions.md#D5, D117: unset means `mixed` on pro and `markets` elsewhere."""
+    exact_close_top: int = Field(default=100, ge=0, le=15000)
+    """Mixed mode (docs/decisions.md#D117): today's top N by market cap get exact chart closes and candles, beside
+    every index's constituents and candidates; the other coins take their final day from the close-window sweep."""
     close_window_minutes: int = Field(default=60, ge=1, le=1440)
     raw_archive: bool = False
     log_format: Literal["json", "console"] = "console"
@@ -218,10 +222,12 @@ class Settings(BaseSettings):
 
     @property
     def effective_close_source(self) -> str:
-        """docs/decisions.md#D5: exact chart closes on pro, the cheap markets sweep elsewhere."""
+        """docs/decisions.md#D5, D117: on pro `mixed` (exact chart closes and candles for the exact-close universe,
+        the close-window sweep for the other coins), the cheap markets sweep elsewhere; an explicit
+        `chart` or `markets` keeps its meaning."""
         if self.daily_close_source:
             return self.daily_close_source
-        return "chart" if self.coingecko_plan == "pro" else "markets"
+        return "mixed" if self.coingecko_plan == "pro" else "markets"
 
 
 _ACCEPTED = {
@@ -229,7 +235,7 @@ _ACCEPTED = {
     "log_format": "json, console",
     "log_level": "DEBUG, INFO, WARNING, ERROR, CRITICAL",
     "executor": "local, dask",
-    "daily_close_source": "chart, markets",
+    "daily_close_source": "chart, markets, mixed",
     "index_rebalance": "monthly, quarterly",
     "coingecko_ws_url": "wss://host/path (ws:// for loopback testing)",
     "stream_nats_url": "nats://host:4222",

@@ -1,4 +1,4 @@
-"""The commands: `kallos coins sync|details`, `kallos market backfill|update|gaps`, `kallos plan backfill`."""
+"""The commands: `kallos coins sync|details`, `kallos market backfill|update|gaps`, `kallos plan backfill|daily`."""
 
 from __future__ import annotations
 
@@ -63,6 +63,16 @@ def test_commands_end_to_end(env, capsys: pytest.CaptureFixture[str], tmp_path: 
     assert "no-such-coin" in err
     assert main(["market", "update", "--no-progress"]) == 0
     assert "update:" in capsys.readouterr().out
+    # The daily planner (docs/decisions.md#D121): every coin is final, so the next update is the sweep alone.
+    srv.clear_requests()
+    assert main(["plan", "daily", "--json"]) == 0
+    daily = last_json(capsys.readouterr().out)
+    assert srv.requests == []  # the rate is configured: no /key, and no market data is asked
+    assert daily["mode"] == "mixed" and daily["coins"] == 3 == daily["exact_coins"]
+    assert daily["calls"] == 1 == daily["by_endpoint"]["/coins/markets"] and daily["coins_to_fetch"] == 0
+    assert daily["steady_calls"] == daily["chart_mode_calls"] == 7  # 1 page + 3 x (chart + candles)
+    assert main(["plan", "daily"]) == 0
+    assert "0.333 calls per coin per day" in capsys.readouterr().out
     store = open_store(f"duckdb:///{tmp_path / 'cli.duckdb'}")
     try:
         assert set(store.read("daily_market_data")["coin_id"]) == {"bitcoin", "ethereum", "solana"}

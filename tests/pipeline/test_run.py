@@ -38,7 +38,7 @@ def test_daily_run_updates_everything_and_is_idempotent(backfilled, capsys):
 
     assert main(["run"]) == 0
     out = capsys.readouterr().out
-    assert "coins updated" in out and "API calls" in out
+    assert "coins updated" in out and "API calls" in out and "market calls per coin per day" in out
 
     store = open_store(backfilled)
     try:
@@ -61,11 +61,21 @@ def test_daily_run_updates_everything_and_is_idempotent(backfilled, capsys):
     assert set(mine.index) == set(STEP_NAMES)
     assert mine.loc["universe", "status"] == "success"  # Monday
     assert mine.loc["index", "status"] == "success"  # new final days
-    assert json.loads(mine.loc["market", "counts"])["api_calls"] > 0
+    market = json.loads(mine.loc["market", "counts"])
+    assert market["api_calls"] > 0
+    # docs/decisions.md#D121: the market step's calls per coin it keeps, in the step's and the run's counts
+    per_coin = market["extra"]["calls_per_coin_day"]
+    assert per_coin == round(market["api_calls"] / market["coins_ok"], 4) == counts["calls_per_coin_day"]
+    assert f"market calls per coin per day {per_coin:.3f}" in out
 
-    # the same day again: nothing due, nothing new; still success
+    # the same day again: nothing due, nothing new; still success; `--json` prints the summary as JSON
     seen = set(runs["run_id"])
-    assert main(["run"]) == 0
+    assert main(["run", "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["status"] == "success" and summary["exit_code"] == 0
+    (step,) = [s for s in summary["steps"] if s["name"] == "market"]
+    assert summary["totals"]["calls_per_coin_day"] == step["extra"]["calls_per_coin_day"]
+    assert step["api_calls"] == step["extra"]["markets_calls"] >= 1  # only the sweep: every coin is final
     runs, steps = _ledger(backfilled)
     (new_id,) = set(runs["run_id"]) - seen  # the pinned clock gives both runs the same start time
     again = steps[steps["run_id"] == new_id].set_index("step")

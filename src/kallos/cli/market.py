@@ -217,6 +217,63 @@ async def _listing(settings: Any, top: int | None) -> tuple[list[str] | None, fl
         return list(dict.fromkeys(r.id for r in rows))[:top], rate
 
 
+@plan_app.command("daily")
+def plan_daily(
+    as_json: bool = typer.Option(False, "--json", help="Print the estimate as JSON."),
+    database_url: str | None = DB_OPTION,
+    now: str | None = NOW_OPTION,
+) -> None:
+    """What the next daily run's market step costs in calls (and the hourly step beside it), coin by coin.
+
+    Nothing is written and no market data is asked: it prices each tracked coin's window from its watermarks and
+    the exact-close universe from the ranks of the last sweep (docs/decisions.md#D117, D121); on the pro plan
+    without KALLOS_RATE_LIMIT_PER_MINUTE `/key` says the rate. Run it at the time the cron job runs (`--now`):
+    inside the close window the sweep finishes the day of the coins outside the universe.
+    """
+    import datetime as dt
+
+    from kallos import clock
+    from kallos.ingest.update import estimate_daily
+
+    settings = setup(now=now, database_url=database_url)
+    _, rate = asyncio.run(_listing(settings, None))
+    when = clock.utcnow()
+    with open_settings_store(settings) as store:
+        store.init()
+        est = estimate_daily(store, settings, now=when, rate_per_minute=rate)
+        if settings.hourly_universe > 0:
+            from kallos.ingest.hourly import DAILY_RUN_FIRST_DAYS, estimate_hourly
+
+            first = (when - dt.timedelta(days=DAILY_RUN_FIRST_DAYS)).date()
+            hourly = estimate_hourly(store, settings, now=when, coins=None, top=None, since=first)
+            est["hourly"] = {k: hourly[k] for k in ("coins", "coins_to_fetch", "calls", "by_endpoint")}
+    if as_json:
+        print_json(est)
+        return
+    mode = est["mode"] + (f", exact-close universe {est['exact_coins']:,} coin(s)" if est["mode"] == "mixed" else "")
+    console.print(
+        f"plan {est['plan']}, close source {mode}: market step {est['calls']:,} call(s) for {est['coins']:,} "
+        f"tracked coin(s) = {est['calls_per_coin_day']:.3f} calls per coin per day, {est['credits']:,} credit(s), "
+        f"about {est['minutes']:.1f} min at {est['rate_per_minute']:g} calls/min"
+    )
+    for endpoint, n in est["by_endpoint"].items():
+        console.print(f"  {endpoint}: {n:,}")
+    console.print(
+        f"  {est['coins_to_fetch']:,} coin(s) to fetch: {est['gap_fills']:,} gap fill(s), "
+        f"{est['exact_entries']:,} entering the exact universe; {est['sweep_closes']:,} close(s) from the sweep"
+        + ("" if est["close_window"] else " (outside the close window: none, the day comes from charts)")
+    )
+    console.print(
+        f"  a steady day: {est['steady_calls']:,} call(s); every coin on charts (KALLOS_DAILY_CLOSE_SOURCE=chart): "
+        f"{est['chart_mode_calls']:,}"
+    )
+    if est["entrant_calls_max"]:
+        console.print(f"  plus up to {est['entrant_calls_max']:,} call(s) for new entrants of KALLOS_UNIVERSE_TOP")
+    if "hourly" in est:
+        h = est["hourly"]
+        console.print(f"  hourly step: {h['calls']:,} call(s) for {h['coins_to_fetch']:,} of {h['coins']:,} coin(s)")
+
+
 @plan_app.command("details-history")
 def plan_details_history(
     coins: str | None = COINS_OPTION,

@@ -55,9 +55,9 @@ def _nested_live_supported() -> bool:
 class LineReporter:
     """One line per step (cron logs read well); with `bar=True` also a progress bar over the steps."""
 
-    def __init__(self, total: int, bar: bool = False) -> None:
+    def __init__(self, total: int, bar: bool = False, out: Any = None) -> None:
         self.progress: Progress | None = None
-        self.console = console
+        self.console = out or console  # `--json` keeps stdout for the JSON: the step lines go to stderr
         if bar and _nested_live_supported():
             # stderr, like the backfill's own coin bar: one console, so rich nests the two live displays
             self.console = err_console
@@ -113,10 +113,12 @@ def print_summary(summary: RunSummary) -> None:
         )  # fmt: skip
     console.print(table)
     t = summary.totals()
+    per_coin = t.get("calls_per_coin_day")
     console.print(
         f"coins updated {t['coins_updated']:,} · rows written {t['rows_written']:,} · rows quarantined "
         f"{t['rows_quarantined']:,} · API calls {t['api_calls']:,} · credits {t['api_credits']:,} · "
-        f"{t['duration_seconds']:.1f} s"
+        + (f"market calls per coin per day {per_coin:.3f} · " if per_coin is not None else "")
+        + f"{t['duration_seconds']:.1f} s"
     )
 
 
@@ -148,6 +150,9 @@ def run(
         None, "--metrics-file", help="After the run, write Prometheus metrics here (node_exporter textfile "
         "collector; written atomically).", dir_okay=False,
     ),
+    as_json: bool = typer.Option(
+        False, "--json", help="Print the run summary as JSON on stdout (steps, totals, calls per coin per day)."
+    ),
     database_url: str | None = DB_OPTION,
     now: str | None = NOW_OPTION,
 ) -> None:
@@ -160,7 +165,7 @@ def run(
 
     resolve_config(settings)  # a bad signal config is a configuration error (78) before anything runs
     try:
-        with LineReporter(len(STEP_NAMES)) as reporter:
+        with LineReporter(len(STEP_NAMES), out=err_console if as_json else None) as reporter:
             summary = run_pipeline(
                 settings,
                 RunOptions(mode="daily", full=full, force=force),
@@ -170,7 +175,10 @@ def run(
     finally:
         if metrics_file is not None:
             _write_metrics(settings, metrics_file)
-    print_summary(summary)
+    if as_json:
+        print_json(summary.as_json())
+    else:
+        print_summary(summary)
     _raise_for(summary)
 
 

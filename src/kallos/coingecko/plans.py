@@ -283,6 +283,16 @@ def markets_pages(n_coins: int, per_page: int = MARKETS_MAX_PER_PAGE) -> int:
     return math.ceil(max(n_coins, 0) / per_page)
 
 
+def daily_update_calls(n_coins: int, n_exact: int, *, paid: bool) -> int:
+    """A steady daily update's calls (one new final day per coin, run in the close window; docs/decisions.md#D117):
+    ⌈N/250⌉ `/coins/markets` pages for the N tracked coins, plus per exact-close coin one `market_chart/range`
+    call and, on paid plans, one `/ohlc/range` call. `n_exact = n_coins` is `chart` mode, 0 is `markets` mode.
+    `kallos plan daily` prices the real windows (gaps, entries) coin by coin."""
+    if not 0 <= n_exact <= n_coins:
+        raise ValueError("n_exact must be between 0 and n_coins")
+    return markets_pages(n_coins) + n_exact * (2 if paid else 1)
+
+
 def minutes_for(calls: int, rate_per_minute: float) -> float:
     """Wall-clock minutes `calls` take at `rate_per_minute` (capacity-1 bucket: no bursts)."""
     if calls <= 0:

@@ -8,7 +8,7 @@ the `coins` table knows. Tracked coins are those with a market-data watermark (b
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 from kallos import clock
@@ -71,3 +71,61 @@ async def select_coins(
     if include_inactive:
         ids = list(dict.fromkeys([*ids, *inactive_coins(store)]))
     return ids, []
+
+
+INDEX_CANDIDATE_FACTOR = 2
+"""An index's candidates are its seats plus its rank buffer, twice over, among the coins it does not exclude
+(docs/decisions.md#D117): a coin ranked there today can be selected at the next month end."""
+
+
+def exact_universe(
+    ranks: Mapping[str, int | None],
+    *,
+    top: int,
+    indices: Sequence[tuple[int, Collection[str], Collection[str]]] = (),
+) -> set[str]:
+    """The coins (of `ranks`) that get exact chart closes and candles in mixed mode. Pure.
+
+    `ranks` maps each coin to its market-cap rank (None: unranked). `top`: coins ranked 1..top. `indices`: per
+    index (seats + rank buffer, the coins it excludes, its latest constituents); each adds its constituents and
+    its first INDEX_CANDIDATE_FACTOR x seats non-excluded coins by rank (ties break on the CoinGecko id, D1)."""
+    ranked = sorted((r, c) for c, r in ranks.items() if r is not None)
+    out = {c for r, c in ranked if r <= top}
+    for seats, excluded, constituents in indices:
+        out.update(c for c in constituents if c in ranks)
+        eligible = [c for _, c in ranked if c not in excluded]
+        out.update(eligible[: INDEX_CANDIDATE_FACTOR * seats])
+    return out
+
+
+def index_candidate_inputs(store: Store, settings: Any) -> list[tuple[int, set[str], list[str]]]:
+    """Per defined index (docs/decisions.md#D62): seats + rank buffer, its excluded coins, its latest constituents."""
+    from kallos.index.exclusions import excluded_by_rules
+    from kallos.index.step import definitions, read_exclusion_inputs
+
+    latest = store.query(
+        "SELECT i.index_name, c.coingecko_id FROM index_monthly_constituents i JOIN coins c ON c.coin_id = i.coin_id "
+        "WHERE (i.year * 12 + i.month) = (SELECT max(j.year * 12 + j.month) FROM index_monthly_constituents j "
+        "WHERE j.index_name = i.index_name)"
+    )
+    inputs = read_exclusion_inputs(store)
+    out = []
+    for d in definitions(store, settings):
+        members = list(latest.loc[latest["index_name"] == d.name, "coingecko_id"])
+        out.append((d.n_constituents + d.rank_buffer, excluded_by_rules(*inputs, d.excluded_categories), members))
+    return out
+
+
+def stored_ranks(store: Store, coins: Sequence[str] | None) -> dict[str, int | None]:
+    """The market-cap rank each coin had at the last sweep (`coins.market_cap_rank`), None when unknown; without
+    `coins`, every ranked coin."""
+    frame = store.query("SELECT coingecko_id, market_cap_rank FROM coins WHERE market_cap_rank IS NOT NULL")
+    known: dict[str, int | None] = {
+        c: int(r) for c, r in zip(frame["coingecko_id"], frame["market_cap_rank"], strict=True)
+    }
+    return known if coins is None else {c: known.get(c) for c in coins}
+
+
+def exact_close_coins(store: Store, settings: Any, ranks: Mapping[str, int | None]) -> set[str]:
+    """The exact-close universe among `ranks`' coins: `KALLOS_EXACT_CLOSE_TOP` and every index's candidates."""
+    return exact_universe(ranks, top=settings.exact_close_top, indices=index_candidate_inputs(store, settings))

@@ -99,8 +99,34 @@ class RunSummary:
                 out["coins_updated"] += s.outcome.coins_ok
         out["api_calls"] = int(self.api.get("calls", 0))
         out["api_credits"] = int(self.api.get("credits", 0))
+        per_coin = self.calls_per_coin_day()
+        if per_coin is not None:
+            out["calls_per_coin_day"] = per_coin
         out["duration_seconds"] = round(self.duration_seconds, 3)
         return out
+
+    def calls_per_coin_day(self) -> float | None:
+        """The market step's API calls per coin it keeps (one run a day: per coin per day; docs/decisions.md#D121),
+        None when the run had no market step that reported it."""
+        for s in self.steps:
+            if s.name in ESSENTIAL:
+                value = s.outcome.extra.get("calls_per_coin_day")
+                if isinstance(value, int | float) and not isinstance(value, bool):
+                    return float(value)
+        return None
+
+    def as_json(self) -> dict[str, Any]:
+        """`kallos run --json`: the run, its totals and each step's outcome, plain JSON types."""
+        return {
+            "run_id": self.run_id,
+            "command": self.command,
+            "status": self.status,
+            "exit_code": self.exit_code,
+            "totals": self.totals(),
+            "steps": [
+                {"name": s.name, **s.ledger_counts(), "error": s.error} for s in self.steps
+            ],
+        }
 
     def as_counts(self) -> dict[str, Any]:
         """What the ledger stores for the run."""
