@@ -124,6 +124,19 @@ def daily_candles(frame: pd.DataFrame) -> pd.DataFrame:
         return pd.DataFrame(columns=["date", "open", "high", "low", "candle_close"])
     f = frame.sort_values("snapped_at").copy()
     ts = pd.to_datetime(f["snapped_at"], utc=True)
+    day_values = ts.dt.floor("D").dt.tz_localize(None).to_numpy(dtype="datetime64[ns]")
+    if (ts.dt.floor("D") == ts).all() and (np.diff(day_values) > np.timedelta64(0, "ns")).all():
+        # Daily candles as `ohlc/range` serves them: each closes one day at 00:00, one candle a day. The grouping
+        # below would give each day its single candle; skip it (a backfill has thousands of these a coin).
+        return pd.DataFrame(
+            {
+                "date": day_values,
+                "open": f["open"].to_numpy(),
+                "high": f["high"].to_numpy(),
+                "low": f["low"].to_numpy(),
+                "candle_close": f["candle_close"].to_numpy(),
+            }
+        )
     # A candle closing at D 00:00 belongs to day D; one closing at D 04:00 belongs to D+1's candle.
     day = ts.dt.ceil("D").dt.tz_localize(None)
     f["date"] = day.astype("datetime64[ns]")
@@ -162,12 +175,19 @@ def attach_candles(chart_rows: pd.DataFrame, candles: pd.DataFrame) -> tuple[pd.
             frame[c] = np.nan
         return frame, 0
     ts = pd.to_datetime(frame["snapped_at"], utc=True, errors="coerce")
-    frame["_date"] = ts.dt.floor("D").dt.tz_localize(None).astype("datetime64[ns]")
-    by_day = candles.set_index("date")[["open", "high", "low"]]
-    by_day = by_day[~by_day.index.duplicated(keep="last")]
-    joined = frame.join(by_day, on="_date")
-    unmatched = int((~candles["date"].isin(frame["_date"])).sum())
-    return joined.drop(columns=["_date"]), unmatched
+    rows_day = ts.dt.floor("D").dt.tz_localize(None).to_numpy(dtype="datetime64[ns]")
+    candle_day = pd.to_datetime(candles["date"]).to_numpy(dtype="datetime64[ns]")
+    # A day's last candle wins: the first occurrence of each day in the reversed candles.
+    days, first_reversed = np.unique(candle_day[::-1], return_index=True)
+    last = candle_day.size - 1 - first_reversed
+    at = np.minimum(np.searchsorted(days, rows_day), max(days.size - 1, 0))
+    found = (days[at] == rows_day) if days.size else np.zeros(len(frame), dtype=bool)  # NaT matches nothing
+    for c in ("open", "high", "low"):
+        column = np.full(len(frame), np.nan)
+        column[found] = candles[c].to_numpy(dtype="float64")[last][at[found]]
+        frame[c] = column
+    unmatched = int((~np.isin(candle_day, rows_day)).sum())
+    return frame, unmatched
 
 
 def markets_frame(rows: Iterable[MarketRow], fetched_at: dt.datetime) -> pd.DataFrame:

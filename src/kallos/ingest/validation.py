@@ -170,7 +170,12 @@ class _EventLog:
             return empty_events()
         columns = {name: np.concatenate([p[name] for p in self.parts]) for name in self.parts[0]}
         positions = columns.pop("_pos")
-        raw = {int(p): _raw(self.raw_rows.iloc[int(p)].to_dict()) for p in np.unique(positions) if p >= 0}
+        rows = np.unique(positions[positions >= 0])
+        # One take for all rows with an event (not a Series per row); to_numpy() gives each row the values
+        # (and the common dtype) that `iloc[row]` gives it, so `raw` is the same text either way.
+        names = list(self.raw_rows.columns)
+        values = self.raw_rows.iloc[rows].to_numpy()
+        raw = {int(p): _raw(dict(zip(names, row, strict=True))) for p, row in zip(rows, values, strict=True)}
         columns["raw"] = np.array([raw.get(int(p)) for p in positions], dtype=object)
         columns["source"] = np.full(positions.size, self.source, dtype=object)
         return pd.DataFrame(columns)[EVENT_COLUMNS]
