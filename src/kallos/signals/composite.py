@@ -4,7 +4,10 @@ Each family votes on each row with its firing rules' signed strengths, summed an
 (Bollinger can fire a breakout and a re-entry on one day). The score is the weighted mean of the votes of the
 families that could vote that day (their indicators present), so a close-only coin without stochastics or CMF
 is judged on what it has rather than diluted by families that cannot exist for it. With no family able to vote
-the score is 0. The mean of numbers in [-1, 1] stays in [-1, 1] by construction."""
+the score is 0. The mean of numbers in [-1, 1] stays in [-1, 1] by construction.
+
+`composite_score` is the reference statement beside `kallos.signals.rules`; `generate_signals` computes the same
+score in its compiled pass (docs/decisions.md#D119)."""
 
 from __future__ import annotations
 

@@ -13,9 +13,10 @@ import pandas as pd
 import pyarrow as pa
 
 from kallos.errors import DataValidationError
-from kallos.signals.composite import ACTIONS, action_codes, composite_score
+from kallos.signals.composite import ACTIONS
 from kallos.signals.config import SignalConfig
-from kallos.signals.rules import RULE_IDS, Context, required_columns, run_rules
+from kallos.signals.kernel import evaluate
+from kallos.signals.rules import RULE_IDS, required_columns
 
 SIGNAL_COLUMNS: tuple[str, ...] = (
     "coin_id",
@@ -28,7 +29,6 @@ SIGNAL_COLUMNS: tuple[str, ...] = (
     "config_hash",
 )
 COMPOSITE = "composite"
-_CHUNK_ROWS = 200_000
 
 
 def _sorted_codes(coins: pd.Series, dates: np.ndarray) -> np.ndarray | None:
@@ -112,48 +112,23 @@ def generate_signals(frame: pd.DataFrame, config: SignalConfig | None = None) ->
     if frame.empty:
         return empty_signal_frame()
     df, codes = _prepare(frame, config)
-    n = len(df)
     if codes is None:
         codes = pd.factorize(df["coin_id"], sort=False)[0]
-    # Rules run on chunks of whole coins: the temporaries of a few hundred thousand rows stay in cache and are
-    # reused (on millions of rows at once, fresh pages for every temporary halved the rows/s).
-    coin_starts = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]])
-    # A chunk boundary inside the last coin maps past its start: that chunk ends at n (long hourly series).
-    bounds = np.r_[coin_starts, n]
-    cuts = np.unique(np.r_[bounds[np.searchsorted(coin_starts, np.arange(0, n, _CHUNK_ROWS))], n])
-
-    # Rule rows where each rule fires, then one composite row per input row; ordered by (coin, date, signal)
-    # through the input's row order and each signal name's rank: one lexsort of integers, no string sort.
+    # One compiled pass evaluates every rule and the composite on each row and writes the output rows ordered
+    # by (input row, signal name): docs/decisions.md#D119. rules.py states the same rules in pandas.
     names = sorted({*RULE_IDS, COMPOSITE})
-    rank = {name: i for i, name in enumerate(names)}
-    rows, ranks, directions, strengths = [], [], [], []
-    score = np.empty(n)
-    for a, b in zip(cuts[:-1].tolist(), cuts[1:].tolist(), strict=True):
-        ctx = Context(df.iloc[a:b].reset_index(drop=True), codes[a:b])
-        results = run_rules(ctx, config)
-        score[a:b] = composite_score(results, config, ctx.frame.index).to_numpy()
-        for f in (f for res in results for f in res.firings):
-            hit = np.flatnonzero(f.fires.to_numpy(dtype=bool))
-            if hit.size:
-                rows.append(hit + a)
-                ranks.append(np.full(hit.size, rank[f.rule], dtype=np.int64))
-                directions.append(np.full(hit.size, f.direction, dtype=np.int64))
-                strengths.append(f.strength.to_numpy(dtype=float)[hit])
-    all_rows = np.concatenate([*rows, np.arange(n)])
-    all_ranks = np.concatenate([*ranks, np.full(n, rank[COMPOSITE], dtype=np.int64)])
-    order = np.lexsort((all_ranks, all_rows))
-    n_rules = all_rows.size - n
-    codes = np.concatenate([np.full(n_rules, -1), action_codes(score, config.composite)])[order]
-    all_rows = all_rows[order]
+    rows, ranks, directions, strengths, scores, actions = evaluate(df, codes, config, names)
     return pd.DataFrame(
         {
-            "coin_id": _strings(pa.array(df["coin_id"]).take(all_rows)),
-            "date": df["date"].to_numpy()[all_rows],
-            "signal": _strings(pa.array(names, type=pa.large_string()).take(all_ranks[order])),
-            "direction": np.concatenate([*directions, np.sign(score).astype("int64")])[order],
-            "strength": np.concatenate([*strengths, np.abs(score)])[order],
-            "composite_score": np.concatenate([np.full(n_rules, np.nan), score])[order],
-            "action": _strings(pa.array(ACTIONS, type=pa.large_string()).take(pa.array(codes, mask=codes < 0))),
-            "config_hash": config.config_hash(),
-        }
+            "coin_id": _strings(pa.array(df["coin_id"]).take(rows)),
+            "date": df["date"].to_numpy()[rows],
+            "signal": _strings(pa.array(names, type=pa.large_string()).take(ranks)),
+            "direction": directions,
+            "strength": strengths,
+            "composite_score": scores,
+            "action": _strings(pa.array(ACTIONS, type=pa.large_string()).take(pa.array(actions, mask=actions < 0))),
+            # One Arrow repeat: pandas would broadcast the scalar through Python strings.
+            "config_hash": _strings(pa.repeat(pa.scalar(config.config_hash(), pa.large_string()), len(rows))),
+        },
+        copy=False,
     ).loc[:, list(SIGNAL_COLUMNS)]

@@ -7,6 +7,10 @@ indicators present); the composite averages the families that could vote.
 
 A degenerate window (the close did not move at all over the family's window, as for a pegged or frozen coin)
 fires nothing: TA-Lib returns 0 there (RSI 0, %K 0, ADX 0), which would otherwise read as "deeply oversold".
+
+These pandas expressions are the rules' reference statement. `generate_signals` evaluates the same rules in one
+compiled pass (`kallos.signals.kernel`, docs/decisions.md#D119); tests/signals/test_signal_kernel.py checks the
+two give the same rows, strengths and scores bit for bit. A change to a rule is made in both.
 """
 
 from __future__ import annotations
