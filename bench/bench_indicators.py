@@ -124,20 +124,29 @@ def baseline(bars: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-def step_workers(bars: pd.DataFrame, workers: int) -> tuple[int, float]:
-    """The indicator step's compute, as the step runs it (`compute_jobs`): 100-coin batches of full recomputes
-    through the step's executor (`LocalExecutor` with `workers` forkserver processes, started here as the
-    step starts them; batches and results through shared memory), each batch's rows to write received by this
-    process and dropped (the step upserts them). Returns the rows and the CPU seconds of the workers and of
-    the forkserver (they are not this process's children, so `os.times` does not count them)."""
+def full_jobs(bars: pd.DataFrame) -> list[_Job]:
+    """The step's jobs for a full recompute: 100-coin batches of bars (what `_prepare` reads from the store;
+    built outside the timing, as the store reads are not the compute)."""
     coins = bars["coin_id"].to_numpy()
     bounds = np.flatnonzero(np.r_[True, coins[1:] != coins[:-1], True])
     cuts = bounds[::BATCH_COINS].tolist() + ([bounds[-1]] if (len(bounds) - 1) % BATCH_COINS else [])
-    jobs = (_full_job(bars.iloc[a:b]) for a, b in zip(cuts[:-1], cuts[1:], strict=True))
+    jobs = []
+    for a, b in zip(cuts[:-1], cuts[1:], strict=True):
+        part = bars.iloc[a:b].reset_index(drop=True)
+        jobs.append(_Job(part, {}, {}, {}, dict.fromkeys(coins[a:b].tolist(), "full")))
+    return jobs
+
+
+def step_workers(jobs: list[_Job], workers: int) -> tuple[int, float]:
+    """The indicator step's compute, as the step runs it: its executor (`LocalExecutor` with `workers`
+    forkserver processes, started here as the step starts them) and its compute loop (`compute_jobs`: batches
+    and results through shared memory), each batch's rows to write received by this process and dropped (the
+    step upserts them). Returns the rows and the CPU seconds of the workers and of the forkserver (they are
+    not this process's children, so `os.times` does not count them)."""
     server_before = _cpu_of(_forkserver_pid())
     with get_executor(None, workers=workers, preload=["kallos.indicators.warm"]) as ex:
         ex.start()
-        rows = sum(len(rows) for _, rows, _ in compute_jobs(ex, jobs, False))
+        rows = sum(len(rows) for _, rows, _ in compute_jobs(ex, iter(jobs), False))
         pool = getattr(ex, "_pool", None)
         pids = list(pool._processes) if pool is not None else []  # type: ignore[attr-defined]
         cpu = sum(_cpu_of(pid) for pid in pids) + _cpu_of(_forkserver_pid()) - server_before
@@ -160,12 +169,6 @@ def _cpu_of(pid: int | None) -> float:
     except OSError:
         return 0.0
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def _full_job(bars: pd.DataFrame) -> _Job:
-    """A batch of coins recomputed in full (what a first run or `--full` prepares from the store)."""
-    modes = dict.fromkeys(bars["coin_id"].unique(), "full")
-    return _Job(bars.reset_index(drop=True), {}, {}, {}, modes)
 
 
 def _rss_mb() -> float:
@@ -294,8 +297,9 @@ def main() -> None:
     for name in OUTPUT_COLUMNS:  # the same table (MFI: window sums vs TA-Lib running sums)
         np.testing.assert_allclose(out1[name], ref[name], rtol=1e-7, atol=1e-7, equal_nan=True, err_msg=name)
     del out1, ref
+    jobs = full_jobs(bars)
     for label in ("cold", "warm"):  # cold: the forkserver boots in the timing, as in a fresh `kallos` process
-        t2, cpu2, (_, cpu_workers) = timed(step_workers, bars, 2)
+        t2, cpu2, (_, cpu_workers) = timed(step_workers, jobs, 2)
         print(
             f"indicator step compute, 2 workers ({label}):        {t2:7.2f} s wall, {cpu2:7.2f} s CPU (parent)"
             f" + {cpu_workers:5.2f} s CPU (workers, forkserver); ratio {t_base / t2:5.2f}x wall"
