@@ -258,8 +258,19 @@ def _align(base: np.ndarray, keys: np.ndarray, unique_base: bool = True) -> _Ali
     return _Aligned(np.where(hit, found, -1), injective=unique_base)
 
 
-def _strings(src: Frame, name: str, aligned: _Aligned) -> np.ndarray:
-    """An object array of the column's strings at the output rows (None where missing), built from the distinct
+def _text(uniques: Sequence[object], codes: np.ndarray) -> pd.api.extensions.ExtensionArray:
+    """pandas' `str` column of uniques[codes] (missing where the code is -1), made by one Arrow take: the same
+    column pandas builds from an object array of strings, without looking at a Python string per row."""
+    if not all(isinstance(u, str) or u is None for u in uniques):  # not text (e.g. integer ids): as they are
+        table = np.array([*uniques, None], dtype=object)
+        return pd.array(table[np.where(codes < 0, len(uniques), codes)])
+    values = pa.array(list(uniques), type=pa.large_string())
+    picked = pc.take(values, pa.array(codes, mask=codes < 0)) if len(codes) else pa.array([], pa.large_string())
+    return pd.array(picked, dtype="str")
+
+
+def _strings(src: Frame, name: str, aligned: _Aligned) -> pd.api.extensions.ExtensionArray:
+    """A string column at the output rows (missing where NULL or the source has no row), built from the distinct
     values (a few) rather than one Python string per row of the source."""
     if isinstance(src, pa.Table):
         encoded = pc.dictionary_encode(src.column(name).combine_chunks())
@@ -268,15 +279,14 @@ def _strings(src: Frame, name: str, aligned: _Aligned) -> np.ndarray:
     else:
         factor, found = pd.factorize(pd.Series(src[name]), use_na_sentinel=True)
         codes, uniques = np.asarray(factor, dtype=np.int64), list(found)
-    table = np.array([*uniques, None], dtype=object)  # code -1 (missing) picks the None at the end
     if aligned.pos is None:
-        return table[codes]
+        return _text(uniques, codes)
     if not len(codes):
-        return np.full(len(aligned.pos), None, dtype=object)
+        return _text([], np.full(len(aligned.pos), -1, dtype=np.int64))
     picked = codes.take(aligned.clipped)
     if aligned.any_missing:
         picked[aligned.missing] = -1
-    return table[picked]
+    return _text(uniques, picked)
 
 
 def drifted_weights(constituents: pd.DataFrame, closes: pd.DataFrame) -> pd.DataFrame:
@@ -423,9 +433,9 @@ def assemble(
         return _floats(bars, name, at_rows) if _has(bars, name) else np.full(n, np.nan)
 
     code = base >> 32
-    labels = np.asarray(inputs.coin_labels if inputs.coin_labels is not None else list(order), dtype=object)
+    labels = list(inputs.coin_labels if inputs.coin_labels is not None else order)
     dates = bar_dates.astype("datetime64[ns]")
-    out: dict[str, object] = {"coin_id": labels[code], "date": dates if picked is None else dates.take(picked)}
+    out: dict[str, object] = {"coin_id": _text(labels, code), "date": dates if picked is None else dates.take(picked)}
     for name in BAR_FIELDS:
         if name in need:
             out[name] = bar_column(name)
@@ -441,7 +451,7 @@ def assemble(
     else:
         out.update({c: np.full(n, np.nan) for c in OUTPUT_COLUMNS if c in need})
         if "ohlc_source" in need:
-            out["ohlc_source"] = np.full(n, None, dtype=object)
+            out["ohlc_source"] = _text([], np.full(n, -1, dtype=np.int64))
 
     if need & set(SIGNAL_FEATURES):
         out.update(_signal_columns(inputs, coins, base, tf, need))
@@ -502,7 +512,7 @@ def _signal_columns(
     if comp is None or rules is None or not len(comp):
         out.update({f"signal_{r}": np.full(n, np.nan) for r in RULE_IDS})
         out["composite_score"] = np.full(n, np.nan)
-        out["signal_action"] = np.full(n, None, dtype=object)
+        out["signal_action"] = _text([], np.full(n, -1, dtype=np.int64))
         return out
     aligned = _align(base, coins.keys(_raw(comp, "coin_id"), _ticks(_raw(comp, "date"), tf.unit)))
     out["composite_score"] = _floats(comp, "composite_score", aligned)
