@@ -1,6 +1,7 @@
 """Benchmark of `load_features`: 1,000 coins x 3,000 days from DuckDB and from PostgreSQL.
 
     .venv/bin/python bench/bench_features.py [--coins 1000] [--days 3000] [--repeat 3] [--backends duckdb,postgresql]
+        [--keep NAME] [--cases hand_join,load_features]
 
 The stores are filled once with synthetic random-walk OHLCV bars, indicator and signal rows (random values in the
 tables' shape; `--exact` computes them with the engines instead), an index basket per month (the 20 largest caps)
@@ -150,6 +151,9 @@ import json, sys, time
 from kallos.store import open_store
 url, schema, case = sys.argv[1], sys.argv[2] or None, sys.argv[3]
 store = open_store(url, schema=schema)
+import resource as _r
+_ru = _r.getrusage(_r.RUSAGE_SELF)
+cpu0 = _ru.ru_utime + _ru.ru_stime  # CPU of every thread of the child (DuckDB's workers too), after imports
 t0 = time.perf_counter()
 if case == "load_features":
     from kallos.features import load_features
@@ -169,7 +173,9 @@ else:
     frame = None
 wall = time.perf_counter() - t0
 import resource
-print(json.dumps({"wall": wall, "rows": 0 if frame is None else len(frame),
+ru = resource.getrusage(resource.RUSAGE_SELF)
+cpu = ru.ru_utime + ru.ru_stime - cpu0
+print(json.dumps({"wall": wall, "cpu": cpu, "rows": 0 if frame is None else len(frame),
                   "columns": 0 if frame is None else frame.shape[1],
                   "peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 """
@@ -189,6 +195,7 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--backends", default="duckdb,postgresql")
     ap.add_argument("--exact", action="store_true", help="Fill with the engines' indicators and signals.")
+    ap.add_argument("--cases", default="hand_join,load_features", help="Which cases to time (comma-separated).")
     ap.add_argument(
         "--keep",
         metavar="NAME",
@@ -221,9 +228,10 @@ def main() -> None:
             for backend, url, schema in targets:
                 # The child with nothing to do: the interpreter and its imports (the RSS floor of every case).
                 base = run_child(url, schema, "imports")
-                for case in ("hand_join", "load_features"):
+                for case in args.cases.split(","):
                     runs = [run_child(url, schema, case) for _ in range(args.repeat)]
                     walls = [r["wall"] for r in runs]
+                    cpus = [r["cpu"] for r in runs]
                     peaks = [r["peak_mib"] for r in runs]
                     rows.append(
                         {
@@ -231,6 +239,7 @@ def main() -> None:
                             "case": case,
                             "median_s": statistics.median(walls),
                             "best_s": min(walls),
+                            "median_cpu_s": statistics.median(cpus),
                             "peak_rss_mib": max(peaks),
                             "rows": runs[0]["rows"],
                             "columns": runs[0]["columns"],
@@ -243,18 +252,21 @@ def main() -> None:
                 if backend == "postgresql" and not args.keep:
                     with psycopg.connect(PG_URL, autocommit=True) as conn:
                         conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
-    print("| backend | case | median s | best s | peak RSS MiB (imports alone) | rows | columns |")
-    print("|---|---|---|---|---|---|---|")
+    load = os.getloadavg()
+    print(f"load average at the end: {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}")
+    print("| backend | case | median s | best s | median CPU s | peak RSS MiB (imports alone) | rows | columns |")
+    print("|---|---|---|---|---|---|---|---|")
     for r in rows:
         print(
-            f"| {r['backend']} | {r['case']} | {r['median_s']:.2f} | {r['best_s']:.2f} | "
+            f"| {r['backend']} | {r['case']} | {r['median_s']:.2f} | {r['best_s']:.2f} | {r['median_cpu_s']:.2f} | "
             f"{r['peak_rss_mib']:.0f} ({r['floor_mib']:.0f}) | {r['rows']:,} | {r['columns']} |"
         )
     for backend in dict.fromkeys(r["backend"] for r in rows):
         by = {r["case"]: r for r in rows if r["backend"] == backend}
         if {"hand_join", "load_features"} <= by.keys():
             ratio = by["hand_join"]["median_s"] / by["load_features"]["median_s"]
-            print(f"\n{backend}: hand join / load_features (median wall) = {ratio:.2f}x")
+            cpu_ratio = by["hand_join"]["median_cpu_s"] / by["load_features"]["median_cpu_s"]
+            print(f"\n{backend}: hand join / load_features = {ratio:.2f}x (median wall), {cpu_ratio:.2f}x (CPU)")
 
 
 if __name__ == "__main__":

@@ -296,12 +296,17 @@ def drifted_weights(constituents: pd.DataFrame, closes: pd.DataFrame) -> pd.Data
     if constituents.empty or closes.empty:
         return pd.DataFrame({"date": pd.Series(dtype="datetime64[ns]"), "coin_id": [], "weight": []})
     cons = constituents.assign(selection_date=pd.to_datetime(constituents["selection_date"]))
-    wide = closes.pivot(index="date", columns="coin_id", values="close")
-    last_day = wide.index.max()
-    grid = pd.date_range(min(wide.index.min(), cons["selection_date"].min()), last_day, freq="D")
-    wide = wide.reindex(grid).ffill()
-    prices = wide.to_numpy(dtype="float64")
-    column = pd.Index(wide.columns)
+    codes, uniques = pd.factorize(closes["coin_id"].to_numpy())
+    day = _ticks(closes["date"], "D")
+    first = min(int(day.min()), int(_ticks(cons["selection_date"], "D").min()))
+    last_day = pd.Timestamp(np.datetime64(int(day.max()), "D"))
+    grid = pd.date_range(pd.Timestamp(np.datetime64(first, "D")), last_day, freq="D")
+    prices = np.full((len(grid), len(uniques)), np.nan)  # day x coin, closes carried forward over gaps
+    prices[day - first, codes] = closes["close"].to_numpy(dtype="float64")
+    known = np.where(np.isnan(prices), 0, np.arange(len(grid))[:, None])
+    np.maximum.accumulate(known, axis=0, out=known)
+    prices = np.take_along_axis(prices, known, axis=0)
+    column = pd.Index(uniques)
     selections = pd.DatetimeIndex(sorted(cons["selection_date"].unique()))
     starts = grid.get_indexer(selections)
     parts = []
