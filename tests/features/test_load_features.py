@@ -63,3 +63,22 @@ def test_a_window_keeps_labels_from_later_stored_bars_and_rank_among_all_coins(s
 def test_an_empty_store_gives_an_empty_frame(store: Store) -> None:
     frame = load_features(store=store)
     assert frame.empty and "target_return_30" in frame.columns and np.all(frame.columns[:2] == ["coin_id", "date"])
+
+
+def test_bars_without_indicator_or_signal_rows_get_empty_columns(store: Store) -> None:
+    """The Arrow columns are placed into the output row by row: rows a source lacks stay empty, the others equal."""
+    b = bars()
+    seed(store, b)
+    full = load_features(store=store, horizons=(1,))
+    beta = store.coin_map()["beta"]
+    store.execute(f"DELETE FROM daily_technical_indicators WHERE coin_id = {beta} AND \"date\" = '2021-05-02'")
+    store.execute(f"DELETE FROM trading_signals WHERE coin_id = {beta} AND \"date\" >= '2021-06-01'")
+    part = load_features(store=store, horizons=(1,))
+    hole = (part["coin_id"] == "beta") & (part["date"] == pd.Timestamp("2021-05-02"))
+    later = (part["coin_id"] == "beta") & (part["date"] >= pd.Timestamp("2021-06-01"))
+    assert part.loc[hole, "rsi_14"].isna().all() and part.loc[hole, "ohlc_source"].isna().all()
+    assert part.loc[later, "composite_score"].isna().all() and part.loc[later, "signal_action"].isna().all()
+    assert part.loc[later, "signal_rsi_oversold"].isna().all()
+    same = ~hole & ~later
+    pd.testing.assert_frame_equal(part[same], full[same])
+    assert full.loc[hole, "rsi_14"].notna().all() and full.loc[later, "signal_action"].notna().all()
