@@ -96,6 +96,7 @@ def test_run_writes_the_metrics_file_and_status_shows_the_telemetry(backfilled, 
     assert {s.name for s in fams["kallos_step_rows_written"].samples} and fams["kallos_step_duration_seconds"].samples
     assert left["api"]["key"]["credits_left"] > 0  # the fake's pro /key
     assert fams["kallos_api_credits_left"].samples[0].value == left["api"]["key"]["credits_left"]
+    assert fams["kallos_calls_per_coin_day"].samples[0].value == left["calls_per_coin_day"] > 0
     lag = {s.labels["table"]: s.value for s in fams["kallos_table_freshness_lag_days"].samples}
     assert lag["daily_market_data"] <= 2
     assert "kallos_quality_events" in fams and "kallos_last_run_status" in fams

@@ -122,7 +122,18 @@ def _run_families(store: Store) -> list[Metric]:
         left = (counts_of(key["counts"].iloc[0]).get("api") or {}).get("key", {}).get("credits_left")
         if isinstance(left, (int, float)):
             credits_left.add_metric([], float(left))
-    return [status, finished, duration, credits_left]
+    per_coin = GaugeMetricFamily(
+        f"{PREFIX}_calls_per_coin_day",
+        "API calls of the market step per coin it keeps, latest run that had one (docs/decisions.md#D121)",
+    )
+    market = store.query(
+        f"SELECT counts FROM {RUNS} WHERE counts LIKE '%calls_per_coin_day%' ORDER BY started_at DESC LIMIT 1"
+    )
+    if len(market):
+        value = counts_of(market["counts"].iloc[0]).get("calls_per_coin_day")
+        if isinstance(value, (int, float)):
+            per_coin.add_metric([], float(value))
+    return [status, finished, duration, credits_left, per_coin]
 
 
 def _freshness_families(store: Store, today: dt.date) -> list[Metric]:
