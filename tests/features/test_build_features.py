@@ -8,7 +8,7 @@ import pytest
 
 from kallos.errors import InputError
 from kallos.features import PANDAS_TA, build_features, label_columns
-from kallos.features.frame import drifted_weights
+from kallos.features.frame import drifted_weights, rank_by_time
 
 from .feature_frames import alt, bars, constituents
 
@@ -153,3 +153,13 @@ def test_bad_arguments_name_the_input() -> None:
         build_features(b.drop(columns=["close"]))
     with pytest.raises(InputError, match="unknown feature columns"):
         build_features(b, columns=["nope"])
+
+
+@pytest.mark.parametrize("span", [50, 100_000])  # the radix path (short spans) and the lexsort path
+def test_rank_by_time_equals_a_group_by_rank_with_ties_and_gaps(span: int) -> None:
+    rng = np.random.default_rng(5)
+    ticks = rng.integers(0, span, 5_000)
+    cap = rng.integers(0, 40, 5_000).astype("float64")  # many ties
+    cap[rng.random(5_000) < 0.1] = np.nan
+    expected = pd.Series(cap).groupby(ticks).rank(method="min", ascending=False).to_numpy()
+    np.testing.assert_array_equal(rank_by_time(ticks, cap), expected)

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import TypeAlias
+from typing import Any, TypeAlias
 
 import numpy as np
 import pandas as pd
@@ -100,7 +101,7 @@ class Inputs:
 
     bars: pd.DataFrame | pa.Table
     """coin_id, date and BAR_FIELDS: every final bar known, including those after `end` (labels read them)."""
-    indicators: pd.DataFrame | pa.Table | None
+    indicators: pd.DataFrame | pa.Table | Future[pa.Table] | None
     """coin_id, date, ohlc_source and the indicator contract's columns (None: not asked for)."""
     signals: pd.DataFrame | None
     """The `trading_signals` shape: coin_id, date, signal, direction, strength, composite_score, action; or None
@@ -119,9 +120,9 @@ class Inputs:
     """The coins in output order (default: sorted); `load_features` passes its integer ids in name order."""
     coin_labels: Sequence[str] | None = None
     """What `coin_id` shows for each coin of `coin_order` (default: the ids themselves)."""
-    composites: pd.DataFrame | pa.Table | None = None
+    composites: pd.DataFrame | pa.Table | Future[pa.Table] | None = None
     """coin_id, date, composite_score, action: the composite signal rows (instead of `signals`)."""
-    rules: pd.DataFrame | None = None
+    rules: pd.DataFrame | Future[pd.DataFrame] | None = None
     """coin_id, date, signal, value (direction x strength): the rule rows (instead of `signals`)."""
 
 
@@ -201,6 +202,11 @@ class _Aligned:
 
 Frame: TypeAlias = pd.DataFrame | pa.Table
 """A source: a frame (`build_features`) or the Arrow table a store read returns (`load_features`)."""
+
+
+def _resolve(source: Any) -> Any:
+    """A source, or the result of the background read (a `Future`) that `load_features` passes for it."""
+    return source.result() if isinstance(source, Future) else source
 
 
 def _has(src: Frame, name: str) -> bool:
@@ -342,7 +348,7 @@ def rank_by_time(ticks: np.ndarray, cap: np.ndarray) -> np.ndarray:
         return np.empty(0)
     span = int(ticks.max() - ticks.min()) if n else 0
     if span < 1 << 16:  # days of a few decades: a stable radix sort on 16-bit times after one sort on the caps
-        order = np.argsort(-cap, kind="stable")  # NaN caps sort last
+        order = np.argsort(-cap)  # NaN caps sort last; equal caps share a rank, so their order does not matter
         order = order[np.argsort((ticks - ticks.min()).astype(np.uint16)[order], kind="stable")]
     else:
         order = np.lexsort((-cap, ticks))  # NaN caps sort last within their time
@@ -445,22 +451,6 @@ def assemble(
         if name in need:
             out[name] = bar_column(name)
 
-    if need & {"ohlc_source", *OUTPUT_COLUMNS} and inputs.indicators is not None:
-        ind = inputs.indicators
-        aligned = _align(base, coins.keys(_raw(ind, "coin_id"), _ticks(_raw(ind, "date"), tf.unit)))
-        if "ohlc_source" in need:
-            out["ohlc_source"] = _strings(ind, "ohlc_source", aligned)
-        for name in OUTPUT_COLUMNS:
-            if name in need:
-                out[name] = _floats(ind, name, aligned)
-    else:
-        out.update({c: np.full(n, np.nan) for c in OUTPUT_COLUMNS if c in need})
-        if "ohlc_source" in need:
-            out["ohlc_source"] = _text([], np.full(n, -1, dtype=np.int64))
-
-    if need & set(SIGNAL_FEATURES):
-        out.update(_signal_columns(inputs, coins, base, tf, need))
-
     if "market_cap_rank" in need:
         if inputs.caps is None:  # the bars are every coin: rank among them
             cap = _floats(bars, "market_cap", _Aligned(None))
@@ -492,6 +482,23 @@ def assemble(
     if need & set(label_columns(horizons)):
         close = _floats(bars, "close", _Aligned(sort))
         out.update({k: v for k, v in _labels(close, all_keys, rows, horizons, tf).items() if k in need})
+    # The indicators and signals last: `load_features` reads them in the background meanwhile.
+    ind = _resolve(inputs.indicators)
+    if need & {"ohlc_source", *OUTPUT_COLUMNS} and ind is not None:
+        aligned = _align(base, coins.keys(_raw(ind, "coin_id"), _ticks(_raw(ind, "date"), tf.unit)))
+        if "ohlc_source" in need:
+            out["ohlc_source"] = _strings(ind, "ohlc_source", aligned)
+        for name in OUTPUT_COLUMNS:
+            if name in need:
+                out[name] = _floats(ind, name, aligned)
+    else:
+        out.update({c: np.full(n, np.nan) for c in OUTPUT_COLUMNS if c in need})
+        if "ohlc_source" in need:
+            out["ohlc_source"] = _text([], np.full(n, -1, dtype=np.int64))
+
+    if need & set(SIGNAL_FEATURES):
+        out.update(_signal_columns(inputs, coins, base, tf, need))
+
     frame = pd.DataFrame(
         {column_name(c, naming) if c not in KEY else c: out[c] for c in ["coin_id", "date", *wanted]}, copy=False
     )  # one block per column: consolidating 100 columns would copy them all
@@ -507,8 +514,8 @@ def _signal_columns(
     """Each rule's signed strength (0 on bars with a composite row where it did not fire, NaN where no signals were
     computed), the composite score and its action."""
     n = len(base)
-    if inputs.composites is not None and inputs.rules is not None:
-        comp, rules = inputs.composites, inputs.rules
+    if inputs.composites is not None and inputs.rules is not None:  # read by `load_features`
+        comp, rules = _resolve(inputs.composites), _resolve(inputs.rules)
     elif inputs.signals is not None:
         comp, rules = split_signals(inputs.signals)
     else:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 import pandas as pd
 
@@ -73,36 +74,42 @@ def load_features(
         as_of_end = last + dt.timedelta(days=tf.close_days) if last is not None else None
         rank_from_bars = "market_cap_rank" in need and chosen is None  # every coin is read: rank among the bars
         fields = [f for f in BAR_FIELDS if f in need or f == "close" or (f == "market_cap" and rank_from_bars)]
-        inputs = Inputs(
-            bars=sources.read_bars(store, chosen, first, label_end if need & set(label_columns(horizons)) else last,
-                                   spec, fields, arrow=True),
-            indicators=None,
-            signals=None,
-            caps=None,
-            first_bar=sources.read_first_bars(store, chosen, spec) if "age_days" in need else pd.Series(dtype=object),
-            coin_order=[names[c] for c in sorted(names)],  # rows sorted by CoinGecko id, as build_features does
-            coin_labels=sorted(names),
-        )  # fmt: skip
         ind_cols = [c for c in ("ohlc_source", *OUTPUT_COLUMNS) if c in need]
-        if ind_cols:
-            inputs.indicators = sources.read_indicators(store, chosen, first, last, spec, ind_cols)
-        if need & {"composite_score", "signal_action"} or need & {f"signal_{r}" for r in RULE_IDS}:
-            inputs.composites = sources.read_composites(store, chosen, first, last, spec)
-            inputs.rules = sources.read_rules(store, chosen, first, last, spec)
-        if "market_cap_rank" in need and not rank_from_bars:
-            inputs.caps = sources.read_caps(store, first, last, spec)
-        if need & {"index_member", "index_weight"}:
-            constituents = sources.read_index_constituents(store, as_of_end, index_name)
-            members = sorted(set(constituents["coin_id"]))
-            inputs.constituents = constituents
-            if members:
-                # A month before the first selection, so a close missing on a selection day is carried forward.
-                since = pd.Timestamp(constituents["selection_date"].min()).date() - dt.timedelta(days=31)
-                inputs.member_closes = sources.read_bars(store, members, since, as_of_end, fields=["close"])
-        if need & set(ALT_FEATURES):
-            inputs.alt = sources.read_alt(store, chosen, as_of_end)
-        return assemble(inputs, horizons=horizons, naming=naming, timeframe=tf.name, start=first, end=last,
-                        columns=columns)  # fmt: skip
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="kallos-features") as background:
+            # The largest reads run while this thread reads the bars and builds the columns that need only them
+            # (the database driver releases the GIL; `assemble` takes the indicators and signals last).
+            inputs = Inputs(
+                bars=None,  # type: ignore[arg-type]
+                indicators=background.submit(sources.read_indicators, store, chosen, first, last, spec, ind_cols)
+                if ind_cols
+                else None,
+                signals=None,
+                caps=None,
+                first_bar=pd.Series(dtype=object),
+                coin_order=[names[c] for c in sorted(names)],  # rows sorted by CoinGecko id, as build_features does
+                coin_labels=sorted(names),
+            )
+            if need & {"composite_score", "signal_action"} or need & {f"signal_{r}" for r in RULE_IDS}:
+                inputs.composites = background.submit(sources.read_composites, store, chosen, first, last, spec)
+                inputs.rules = background.submit(sources.read_rules, store, chosen, first, last, spec)
+            bars_end = label_end if need & set(label_columns(horizons)) else last
+            inputs.bars = sources.read_bars(store, chosen, first, bars_end, spec, fields, arrow=True)
+            if "age_days" in need:
+                inputs.first_bar = sources.read_first_bars(store, chosen, spec)
+            if "market_cap_rank" in need and not rank_from_bars:
+                inputs.caps = sources.read_caps(store, first, last, spec)
+            if need & {"index_member", "index_weight"}:
+                constituents = sources.read_index_constituents(store, as_of_end, index_name)
+                members = sorted(set(constituents["coin_id"]))
+                inputs.constituents = constituents
+                if members:
+                    # A month before the first selection, so a close missing on a selection day is carried forward.
+                    since = pd.Timestamp(constituents["selection_date"].min()).date() - dt.timedelta(days=31)
+                    inputs.member_closes = sources.read_bars(store, members, since, as_of_end, fields=["close"])
+            if need & set(ALT_FEATURES):
+                inputs.alt = sources.read_alt(store, chosen, as_of_end)
+            return assemble(inputs, horizons=horizons, naming=naming, timeframe=tf.name, start=first, end=last,
+                            columns=columns)  # fmt: skip
     finally:
         if own:
             store.close()
