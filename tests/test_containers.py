@@ -139,7 +139,7 @@ def test_kubernetes_manifests_run_real_commands_as_non_root():
     assert ["run", "--metrics-file", "/metrics/kallos.prom"] in commands
     assert ["serve", "--host", "0.0.0.0", "--port", "8050"] in commands
     cron = next(d for d in docs if d["kind"] == "CronJob")
-    assert cron["spec"]["schedule"] == "30 0 * * *" and cron["spec"]["concurrencyPolicy"] == "Forbid"
+    assert cron["spec"]["schedule"] == "40 0 * * *" and cron["spec"]["concurrencyPolicy"] == "Forbid"
     dashboard = next(d for d in docs if d["metadata"]["name"] == "kallos-dashboard" and d["kind"] == "Deployment")
     env = {e["name"] for c in _containers(dashboard) for e in c.get("env", [])}
     assert "KALLOS_DASHBOARD_TOKEN" in env
