@@ -238,7 +238,9 @@ def _parse_time_v(text: str) -> dict[str, Any]:
     return out
 
 
-def run_full_pg(admin_url: str, dbname: str, coins: int, days: int, batch: int, keep: bool) -> dict[str, Any]:
+def run_full_pg(
+    admin_url: str, dbname: str, coins: int, days: int, batch: int, keep: bool, step_runs: int = 1
+) -> dict[str, Any]:
     """The full recompute end to end, measured: a database `dbname` is created (partitioned layout), the
     universe's bars are loaded batch by batch, then `kallos indicators compute --full` runs as its own process
     under `/usr/bin/time -v` (wall, CPU, peak RSS of the command), with the load average sampled every 30 s;
@@ -255,7 +257,6 @@ def run_full_pg(admin_url: str, dbname: str, coins: int, days: int, batch: int, 
         conn.execute(f"DROP DATABASE IF EXISTS {dbname}")
         conn.execute(f"CREATE DATABASE {dbname}")
     out: dict[str, Any] = {"mode": "postgresql-full", "coins": coins, "days": days, "database": dbname}
-    loads: list[float] = []
     try:
         store = open_store(url)
         store.init(partitioned=True)
@@ -278,41 +279,47 @@ def run_full_pg(admin_url: str, dbname: str, coins: int, days: int, batch: int, 
         store.close()
         print(json.dumps(out), flush=True)
 
-        stop = threading.Event()
-
-        def sample() -> None:
-            while not stop.wait(30):
-                loads.append(os.getloadavg()[0])
-
         env = dict(os.environ, KALLOS_DATABASE_URL=url, KALLOS_PG_PARTITION_BY_YEAR="true", KALLOS_EXECUTOR="local")
         kallos = str(Path(sys.executable).with_name("kallos"))
-        out["load_before"] = round(os.getloadavg()[0], 2)
-        sampler = threading.Thread(target=sample, daemon=True)
-        sampler.start()
-        t = time.perf_counter()
-        proc = subprocess.run(
-            ["/usr/bin/time", "-v", kallos, "indicators", "compute", "--full"],
-            env=env,
-            capture_output=True,
-            text=True,
-        )
-        elapsed = time.perf_counter() - t
-        stop.set()
-        print(proc.stdout.strip(), flush=True)
-        out["step_exit"] = proc.returncode
-        if proc.returncode:
-            print(proc.stderr[-3000:], flush=True)
-        out["step"] = _parse_time_v(proc.stderr)
-        out["step_wall_s"] = round(elapsed, 1)
-        out["load_during"] = [round(x, 1) for x in loads]
-        out["load_after"] = round(os.getloadavg()[0], 2)
-        store = open_store(url)
-        rows = int(store.scalar("SELECT count(*) FROM daily_technical_indicators"))
-        out["indicator_rows"] = rows
-        out["step_rows_per_s"] = round(rows / elapsed)
-        out["indicators_gb"] = round(_table_bytes(store, "daily_technical_indicators") / 1e9, 2)
-        out["bars_gb"] = round(_table_bytes(store, "daily_market_data") / 1e9, 2)
-        store.close()
+        for run in range(1, step_runs + 1):
+            # run 1 writes into empty indicator tables; later runs recompute over the stored rows (equal values:
+            # staged and compared, nothing rewritten)
+            key = "step" if run == 1 else f"step_run{run}"
+            loads: list[float] = []
+            stop = threading.Event()
+
+            def sample(loads: list[float] = loads, stop: threading.Event = stop) -> None:
+                while not stop.wait(30):
+                    loads.append(os.getloadavg()[0])
+
+            out[f"{key}_load_before"] = round(os.getloadavg()[0], 2)
+            sampler = threading.Thread(target=sample, daemon=True)
+            sampler.start()
+            t = time.perf_counter()
+            proc = subprocess.run(
+                ["/usr/bin/time", "-v", kallos, "indicators", "compute", "--full"],
+                env=env,
+                capture_output=True,
+                text=True,
+            )
+            elapsed = time.perf_counter() - t
+            stop.set()
+            print(proc.stdout.strip(), flush=True)
+            out[f"{key}_exit"] = proc.returncode
+            if proc.returncode:
+                print(proc.stderr[-3000:], flush=True)
+            out[key] = _parse_time_v(proc.stderr)
+            out[f"{key}_wall_s"] = round(elapsed, 1)
+            out[f"{key}_load_during"] = [round(x, 1) for x in loads]
+            out[f"{key}_load_after"] = round(os.getloadavg()[0], 2)
+            store = open_store(url)
+            rows = int(store.scalar("SELECT count(*) FROM daily_technical_indicators"))
+            out["indicator_rows"] = rows
+            out[f"{key}_rows_per_s"] = round(rows / elapsed)
+            out["indicators_gb"] = round(_table_bytes(store, "daily_technical_indicators") / 1e9, 2)
+            out["bars_gb"] = round(_table_bytes(store, "daily_market_data") / 1e9, 2)
+            store.close()
+            print(json.dumps(out), flush=True)
     finally:
         if not keep:
             with psycopg.connect(admin_url, autocommit=True) as conn:
@@ -357,6 +364,7 @@ def main(argv: list[str] | None = None) -> None:
         help="measure the full recompute end to end at --coins x --days in a new database of this name (dropped after)",
     )
     ap.add_argument("--keep", action="store_true", help="--pg-full: keep the database")
+    ap.add_argument("--step-runs", type=int, default=1, help="--pg-full: runs of the step (2nd: over stored rows)")
     args = ap.parse_args(argv)
     ram = psutil.virtual_memory().total / 1e9
     load = os.getloadavg()[0]
@@ -366,7 +374,9 @@ def main(argv: list[str] | None = None) -> None:
     )
     results = []
     if args.pg_full:
-        row = run_full_pg(args.pg_url, args.pg_full, args.coins, args.days, args.batch_coins, args.keep)
+        row = run_full_pg(
+            args.pg_url, args.pg_full, args.coins, args.days, args.batch_coins, args.keep, args.step_runs
+        )
         if args.json:
             with args.json.open("a") as fh:
                 fh.write(json.dumps(row) + "\n")
