@@ -166,27 +166,33 @@ def _negative(name: str) -> Callable[[pd.DataFrame, Limits], Mask]:
 # --- candles: open/high/low must bracket the chart close (whose value is kept) -----------------------------
 
 
-def _candle_given(rows: pd.DataFrame) -> Mask:
-    return ~(np.isnan(_values(rows, "open")) & np.isnan(_values(rows, "high")) & np.isnan(_values(rows, "low")))
+def _candle_state(rows: pd.DataFrame) -> tuple[npt.NDArray[np.float64], Mask, Mask, Mask]:
+    """(open/high/low as columns, incomplete, non-positive, usable): each candle column read once for the three
+    candle rules, which are nested (a non-positive candle is a complete one, a broken relation a usable one)."""
+    parts = np.column_stack([_values(rows, c) for c in OHLC])
+    given = ~np.isnan(parts).all(axis=1)
+    incomplete = given & ~np.isfinite(parts).all(axis=1)
+    with np.errstate(invalid="ignore"):
+        non_positive = given & ~incomplete & (parts <= 0).any(axis=1)
+    usable = given & ~incomplete & ~non_positive
+    return parts, np.asarray(incomplete), np.asarray(non_positive), np.asarray(usable)
 
 
 def _candle_incomplete(rows: pd.DataFrame, limits: Limits) -> Mask:
-    parts = np.column_stack([_values(rows, c) for c in OHLC])
-    return _candle_given(rows) & ~np.isfinite(parts).all(axis=1)
+    return _candle_state(rows)[1]
 
 
 def _candle_non_positive(rows: pd.DataFrame, limits: Limits) -> Mask:
-    parts = np.column_stack([_values(rows, c) for c in OHLC])
-    with np.errstate(invalid="ignore"):
-        return _candle_given(rows) & ~_candle_incomplete(rows, limits) & (parts <= 0).any(axis=1)
+    return _candle_state(rows)[2]
 
 
 def _candle_relation(rows: pd.DataFrame, limits: Limits) -> Mask:
-    o, h, lo, c = (_values(rows, n) for n in ("open", "high", "low", "close"))
+    parts, _, _, usable = _candle_state(rows)
+    o, h, lo = parts[:, 0], parts[:, 1], parts[:, 2]
+    c = _values(rows, "close")
     tol = limits.ohlc_rtol * np.abs(c)
     with np.errstate(invalid="ignore"):
         broken = (h < np.maximum(o, c) - tol) | (lo > np.minimum(o, c) + tol) | (h < lo - tol)
-    usable = _candle_given(rows) & ~_candle_incomplete(rows, limits) & ~_candle_non_positive(rows, limits)
     return usable & broken
 
 

@@ -184,13 +184,18 @@ class _EventLog:
 def _prepare(original: pd.DataFrame, coin_ids: Any, columns: Collection[str]) -> pd.DataFrame:
     """The rows the rules read: `coin_id`, `_pos` (the row of `original`), `snapped_at` as UTC timestamps (NaT if
     unreadable), `date` (its naive UTC day) and the value columns as float64 (NaN where absent or unreadable)."""
-    rows = pd.DataFrame({"coin_id": coin_ids, "_pos": np.arange(len(original))}, index=original.index)
     ts = to_utc_timestamps(original["snapped_at"])
-    rows["snapped_at"] = ts
-    rows["date"] = ts.dt.floor("D").dt.tz_localize(None).astype("datetime64[ns]")
+    # The UTC day: NumPy floors datetimes when it converts them to days (NaT stays NaT).
+    day = ts.to_numpy(dtype="datetime64[ns]").astype("datetime64[D]").astype("datetime64[ns]")
+    data: dict[str, Any] = {
+        "coin_id": coin_ids,
+        "_pos": np.arange(len(original)),
+        "snapped_at": ts,
+        "date": pd.Series(day, index=original.index),
+    }
     for name in ("close", "market_cap", "volume", *(OHLC if all(c in columns for c in OHLC) else ())):
-        rows[name] = pd.to_numeric(original[name], errors="coerce").astype("float64") if name in original else np.nan
-    return rows
+        data[name] = pd.to_numeric(original[name], errors="coerce").astype("float64") if name in original else np.nan
+    return pd.DataFrame(data, index=original.index)  # one frame, not a column inserted at a time
 
 
 def _apply_stage(
@@ -277,7 +282,8 @@ def validate_market_rows(
     days = _missing_day_index(rows["date"], prev_date).difference(known)
     log.add_days(coin_id, days, MISSING_DAY, "no row for this calendar day at the source")
 
-    good = rows.sort_values("date")[keep].reset_index(drop=True)
+    # One row per date remains; the rows are usually in date order already (a sort would give the same order).
+    good = (rows if rows["date"].is_monotonic_increasing else rows.sort_values("date"))[keep].reset_index(drop=True)
     events = log.frame()
     if not events.empty:  # the store keeps one event per (coin, date, source, field, reason): the last
         events = events.drop_duplicates(subset=["coin_id", "date", "source", "field", "reason"], keep="last")
@@ -308,6 +314,13 @@ def _missing_day_index(dates: pd.Series | Iterable[Any], prev_date: Any) -> pd.D
     days = days.unique().sort_values()
     if len(days) < 2:
         return days[:0]
+    if days.tz is None:  # whole days of equal length: the gaps between consecutive days, in integers
+        step = int(np.timedelta64(1, "D").astype(f"timedelta64[{days.unit}]").astype(np.int64))
+        values = days.asi8
+        gap = np.flatnonzero(np.diff(values) > step)
+        absent = [np.arange(values[i] + step, values[i + 1], step) for i in gap]
+        out = np.concatenate(absent) if absent else np.empty(0, dtype=np.int64)
+        return pd.DatetimeIndex(out.view(f"datetime64[{days.unit}]"))
     return pd.date_range(days[0], days[-1], freq="D", unit=days.unit).difference(days)
 
 
