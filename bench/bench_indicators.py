@@ -299,7 +299,7 @@ def main() -> None:
     del out1, ref
     jobs = full_jobs(bars)
     for label in ("cold", "warm"):  # cold: the forkserver boots in the timing, as in a fresh `kallos` process
-        t2, cpu2, (_, cpu_workers) = timed(step_workers, jobs, 2)
+        t2, cpu2, (_, cpu_workers) = timed(step_workers, jobs, 2, repeat=1 if label == "cold" else args.repeat)
         print(
             f"indicator step compute, 2 workers ({label}):        {t2:7.2f} s wall, {cpu2:7.2f} s CPU (parent)"
             f" + {cpu_workers:5.2f} s CPU (workers, forkserver); ratio {t_base / t2:5.2f}x wall"

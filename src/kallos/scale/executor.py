@@ -136,16 +136,12 @@ class LocalExecutor(_Base):
         if not self._shared:
             return pool.submit(fn, batch, *args)
         segments = self._segments
-        # Free segments for the task's result: its output block and the copied columns (and one spare).
-        reuse = segments.take_largest(3)
         sent: list[shared.Free] = []
         if isinstance(batch, pd.DataFrame):
-            try:
-                handle = shared.pack_frame(batch, shared.Arena(self._token, segments))
-            except BaseException:
-                segments.give_all(reuse)
-                raise
+            handle = shared.pack_frame(batch, shared.Arena(self._token, segments))  # best fit from the free list
             sent, batch = handle.segments, handle
+        # The largest free segments for the task's result: its output block and its copied columns.
+        reuse = segments.take_largest(2)
         try:
             fut = pool.submit(shared.run_shared, fn, batch, self._token, reuse, args)
         except BaseException:
