@@ -36,6 +36,7 @@ import talib
 from kallos.indicators import compute_indicators
 from kallos.indicators.contract import OUTPUT_COLUMNS
 from kallos.indicators.engine import tune_allocator
+from kallos.indicators.step import _PRELOAD as PRELOAD
 from kallos.indicators.step import BATCH_COINS, _Job, compute_jobs
 from kallos.scale.executor import get_executor
 from kallos.signals import generate_signals
@@ -144,7 +145,7 @@ def step_workers(jobs: list[_Job], workers: int) -> tuple[int, float]:
     step upserts them). Returns the rows and the CPU seconds of the workers and of the forkserver (they are
     not this process's children, so `os.times` does not count them)."""
     server_before = _cpu_of(_forkserver_pid())
-    with get_executor(None, workers=workers, preload=["kallos.indicators.warm"]) as ex:
+    with get_executor(None, workers=workers, preload=PRELOAD) as ex:
         ex.start()
         rows = sum(len(rows) for _, rows, _ in compute_jobs(ex, iter(jobs), False))
         pool = getattr(ex, "_pool", None)

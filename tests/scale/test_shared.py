@@ -25,6 +25,16 @@ def ours() -> list[str]:
     return [n for n in os.listdir(shared.SHM_DIR) if n.startswith(OURS)]
 
 
+def inodes() -> set[int]:
+    found = set()
+    for name in ours():
+        try:
+            found.add(os.stat(os.path.join(shared.SHM_DIR, name)).st_ino)
+        except FileNotFoundError:  # renamed or unlinked meanwhile
+            pass
+    return found
+
+
 def batch(i: int, n: int = 500) -> pd.DataFrame:
     source = np.where(np.arange(n) % 7 == 0, None, np.where(np.arange(n) % 2 == 0, "candles", "approx"))
     return pd.DataFrame(
@@ -88,16 +98,17 @@ def test_frames_cross_unchanged_and_results_are_mapped_not_copied() -> None:
 
 
 def test_segments_are_reused_and_bounded_and_gone_after_close() -> None:
-    created: set[str] = set()
+    created: set[int] = set()  # inodes: a reused segment is renamed, not recreated
     with LocalExecutor(2) as ex:
         for i, (frame, _) in enumerate(ex.map_batches(compute, (batch(i % 3) for i in range(30)), 1.0)):
             assert len(frame) == 500
-            created.update(ours())
+            created.update(inodes())
             assert len(ours()) <= 6 * 2 + 4 * 4 + 2, "segments pile up"
             del frame
             if i == 29:
                 break
         assert len(created) < 30, "every batch created new segments: none was reused"
+        assert any("free-" in name for name in ours()), "no segment kept for reuse"
     assert ours() == []
 
 

@@ -44,6 +44,9 @@ SERIES = "indicators"
 BATCH_COINS = 100
 _BAR_COLUMNS = ["date", "open", "high", "low", "close", "volume"]
 _OUT_COLUMNS = ["coin_id", "date", "ohlc_source", *OUTPUT_COLUMNS]
+# Imported once by the local pool's forkserver, not by each worker: this module (the workers unpickle its
+# `_compute_batch`) and the engine with its kernels loaded (docs/decisions.md#D118).
+_PRELOAD = ["kallos.indicators.step", "kallos.indicators.warm"]
 
 
 def default_workers() -> int:
@@ -483,7 +486,7 @@ def indicators_step(
 
     # The executor (KALLOS_EXECUTOR: local processes or Dask) computes; this process reads and writes.
     jobs = (_prepare(store, batch, done, by_coin, tf) for batch in batches)
-    with get_executor(settings, workers=n_workers, preload=["kallos.indicators.warm"]) as executor:
+    with get_executor(settings, workers=n_workers, preload=_PRELOAD) as executor:
         if len(batches) > 1:
             executor.start()  # the workers' process boots while the first batch is read
         ctx.progress.start("indicators", total=len(plans))

@@ -11,13 +11,13 @@ both processes map.
   for its output block) then allocates arrays in segments, so the engine writes its result straight into
   shared memory. :func:`pack_frame` refers to columns already in a segment by name and offset and copies only
   the others (dates, string codes). The parent maps the segments and wraps them in a DataFrame without a copy.
-- Reuse: a fresh segment costs the kernel's zeroing of every page (as much system time as a third of the
-  engine's compute per batch), so segments are recycled. The parent's :class:`SegmentPool` gets a segment back
-  when the task that read it ends (a batch) or when the last array over its mapping is freed (a result), and
-  hands free segments to the next tasks, which write into them instead of creating new ones. The pool keeps at
-  most `cap` free segments and unlinks the rest.
+- Reuse: a fresh segment costs a page fault and the kernel's zeroing of every page (on this VM as much time as
+  the engine's compute of the batch), so segments are recycled through :class:`SegmentPool`, a free list kept
+  in the names themselves: the parent frees a batch's segment when its task ends and a result's when the last
+  array over its mapping is freed; any process of the executor claims the best free fit when it allocates. At
+  most `cap` segments are kept free; the rest are unlinked.
 
-Cleanup on every path: a worker that fails unlinks the segments it created or was given; results the parent
+Cleanup on every path: a worker that fails unlinks the segments it created or claimed; results the parent
 abandons (an error, a cancelled run) are unlinked when their task ends; closing the executor unlinks every
 segment of its token (free, or still mapped by frames the caller holds: their memory lives until they are
 freed, the names go); names carry the parent's pid, so :func:`sweep` also removes what a killed run left.
@@ -30,7 +30,6 @@ import mmap
 import os
 import pickle
 import secrets
-import threading
 import weakref
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -113,71 +112,77 @@ Free = tuple[str, int]  # a free segment: (name, size in bytes)
 
 
 class SegmentPool:
-    """The parent's free segments, for reuse by the next tasks (thread-safe: frames are freed by any thread)."""
+    """The free segments of one executor, shared by its processes through their names.
+
+    A free segment is renamed `<token>free-<size>-<random>`; a process that needs memory claims the best fit by
+    renaming it to a name of its own (atomic: of two claimants one wins, the other tries the next). So a worker
+    writes its result into whatever the parent freed up to the moment it allocates, not only what was free when
+    its task was submitted. At most `cap` segments are kept free; the rest are unlinked.
+    """
 
     def __init__(self, token: str, cap: int) -> None:
         self.token = token
         self.cap = cap
-        self._free: list[Free] = []
-        self._lock = threading.Lock()
         self._closed = False
 
-    def take(self, size: int) -> Free | None:
-        """The smallest free segment of at least `size` bytes, removed from the pool."""
-        with self._lock:
-            fits = [f for f in self._free if f[1] >= size]
-            if not fits:
-                return None
-            best = min(fits, key=lambda f: f[1])
-            self._free.remove(best)
-            return best
+    def _free(self) -> list[Free]:
+        head = f"{self.token}free-"
+        free = []
+        for name in os.listdir(SHM_DIR):
+            if name.startswith(head):
+                size = name[len(head) :].split("-", 1)[0]
+                if size.isdigit():
+                    free.append((name, int(size)))
+        return free
 
-    def take_largest(self, k: int) -> list[Free]:
-        """Up to `k` free segments, largest first (for a task whose allocations this process cannot foresee)."""
-        with self._lock:
-            self._free.sort(key=lambda f: f[1])
-            taken = self._free[-k:] if k else []
-            del self._free[len(self._free) - len(taken) :]
-            return taken[::-1]
+    @property
+    def free(self) -> list[Free]:
+        return self._free()
+
+    def take(self, size: int) -> Free | None:
+        """Claim the smallest free segment of at least `size` bytes: (its new name, its size), or None."""
+        for name, have in sorted((f for f in self._free() if f[1] >= size), key=lambda f: f[1]):
+            mine = f"{self.token}{os.getpid()}-{secrets.token_hex(6)}"
+            try:
+                os.rename(_path(name), _path(mine))
+            except FileNotFoundError:
+                continue  # another process claimed it first
+            return mine, have
+        return None
 
     def give(self, name: str, size: int) -> None:
         """A segment nobody maps for writing any more: kept for reuse, or unlinked when the pool is full or
         closed."""
-        with self._lock:
-            if not self._closed and len(self._free) < self.cap:
-                self._free.append((name, size))
+        if not self._closed and len(self._free()) < self.cap:
+            try:
+                os.rename(_path(name), _path(f"{self.token}free-{size}-{secrets.token_hex(6)}"))
                 return
+            except FileNotFoundError:
+                return  # already removed (the executor closed)
         _unlink(name)
 
     def give_all(self, free: Iterable[Free]) -> None:
         for name, size in free:
             self.give(name, size)
 
-    @property
-    def free(self) -> list[Free]:
-        with self._lock:
-            return list(self._free)
-
     def close(self) -> None:
-        with self._lock:
-            self._closed = True
-            free, self._free = self._free, []
-        release(name for name, _ in free)
+        self._closed = True
+        release(name for name, _ in self._free())
 
 
 class Arena:
     """The segments one task writes (a worker's result, or the parent's packed batch).
 
-    A segment comes from `reuse` (free segments handed over, best fit by size) or is created. Inside a task
-    (a context manager) it is the active arena that :func:`empty` allocates from; on an exception every segment
-    it created or was handed is unlinked.
+    A segment is claimed from the executor's free segments (`reuse`, best fit by size) or created. Inside a
+    task (a context manager) it is the active arena that :func:`empty` allocates from; on an exception every
+    segment it claimed or created is unlinked.
     """
 
     _active: Arena | None = None
 
-    def __init__(self, token: str, reuse: list[Free] | SegmentPool | None = None) -> None:
+    def __init__(self, token: str, reuse: SegmentPool | None = None) -> None:
         self.token = token
-        self.reuse = reuse if reuse is not None else []
+        self.reuse = reuse
         self.segments: list[_Segment] = []
 
     def __enter__(self) -> Arena:
@@ -189,19 +194,9 @@ class Arena:
         if exc_type is not None:
             self.unlink_all()
 
-    def _reused(self, size: int) -> Free | None:
-        if isinstance(self.reuse, SegmentPool):
-            return self.reuse.take(size)
-        fits = [f for f in self.reuse if f[1] >= size]
-        if not fits:
-            return None
-        best = min(fits, key=lambda f: f[1])
-        self.reuse.remove(best)
-        return best
-
     def new(self, size: int) -> _Segment:
         size = max(int(size), 1)  # a zero-length mapping is not allowed
-        free = self._reused(size)
+        free = self.reuse.take(size) if self.reuse is not None else None
         if free is not None:
             name, size = free
             mm = _map(name, size, write=True)
@@ -230,17 +225,11 @@ class Arena:
     def unlink_all(self) -> None:
         release(seg.name for seg in self.segments)
         self.segments.clear()
-        if isinstance(self.reuse, list):
-            release(name for name, _ in self.reuse)
-            self.reuse.clear()
 
     def spare(self, keep: set[str]) -> list[Free]:
-        """Segments of this arena outside `keep`, and the handed ones it did not use: free for reuse."""
+        """Segments of this arena outside `keep`: free for reuse."""
         spare = [(seg.name, seg.size) for seg in self.segments if seg.name not in keep]
         self.segments = [seg for seg in self.segments if seg.name in keep]
-        if isinstance(self.reuse, list):
-            spare += self.reuse
-            self.reuse = []
         return spare
 
 
@@ -494,12 +483,17 @@ def sweep(token: str | None = None) -> int:
     return removed
 
 
-def run_shared(fn: Any, batch: Any, token: str, reuse: list[Free], args: tuple[Any, ...]) -> Packed:
-    """Worker side of one task: the batch frame mapped from shared memory, `fn` run inside an arena that
-    writes into the `reuse` segments first, its result packed into shared memory."""
-    with Arena(token, reuse) as arena:
+def run_shared(fn: Any, batch: Any, token: str, cap: int, args: tuple[Any, ...]) -> Packed:
+    """Worker side of one task: the batch frame mapped from shared memory, `fn` run inside an arena that claims
+    the executor's free segments first, its result packed into shared memory; the segments it used but the
+    result does not reference are freed here."""
+    pool = SegmentPool(token, cap)
+    with Arena(token, pool) as arena:
         if isinstance(batch, SharedFrame):
             batch = unpack_frame(batch)
         result = fn(batch, *args)
         del batch
-        return pack_result(result, arena)
+        packed = pack_result(result, arena)
+    pool.give_all(packed.spare)
+    packed.spare = []
+    return packed
