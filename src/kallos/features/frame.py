@@ -368,12 +368,6 @@ def rank_by_time(ticks: np.ndarray, cap: np.ndarray) -> np.ndarray:
     return out
 
 
-def market_cap_rank(caps: pd.DataFrame) -> pd.Series:
-    """Rank 1 = the largest cap among the coins with a cap that day (ties share the best rank; no cap: NaN)."""
-    ticks = _ticks(caps["date"], "h")
-    return pd.Series(rank_by_time(ticks, caps["market_cap"].to_numpy(dtype="float64")), index=caps.index)
-
-
 def split_signals(signals: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The `trading_signals` shape as (composite rows, rule rows with value = direction x strength)."""
     is_comp = np.asarray(signals["signal"] == "composite", dtype=bool)

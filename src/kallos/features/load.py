@@ -78,22 +78,25 @@ def load_features(
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="kallos-features") as background:
             # The largest reads run while this thread reads the bars and builds the columns that need only them
             # (the database driver releases the GIL; `assemble` takes the indicators and signals last).
+            signals = need & {"composite_score", "signal_action", *(f"signal_{r}" for r in RULE_IDS)}
+            indicators = composites = rules = None  # only the sources the selection needs are read
+            if ind_cols:
+                indicators = background.submit(sources.read_indicators, store, chosen, first, last, spec, ind_cols)
+            if signals:
+                composites = background.submit(sources.read_composites, store, chosen, first, last, spec)
+                rules = background.submit(sources.read_rules, store, chosen, first, last, spec)
+            bars_end = label_end if need & set(label_columns(horizons)) else last
             inputs = Inputs(
-                bars=None,  # type: ignore[arg-type]
-                indicators=background.submit(sources.read_indicators, store, chosen, first, last, spec, ind_cols)
-                if ind_cols
-                else None,
+                bars=sources.read_bars(store, chosen, first, bars_end, spec, fields, arrow=True),
+                indicators=indicators,
                 signals=None,
                 caps=None,
                 first_bar=pd.Series(dtype=object),
                 coin_order=[names[c] for c in sorted(names)],  # rows sorted by CoinGecko id, as build_features does
                 coin_labels=sorted(names),
+                composites=composites,
+                rules=rules,
             )
-            if need & {"composite_score", "signal_action"} or need & {f"signal_{r}" for r in RULE_IDS}:
-                inputs.composites = background.submit(sources.read_composites, store, chosen, first, last, spec)
-                inputs.rules = background.submit(sources.read_rules, store, chosen, first, last, spec)
-            bars_end = label_end if need & set(label_columns(horizons)) else last
-            inputs.bars = sources.read_bars(store, chosen, first, bars_end, spec, fields, arrow=True)
             if "age_days" in need:
                 inputs.first_bar = sources.read_first_bars(store, chosen, spec)
             if "market_cap_rank" in need and not rank_from_bars:
