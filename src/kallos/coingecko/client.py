@@ -411,15 +411,8 @@ class CoinGeckoClient:
         interval: str | None = None,
         precision: str | None = None,
     ) -> MarketChart:
-        params: dict[str, Any] = {"vs_currency": vs_currency or self.vs_currency, "days": _days(days)}
-        if interval:
-            plans.market_chart_granularity(days, interval)
-            params["interval"] = interval
-        if precision:
-            params["precision"] = precision
-        endpoint = "/coins/{id}/market_chart"
-        data = await self._get(endpoint, f"/coins/{_seg(coin_id)}/market_chart", params, coin_id=coin_id)
-        return self._parse(endpoint, coin_id, lambda: MarketChart.model_validate(data))
+        data = await self._chart(coin_id, days, vs_currency, interval, precision)
+        return self._parse("/coins/{id}/market_chart", coin_id, lambda: MarketChart.model_validate(data))
 
     async def market_chart_arrays(
         self,
@@ -431,6 +424,17 @@ class CoinGeckoClient:
         precision: str | None = None,
     ) -> ChartArrays:
         """:meth:`market_chart` read as NumPy columns, without a model per point (docs/decisions.md#D115)."""
+        data = await self._chart(coin_id, days, vs_currency, interval, precision)
+        return self._parse("/coins/{id}/market_chart", coin_id, lambda: parse_chart(data))
+
+    async def _chart(
+        self,
+        coin_id: str,
+        days: int | float | str,
+        vs_currency: str | None,
+        interval: str | None,
+        precision: str | None,
+    ) -> Any:
         params: dict[str, Any] = {"vs_currency": vs_currency or self.vs_currency, "days": _days(days)}
         if interval:
             plans.market_chart_granularity(days, interval)
@@ -438,8 +442,7 @@ class CoinGeckoClient:
         if precision:
             params["precision"] = precision
         endpoint = "/coins/{id}/market_chart"
-        data = await self._get(endpoint, f"/coins/{_seg(coin_id)}/market_chart", params, coin_id=coin_id)
-        return self._parse(endpoint, coin_id, lambda: parse_chart(data))
+        return await self._get(endpoint, f"/coins/{_seg(coin_id)}/market_chart", params, coin_id=coin_id)
 
     async def market_chart_range(
         self,
