@@ -153,3 +153,40 @@ def test_without_shared_memory_frames_are_pickled() -> None:
     for (frame, _), i in zip(got, range(2), strict=True):
         pd.testing.assert_frame_equal(frame, compute(batch(i), 3.0)[0])
     assert ours() == []
+
+
+def test_the_indicator_batch_with_a_failing_coin_through_shared_memory() -> None:
+    """The step's batch function: the engine's block written in the worker's segment, and the per-coin
+    fallback (one coin's bars are invalid) allocating a segment per coin, give what they give in-process."""
+    from kallos.indicators.step import _compute_batch
+
+    rng = np.random.default_rng(7)
+    frames = []
+    for c in range(3):
+        close = 100 * np.exp(np.cumsum(rng.normal(0, 0.03, 300)))
+        frames.append(
+            pd.DataFrame(
+                {
+                    "coin_id": f"coin-{c}",
+                    "date": pd.date_range("2022-01-01", periods=300),
+                    "open": close,
+                    "high": close * 1.02,
+                    "low": close * 0.98,
+                    "close": close,
+                    "volume": rng.lognormal(10, 1, 300),
+                }
+            )
+        )
+    good = pd.concat(frames, ignore_index=True)
+    bad = good.copy()
+    bad.loc[bad["coin_id"] == "coin-1", "close"] = -1.0
+    batches = [good, bad, good]
+    want = [_compute_batch(b, False) for b in batches]
+    with LocalExecutor(2, preload=["kallos.indicators.step"]) as ex:
+        got = list(ex.map_batches(_compute_batch, batches, False))
+    assert want[1][1].keys() == {"coin-1"}
+    for (frame, failed), (want_frame, want_failed) in zip(got, want, strict=True):
+        pd.testing.assert_frame_equal(frame, want_frame)
+        assert failed == want_failed
+    assert isinstance(_root(got[0][0]["ema_10"].to_numpy()), mmap.mmap)
+    assert ours() == []

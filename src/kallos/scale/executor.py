@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import functools
 import multiprocessing
+import weakref
 import os
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -101,6 +102,9 @@ class LocalExecutor(_Base):
         self._token = shared.new_token()
         # Free segments kept for reuse: about what the batches in flight (2 x workers) and their results use.
         self._segments = shared.SegmentPool(self._token, cap=6 * self._workers)
+        # An executor never closed still leaves nothing in /dev/shm: its segments go when it is collected or at
+        # exit (after the results' own finalizers, which run first as they were created later).
+        self._sweep_at_exit = weakref.finalize(self, shared.sweep, self._token) if self._shared else None
 
     @property
     def shared_memory(self) -> bool:
