@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import functools
 import multiprocessing
-import weakref
 import os
+import weakref
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
