@@ -97,6 +97,19 @@ def test_frames_cross_unchanged_and_results_are_mapped_not_copied() -> None:
     assert ours() == []
 
 
+def passthrough(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame
+
+
+def test_empty_frames_and_other_indexes_cross_too() -> None:
+    frames = [batch(0).iloc[:0], batch(1).set_index("date"), pd.DataFrame(), batch(2).iloc[::2]]
+    with LocalExecutor(2) as ex:
+        got = list(ex.map_batches(passthrough, frames))
+    for frame, want in zip(got, frames, strict=True):
+        pd.testing.assert_frame_equal(frame, want)
+    assert ours() == []
+
+
 def test_segments_are_reused_and_bounded_and_gone_after_close() -> None:
     created: set[int] = set()  # inodes: a reused segment is renamed, not recreated
     with LocalExecutor(2) as ex:

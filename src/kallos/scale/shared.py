@@ -260,6 +260,7 @@ class SharedFrame:
     columns: list[_Column]
     index: Any = None  # None: a RangeIndex
     segments: list[Free] = field(default_factory=list)  # every segment referenced, with its size
+    column_index: bytes = b""  # the pickled column Index (its type and name)
 
     @property
     def names(self) -> list[str]:
@@ -280,7 +281,7 @@ def pack_frame(frame: pd.DataFrame, arena: Arena) -> SharedFrame:
         name = frame.columns[pos]
         series = frame.iloc[:, pos]
         dtype = series.dtype
-        if isinstance(dtype, np.dtype) and dtype.kind in "biufcmM":
+        if isinstance(dtype, np.dtype) and dtype.kind in "biufcmM" and n:
             arr = series.to_numpy()
             col = _Column(name, "array", dtype, array_dtype=arr.dtype.str)
             found = arena.find(arr)
@@ -318,7 +319,13 @@ def pack_frame(frame: pd.DataFrame, arena: Arena) -> SharedFrame:
         else pickle.dumps(frame.index, protocol=5)
     )
     sizes = {s.name: s.size for s in arena.segments}
-    return SharedFrame(n, [c for c, _ in plans], index, sorted((name, sizes[name]) for name in names))
+    return SharedFrame(
+        n,
+        [c for c, _ in plans],
+        index,
+        sorted((name, sizes[name]) for name in names),
+        pickle.dumps(frame.columns, protocol=5),
+    )
 
 
 def _aligned(nbytes: int) -> int:
@@ -369,7 +376,11 @@ def unpack_frame(handle: SharedFrame, pool: SegmentPool | None = None) -> pd.Dat
         flush()
         pieces.append(pd.DataFrame({col.name: _series(col, maps, n)}, copy=False))
     flush()
-    out = pd.concat(pieces, axis=1) if len(pieces) != 1 else pieces[0]
+    if not pieces:
+        out = pd.DataFrame(index=pd.RangeIndex(n))
+    else:
+        out = pd.concat(pieces, axis=1) if len(pieces) != 1 else pieces[0]
+    out.columns = pickle.loads(handle.column_index)
     if handle.index is not None:
         out.index = pickle.loads(handle.index)
     return out
