@@ -74,3 +74,19 @@ def hourly_bars() -> pd.DataFrame:
 def weekly_bars() -> pd.DataFrame:
     """150 weeks stamped with their Mondays, from 2019-01-07 (across both selections and the alt snapshots)."""
     return bars(150, start="2019-01-07", freq="W-MON")
+
+
+def corrupt_after(b: pd.DataFrame, later: pd.Series, how: str) -> pd.DataFrame:
+    """The bars with every bar flagged `later` removed, or its prices, volume and cap replaced by other values:
+    what a point-in-time feature row must not notice."""
+    if how == "removed":
+        return b.loc[~later]
+    bad = b.copy()
+    rng = np.random.default_rng(7)
+    n = int(later.sum())
+    scale = rng.uniform(0.2, 5.0, size=n)
+    for col in ("open", "high", "low", "close"):
+        bad.loc[later, col] = bad.loc[later, col] * scale
+    bad.loc[later, "volume"] = rng.uniform(0, 1e9, size=n)
+    bad.loc[later, "market_cap"] = rng.uniform(0, 1e12, size=n)
+    return bad

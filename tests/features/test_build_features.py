@@ -10,7 +10,7 @@ from kallos.errors import InputError
 from kallos.features import PANDAS_TA, build_features, label_columns
 from kallos.features.frame import drifted_weights, rank_by_time
 
-from .feature_frames import alt, bars, constituents
+from .feature_frames import alt, bars, constituents, corrupt_after
 
 HORIZONS = (1, 7, 30)
 
@@ -26,16 +26,7 @@ def test_a_row_at_t_is_identical_when_every_later_bar_is_changed_or_removed(cut:
     t = pd.Timestamp(cut)
     baseline = features(b)
     later = b["date"] > t
-    bad = b.copy()
-    if how == "removed":
-        bad = bad.loc[~later]
-    else:
-        rng = np.random.default_rng(7)
-        scale = rng.uniform(0.2, 5.0, size=int(later.sum()))
-        for col in ("open", "high", "low", "close"):
-            bad.loc[later, col] = bad.loc[later, col] * scale
-        bad.loc[later, "volume"] = rng.uniform(0, 1e9, size=int(later.sum()))
-        bad.loc[later, "market_cap"] = rng.uniform(0, 1e12, size=int(later.sum()))
+    bad = corrupt_after(b, later, how)
     corrupted = features(bad)
     labels = label_columns(HORIZONS)
     keep = lambda f: f.loc[f["date"] <= t].drop(columns=labels).reset_index(drop=True)  # noqa: E731

@@ -18,7 +18,7 @@ from kallos.settings import load_settings
 from kallos.signals.step import generate_step
 from kallos.store import Store
 
-from .feature_frames import alt, constituents, hourly_bars, weekly_bars
+from .feature_frames import alt, constituents, corrupt_after, hourly_bars, weekly_bars
 
 HORIZONS = (1, 7, 30)
 STEP = {"1h": pd.Timedelta(hours=1), "1w": pd.Timedelta(days=7)}
@@ -53,16 +53,7 @@ def test_a_row_at_t_is_identical_when_every_later_bar_is_changed_or_removed(time
     t = pd.Timestamp(cut)
     when = b[key]
     later = when > t
-    bad = b.copy()
-    if how == "removed":
-        bad = bad.loc[~later]
-    else:
-        rng = np.random.default_rng(7)
-        scale = rng.uniform(0.2, 5.0, size=int(later.sum()))
-        for col in ("open", "high", "low", "close"):
-            bad.loc[later, col] = bad.loc[later, col] * scale
-        bad.loc[later, "volume"] = rng.uniform(0, 1e9, size=int(later.sum()))
-        bad.loc[later, "market_cap"] = rng.uniform(0, 1e12, size=int(later.sum()))
+    bad = corrupt_after(b, later, how)
     baseline, corrupted = features(b, timeframe), features(bad, timeframe)
     labels = label_columns(HORIZONS)
     keep = lambda f: f.loc[times(f, timeframe) <= t].drop(columns=labels).reset_index(drop=True)  # noqa: E731
