@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/bench_scale.py [--coins 15000] [--days 3000] [--batch-coins 100]
         [--modes local1,local2,dask1,dask2] [--pg-coins 200] [--no-sink] [--json out.json]
-    .venv/bin/python bench/bench_scale.py --pg-full kallos_scale [--coins 15000] [--days 3000] [--keep]
+    .venv/bin/python bench/bench_scale.py --pg-full kallos_scale [--coins 15000] [--days 3000] [--step-runs 2] [--keep]
 
 What it measures (docs/decisions.md#D26 and D28), the way the indicator step runs at this size:
 - compute: the universe streamed one batch of coins at a time. This process makes each batch's bars
