@@ -42,7 +42,7 @@ STOCH_DIFF, DI_DIFF, VOL_RATIO, TREND_Q = (
 )  # fmt: skip
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, inline="always", error_model="numpy")
 def _wsum(x: np.ndarray, t: int, n: int) -> float:
     """Sum of x[t-n+1 .. t] (NaN when t < n-1 or any term is NaN), always summed oldest first."""
     if t < n - 1:
@@ -53,7 +53,7 @@ def _wsum(x: np.ndarray, t: int, n: int) -> float:
     return s
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, inline="always", error_model="numpy")
 def _safe_div(num: float, den: float) -> float:
     """num / den, NaN where den is 0 (the contract's rule for the formula columns)."""
     if den == 0.0:
@@ -61,7 +61,7 @@ def _safe_div(num: float, den: float) -> float:
     return num / den
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def close_formulas(
     close: np.ndarray, volume: np.ndarray, starts: np.ndarray, lengths: np.ndarray, values: np.ndarray
 ) -> None:
@@ -99,12 +99,21 @@ def close_formulas(
                 dd2[t] = _NAN
         for t in range(n):
             r = s + t
-            line[t] = (
-                _wsum(roc10, t, 10) / 10.0
-                + 2.0 * (_wsum(roc15, t, 10) / 10.0)
-                + 3.0 * (_wsum(roc20, t, 10) / 10.0)
-                + 4.0 * (_wsum(roc30, t, 15) / 15.0)
-            )
+            # The four KST window sums as independent chains in one loop, each still summed oldest first (the
+            # same values as _wsum, bit for bit), so the CPU overlaps their additions.
+            if t >= 14:
+                s30 = 0.0
+                for j in range(t - 14, t - 9):
+                    s30 += roc30[j]
+                s10 = s15 = s20 = 0.0
+                for j in range(t - 9, t + 1):
+                    s10 += roc10[j]
+                    s15 += roc15[j]
+                    s20 += roc20[j]
+                    s30 += roc30[j]
+                line[t] = s10 / 10.0 + 2.0 * (s15 / 10.0) + 3.0 * (s20 / 10.0) + 4.0 * (s30 / 15.0)
+            else:
+                line[t] = _NAN
             values[KST, r] = line[t]
             values[KST_SIGNAL, r] = _wsum(line, t, 9) / 9.0
             values[UI_14, r] = math.sqrt(_wsum(dd2, t, 14) / 14.0)
@@ -126,7 +135,7 @@ def close_formulas(
             values[VOLUME_ROC_7, r] = _safe_div(v[t], v[t - 7]) - 1.0 if t >= 7 else _NAN
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def high_low_formulas(
     high: np.ndarray,
     low: np.ndarray,
@@ -212,7 +221,7 @@ def high_low_formulas(
             values[TREND_Q, r] = values[ADX_14, r] * abs(di) / 100.0
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def range_violations(values: np.ndarray, bounds: np.ndarray, atol: float) -> np.ndarray:
     """Rows outside each column's [lo, hi] (NaN bound = open), and Bollinger bands out of order: one pass.
 
