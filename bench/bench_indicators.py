@@ -12,7 +12,7 @@ the same long bars frame:
   output (rows/s of both);
 - the indicator step's compute on 2 workers: the step's own compute loop (`compute_jobs`) over batches of 100
   coins through the step's executor (`LocalExecutor`, forkserver processes started in the timing, frames
-  through shared memory both ways, as in the step);
+  through shared memory both ways, as in the step), and on 2 threads (`KALLOS_EXECUTOR=threads`);
 - pandas-ta under a Python >= 3.12 interpreter that has it, else "not measured".
 Wall and CPU seconds are both printed, and the peak RSS of each phase against the output table's own size.
 """
@@ -38,7 +38,7 @@ from kallos.indicators.contract import OUTPUT_COLUMNS
 from kallos.indicators.engine import tune_allocator
 from kallos.indicators.step import _PRELOAD as PRELOAD
 from kallos.indicators.step import BATCH_COINS, _Job, compute_jobs
-from kallos.scale.executor import get_executor
+from kallos.scale.executor import ThreadExecutor, get_executor
 from kallos.signals import generate_signals
 
 
@@ -152,6 +152,14 @@ def step_workers(jobs: list[_Job], workers: int) -> tuple[int, float]:
         pids = list(pool._processes) if pool is not None else []  # type: ignore[attr-defined]
         cpu = sum(_cpu_of(pid) for pid in pids) + _cpu_of(_forkserver_pid()) - server_before
     return rows, cpu
+
+
+def step_threads(jobs: list[_Job], workers: int) -> int:
+    """The indicator step's compute with `KALLOS_EXECUTOR=threads`: the same compute loop, the batches computed
+    at the same time by `workers` threads of this process (docs/decisions.md#D125); their CPU is this
+    process's."""
+    with ThreadExecutor(workers) as ex:
+        return sum(len(rows) for _, rows, _ in compute_jobs(ex, iter(jobs), False))
 
 
 def _forkserver_pid() -> int | None:
@@ -305,6 +313,11 @@ def main() -> None:
             f"indicator step compute, 2 workers ({label}):        {t2:7.2f} s wall, {cpu2:7.2f} s CPU (parent)"
             f" + {cpu_workers:5.2f} s CPU (workers, forkserver); ratio {t_base / t2:5.2f}x wall"
         )
+    t3, cpu3, _ = timed(step_threads, jobs, 2, repeat=args.repeat)
+    print(
+        f"indicator step compute, 2 threads (KALLOS_EXECUTOR=threads): {t3:7.2f} s wall, {cpu3:7.2f} s CPU;"
+        f" ratio {t_base / t3:5.2f}x wall"
+    )
     t_pta, how = pandas_ta_seconds(args.coins, args.days, args.pandas_ta_python)
     if t_pta is None:
         print(f"pandas-ta: {how}")

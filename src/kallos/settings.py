@@ -65,7 +65,7 @@ class Settings(BaseSettings):
     close_only_approx: bool = False
     workers: int | None = Field(default=None, ge=1)
     now: dt.datetime | None = None
-    executor: Literal["local", "dask"] = "local"
+    executor: Literal["local", "threads", "dask"] = "local"
     dask_scheduler: str | None = None
     index_base_date: dt.date | None = None
     # the default index's methodology (docs/index.md, docs/decisions.md#D62)
@@ -234,7 +234,7 @@ _ACCEPTED = {
     "coingecko_plan": "public, demo, pro",
     "log_format": "json, console",
     "log_level": "DEBUG, INFO, WARNING, ERROR, CRITICAL",
-    "executor": "local, dask",
+    "executor": "local, threads, dask",
     "daily_close_source": "chart, markets, mixed",
     "index_rebalance": "monthly, quarterly",
     "coingecko_ws_url": "wss://host/path (ws:// for loopback testing)",

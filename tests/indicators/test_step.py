@@ -139,6 +139,18 @@ def test_parallel_workers_give_the_same_rows(duck_store: Store) -> None:
     assert_store_equals_full(store, bars)
 
 
+def test_threads_give_the_same_rows(duck_store: Store) -> None:
+    """KALLOS_EXECUTOR=threads: batches computed at the same time in threads of this process (the engine's
+    TA-Lib calls and kernels run outside the GIL, docs/decisions.md#D125) store what one process stores."""
+    store = duck_store
+    bars = pd.concat([candle_coin(300, s) for s in (20, 21, 22, 23, 24)] + [mixed_coin(400, 25)], ignore_index=True)
+    seed_coins(store, sorted(bars["coin_id"].unique()))
+    write_bars(store, bars)
+    counts = compute_step(store, load_settings(executor="threads"), workers=2, batch_coins=1)
+    assert counts["full"] == 6 and counts["workers"] == 2
+    assert_store_equals_full(store, bars)
+
+
 @pytest.mark.shared_data
 def test_incremental_equals_full_on_real_data(duck_store: Store, exchange_panel, coingecko_panel) -> None:
     """Real series with a stablecoin (tiny Bollinger widths) and a ~1000x price range."""

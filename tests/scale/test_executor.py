@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from kallos.errors import ConfigError, DataValidationError
-from kallos.scale import DaskExecutor, LocalExecutor, get_executor
+from kallos.scale import DaskExecutor, LocalExecutor, ThreadExecutor, get_executor
 from kallos.settings import load_settings
 
 
@@ -55,6 +55,24 @@ def test_local_executor_keeps_order_and_reads_ahead_at_most_two_batches_per_work
     assert len(got) == 12
     for a, b in zip(got, expected(12), strict=True):
         pd.testing.assert_frame_equal(a, b)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_thread_executor_keeps_order_reads_ahead_at_most_two_batches_per_worker_and_raises(workers: int) -> None:
+    source = Counting(frames(12))
+    with ThreadExecutor(workers) as ex:
+        results = ex.map_batches(double_frame, source, 2.0)
+        first = next(results)
+        assert source.pulled <= 2 * workers
+        got = [first, *results]
+        with pytest.raises(DataValidationError, match="bad batch"):
+            list(ex.map_batches(fail_on_three, range(6)))
+    assert len(got) == 12
+    for a, b in zip(got, expected(12), strict=True):
+        pd.testing.assert_frame_equal(a, b)
+    ex = get_executor(load_settings(executor="threads", workers=3))
+    assert isinstance(ex, ThreadExecutor) and ex.workers == 3
+    ex.close()
 
 
 def test_dask_executor_equals_local_and_bounds_read_ahead(dask_address: str) -> None:

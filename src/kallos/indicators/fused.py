@@ -42,7 +42,7 @@ STOCH_DIFF, DI_DIFF, VOL_RATIO, TREND_Q = (
 )  # fmt: skip
 
 
-@njit(cache=True, inline="always", error_model="numpy")
+@njit(cache=True, inline="always", error_model="numpy", nogil=True)
 def _wsum(x: np.ndarray, t: int, n: int) -> float:
     """Sum of x[t-n+1 .. t] (NaN when t < n-1 or any term is NaN), always summed oldest first."""
     if t < n - 1:
@@ -53,7 +53,7 @@ def _wsum(x: np.ndarray, t: int, n: int) -> float:
     return s
 
 
-@njit(cache=True, inline="always", error_model="numpy")
+@njit(cache=True, inline="always", error_model="numpy", nogil=True)
 def _safe_div(num: float, den: float) -> float:
     """num / den, NaN where den is 0 (the contract's rule for the formula columns)."""
     if den == 0.0:
@@ -61,7 +61,7 @@ def _safe_div(num: float, den: float) -> float:
     return num / den
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", nogil=True)
 def close_formulas(
     close: np.ndarray, volume: np.ndarray, starts: np.ndarray, lengths: np.ndarray, values: np.ndarray
 ) -> None:
@@ -135,7 +135,7 @@ def close_formulas(
             values[VOLUME_ROC_7, r] = _safe_div(v[t], v[t - 7]) - 1.0 if t >= 7 else _NAN
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", nogil=True)
 def high_low_formulas(
     high: np.ndarray,
     low: np.ndarray,
@@ -221,7 +221,7 @@ def high_low_formulas(
             values[TREND_Q, r] = values[ADX_14, r] * abs(di) / 100.0
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", nogil=True)
 def range_violations(values: np.ndarray, bounds: np.ndarray, atol: float) -> np.ndarray:
     """Rows outside each column's [lo, hi] (NaN bound = open), and Bollinger bands out of order: one pass.
 

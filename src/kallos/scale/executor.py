@@ -1,5 +1,6 @@
 """Where the per-batch compute of the indicator and signal steps runs: in this process, a local process
-pool, or a Dask cluster (`KALLOS_EXECUTOR=local|dask`, `KALLOS_DASK_SCHEDULER=tcp://host:8786`).
+pool, threads of this process, or a Dask cluster (`KALLOS_EXECUTOR=local|threads|dask`,
+`KALLOS_DASK_SCHEDULER=tcp://host:8786`).
 
 The steps stay the only readers and writers of the store (docs/scaling.md explains why): they cut the coin
 universe into batches, hand each batch's frame to :meth:`Executor.map_batches` together with a top-level
@@ -22,7 +23,7 @@ import os
 import weakref
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from itertools import islice
 from types import TracebackType
 from typing import Any, Protocol, TypeVar
@@ -35,7 +36,7 @@ from kallos.scale import shared
 
 log = get_logger(__name__)
 
-__all__ = ["DaskExecutor", "Executor", "LocalExecutor", "default_workers", "get_executor"]
+__all__ = ["DaskExecutor", "Executor", "LocalExecutor", "ThreadExecutor", "default_workers", "get_executor"]
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -193,6 +194,52 @@ class LocalExecutor(_Base):
             shared.sweep(self._token)  # segments still mapped by results, or left by a worker that died
 
 
+class ThreadExecutor(_Base):
+    """Threads of this process: the batches share its memory, so nothing is copied, pickled or mapped.
+
+    It pays where the batch function spends its time outside the GIL: the indicator engine does (TA-Lib's C
+    functions and the fused numba kernels release it; docs/decisions.md#D125), pandas-heavy work would not.
+    Default size: every core, the store's reads and writes also release the GIL while they wait.
+    """
+
+    name = "threads"
+
+    def __init__(self, workers: int | None = None) -> None:
+        self._workers = max(1, workers or os.cpu_count() or 1)
+        self._pool: ThreadPoolExecutor | None = None
+
+    @property
+    def workers(self) -> int:
+        return self._workers
+
+    def start(self) -> None:
+        """Nothing to start: threads are made on the first batch."""
+
+    def map_batches(self, fn: Callable[..., R], batches: Iterable[Any], *args: Any) -> Iterator[R]:
+        if self._workers <= 1:
+            for batch in batches:
+                yield fn(batch, *args)
+            return
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=self._workers, thread_name_prefix="kallos-batch")
+        pending: deque[Future[R]] = deque()
+        try:
+            for batch in batches:
+                pending.append(self._pool.submit(fn, batch, *args))
+                while len(pending) >= 2 * self._workers:
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
+        finally:
+            for fut in pending:
+                fut.cancel()
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+
 class DaskExecutor(_Base):
     """A Dask cluster: the one at `address`, or a LocalCluster of `workers` processes started for this run.
 
@@ -291,7 +338,7 @@ def _chain(head: list[T], rest: Iterator[T]) -> Iterator[T]:
 
 def get_executor(
     settings: Any = None, *, workers: int | None = None, preload: Sequence[str] = ()
-) -> LocalExecutor | DaskExecutor:
+) -> LocalExecutor | ThreadExecutor | DaskExecutor:
     """The executor the settings name (`executor`, `dask_scheduler`, `workers`); close it (or use `with`).
 
     `workers` overrides the setting; for a remote Dask cluster the cluster's own size applies.
@@ -300,6 +347,10 @@ def get_executor(
     n = workers or (getattr(settings, "workers", None) if settings is not None else None)
     if kind == "local":
         return LocalExecutor(n, preload=preload)
+    if kind == "threads":
+        return ThreadExecutor(n)
     if kind == "dask":
         return DaskExecutor(getattr(settings, "dask_scheduler", None), workers=n)
-    raise ConfigError(f"unknown executor {kind!r}; accepted values: local, dask", setting="KALLOS_EXECUTOR")
+    raise ConfigError(
+        f"unknown executor {kind!r}; accepted values: local, threads, dask", setting="KALLOS_EXECUTOR"
+    )
