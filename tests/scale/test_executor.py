@@ -44,23 +44,13 @@ def expected(n: int) -> list[pd.DataFrame]:
     return [double_frame(f, 2.0) for f in frames(n)]
 
 
+@pytest.mark.parametrize("executor", [LocalExecutor, ThreadExecutor])
 @pytest.mark.parametrize("workers", [1, 2])
-def test_local_executor_keeps_order_and_reads_ahead_at_most_two_batches_per_worker(workers: int) -> None:
+def test_local_executor_keeps_order_and_reads_ahead_at_most_two_batches_per_worker(
+    executor: type[LocalExecutor | ThreadExecutor], workers: int
+) -> None:
     source = Counting(frames(12))
-    with LocalExecutor(workers) as ex:
-        results = ex.map_batches(double_frame, source, 2.0)
-        first = next(results)
-        assert source.pulled <= 2 * workers
-        got = [first, *results]
-    assert len(got) == 12
-    for a, b in zip(got, expected(12), strict=True):
-        pd.testing.assert_frame_equal(a, b)
-
-
-@pytest.mark.parametrize("workers", [1, 2])
-def test_thread_executor_keeps_order_reads_ahead_at_most_two_batches_per_worker_and_raises(workers: int) -> None:
-    source = Counting(frames(12))
-    with ThreadExecutor(workers) as ex:
+    with executor(workers) as ex:
         results = ex.map_batches(double_frame, source, 2.0)
         first = next(results)
         assert source.pulled <= 2 * workers
@@ -70,9 +60,11 @@ def test_thread_executor_keeps_order_reads_ahead_at_most_two_batches_per_worker_
     assert len(got) == 12
     for a, b in zip(got, expected(12), strict=True):
         pd.testing.assert_frame_equal(a, b)
-    ex = get_executor(load_settings(executor="threads", workers=3))
-    assert isinstance(ex, ThreadExecutor) and ex.workers == 3
-    ex.close()
+
+
+def test_threads_are_chosen_by_the_setting() -> None:
+    with get_executor(load_settings(executor="threads", workers=3)) as ex:
+        assert isinstance(ex, ThreadExecutor) and ex.workers == 3
 
 
 def test_dask_executor_equals_local_and_bounds_read_ahead(dask_address: str) -> None:
