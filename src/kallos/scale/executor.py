@@ -170,20 +170,19 @@ class LocalExecutor(_Base):
                 yield fn(batch, *args)
             return
         pool = self._get_pool()
-        pending: deque[Future[Any]] = deque()
-        try:
-            for batch in _chain(head, it):
-                pending.append(self._submit(pool, fn, batch, args))
-                while len(pending) >= 2 * self._workers:
-                    yield self._receive(pending.popleft())
-            while pending:
-                yield self._receive(pending.popleft())
-        finally:
-            # Abandoned (an error here or in the consumer, or the generator closed): results nobody will
-            # read release their shared memory when their task ends.
-            for fut in pending:
-                if not fut.cancel() and self._shared:
-                    fut.add_done_callback(_release_result)
+
+        def abandon(fut: Future[Any]) -> None:
+            # A result nobody will read releases its shared memory when its task ends.
+            if not fut.cancel() and self._shared:
+                fut.add_done_callback(_release_result)
+
+        yield from _in_order(
+            lambda batch: self._submit(pool, fn, batch, args),
+            _chain(head, it),
+            2 * self._workers,
+            receive=self._receive,
+            abandon=abandon,
+        )
 
     def close(self) -> None:
         if self._pool is not None:
@@ -222,17 +221,8 @@ class ThreadExecutor(_Base):
             return
         if self._pool is None:
             self._pool = ThreadPoolExecutor(max_workers=self._workers, thread_name_prefix="kallos-batch")
-        pending: deque[Future[R]] = deque()
-        try:
-            for batch in batches:
-                pending.append(self._pool.submit(fn, batch, *args))
-                while len(pending) >= 2 * self._workers:
-                    yield pending.popleft().result()
-            while pending:
-                yield pending.popleft().result()
-        finally:
-            for fut in pending:
-                fut.cancel()
+        pool = self._pool
+        yield from _in_order(lambda batch: pool.submit(fn, batch, *args), batches, 2 * self._workers)
 
     def close(self) -> None:
         if self._pool is not None:
@@ -301,19 +291,12 @@ class DaskExecutor(_Base):
         return max(1, sum(self._client.nthreads().values()))
 
     def map_batches(self, fn: Callable[..., R], batches: Iterable[Any], *args: Any) -> Iterator[R]:
-        window = 2 * self.workers
-        pending: deque[Any] = deque()
-        try:
-            for batch in batches:
-                data = self._client.scatter(batch, hash=False)
-                pending.append(self._client.submit(fn, data, *args, pure=False))
-                while len(pending) >= window:
-                    yield pending.popleft().result()
-            while pending:
-                yield pending.popleft().result()
-        finally:
-            for fut in pending:
-                fut.cancel()
+        client = self._client
+
+        def submit(batch: Any) -> Any:
+            return client.submit(fn, client.scatter(batch, hash=False), *args, pure=False)
+
+        yield from _in_order(submit, batches, 2 * self.workers)
 
     def close(self) -> None:
         self._client.close()
@@ -329,6 +312,30 @@ def _task_done(segments: shared.SegmentPool, sent: list[shared.Free], _fut: Futu
 def _release_result(fut: Future[Any]) -> None:
     if not fut.cancelled() and fut.exception() is None:
         shared.release_result(fut.result())
+
+
+def _in_order(
+    submit: Callable[[Any], Any],
+    batches: Iterable[Any],
+    window: int,
+    *,
+    receive: Callable[[Any], Any] = lambda fut: fut.result(),
+    abandon: Callable[[Any], Any] = lambda fut: fut.cancel(),
+) -> Iterator[Any]:
+    """Every executor's contract: results in the batches' order, at most `window` batches submitted and not yet
+    received (memory bounded by the batch size), and futures nobody will read abandoned when the caller stops
+    early or a batch fails (an error here or in the consumer, or the generator closed)."""
+    pending: deque[Any] = deque()
+    try:
+        for batch in batches:
+            pending.append(submit(batch))
+            while len(pending) >= window:
+                yield receive(pending.popleft())
+        while pending:
+            yield receive(pending.popleft())
+    finally:
+        for fut in pending:
+            abandon(fut)
 
 
 def _chain(head: list[T], rest: Iterator[T]) -> Iterator[T]:
